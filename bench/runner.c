@@ -1,0 +1,887 @@
+/*
+ * runner.c — runs strata's benchmark workloads under every allocator and compares them.
+ *
+ * Owns: finding the allocators (strata from the build, glibc, and the Debian packages of
+ * jemalloc, tcmalloc and mimalloc), running each workload as a child process with
+ * LD_PRELOAD, timing it (CLOCK_MONOTONIC around fork..exit) and taking its peak RSS
+ * (wait4's ru_maxrss), checking that every run printed the same result line, and reporting:
+ * a table per workload, a geometric-mean summary, and a CSV of every run under
+ * bench/results/ headed by a description of the machine.
+ * Does not own: the workloads (bench/workloads/, one program each) or any statistics beyond
+ * median/min/max and geometric means; the CSV holds the raw runs for anything else, and
+ * `--report FILE` prints the tables again from a CSV.
+ * Rounds interleave the allocators (round r runs every allocator once per workload, each
+ * round starting one allocator later) so slow drifts of a shared machine hit all alike.
+ * Uses libc only; single-threaded. Signals: SIGALRM is the per-run timeout; SIGINT, SIGTERM
+ * and SIGHUP kill the running child (it has its own process group) before the runner dies.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gnu/libc-version.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "strata.h" /* for STRATA_VERSION only: the runner never calls strata */
+
+#ifndef BENCH_DEFAULT_STRATA
+#define BENCH_DEFAULT_STRATA ""
+#endif
+#ifndef BENCH_DEFAULT_WORKLOADS
+#define BENCH_DEFAULT_WORKLOADS "workloads"
+#endif
+#ifndef BENCH_DEFAULT_RESULTS
+#define BENCH_DEFAULT_RESULTS "results"
+#endif
+#ifndef BENCH_SOURCE_DIR
+#define BENCH_SOURCE_DIR "."
+#endif
+#ifndef BENCH_LIBDIR
+#define BENCH_LIBDIR "/usr/lib/x86_64-linux-gnu"
+#endif
+
+#define MAX_ALLOCS 8
+#define MAX_WORKLOADS 16
+#define MAX_ROUNDS 50
+#define MAX_INFO 24
+#define NAME_LEN 32
+#define LINE_LEN 160
+
+extern char **environ;
+
+/* ---- What is compared ---------------------------------------------------------------- */
+
+typedef struct bench_alloc {
+  char name[NAME_LEN];
+  char path[PATH_MAX]; /* LD_PRELOAD value; empty for glibc */
+  char **envp;         /* the runner's environment with LD_PRELOAD set (or removed) */
+} bench_alloc;
+
+typedef struct bench_workload {
+  char name[NAME_LEN];   /* as printed in the result line, e.g. "threads-4" */
+  char binary[NAME_LEN]; /* program in the workloads directory */
+  char extra[8];         /* argument after SCALE (thread count) or "" */
+} bench_workload;
+
+static const struct {
+  const char *name, *file, *package;
+} peer_table[] = {
+    {"jemalloc", "libjemalloc.so.2", "libjemalloc2"},
+    {"tcmalloc", "libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"},
+    {"mimalloc", "libmimalloc.so.2", "libmimalloc2.0"},
+};
+
+/* The order of the tables; each name is what the program prints in its result line. */
+static const bench_workload workload_table[] = {
+    {"fixed", "fixed", ""},        {"random", "random", ""},      {"xthread", "xthread", ""},
+    {"realloc", "realloc", ""},    {"large", "large", ""},        {"threads-1", "threads", "1"},
+    {"threads-2", "threads", "2"}, {"threads-4", "threads", "4"}, {"threads-8", "threads", "8"},
+};
+
+/* ---- Results ----------------------------------------------------------------------- */
+
+typedef enum run_status {
+  RUN_NONE,      /* not run (or absent from a CSV) */
+  RUN_OK,        /* exited 0 and printed a result line that matches the reference */
+  RUN_EXIT,      /* exited with a non-zero status (code) */
+  RUN_SIGNAL,    /* killed by signal (code) */
+  RUN_TIMEOUT,   /* killed by the runner after --timeout seconds */
+  RUN_NO_RESULT, /* exited 0 without a well-formed result line */
+  RUN_MISMATCH,  /* result line differs from the reference run's */
+} run_status;
+
+typedef struct bench_run {
+  run_status status;
+  int code;            /* exit status or signal number */
+  int position;        /* place in its round's order, 0-based */
+  double wall_s;       /* fork to exit */
+  long maxrss_kib;     /* ru_maxrss of the child */
+  char line[LINE_LEN]; /* the result line, without its newline */
+} bench_run;
+
+/* Everything one invocation knows; a CSV read by --report fills the same fields. */
+typedef struct bench_state {
+  bench_alloc allocs[MAX_ALLOCS];
+  int nallocs;
+  bench_workload workloads[MAX_WORKLOADS];
+  int nworkloads;
+  int rounds;
+  unsigned long scale;
+  unsigned timeout_s;
+  const char *workload_dir;
+  char info[MAX_INFO][PATH_MAX + 64]; /* "key: value" lines describing the machine */
+  int ninfo;
+  bench_run runs[MAX_WORKLOADS][MAX_ALLOCS][MAX_ROUNDS];
+  int failures, mismatches;
+} bench_state;
+
+static bench_state st;
+
+/* Copies src into dst[size], cutting it if too long: for fields where truncating a long
+ * value is intended (snprintf would draw -Wformat-truncation). */
+static void copy_str(char *dst, size_t size, const char *src) {
+  size_t n = strnlen(src, size - 1);
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("bench: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(2);
+}
+
+static void add_info(const char *key, const char *fmt, ...) {
+  if (st.ninfo == MAX_INFO) return;
+  char *out = st.info[st.ninfo++];
+  int n = snprintf(out, sizeof st.info[0], "%s: ", key);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(out + n, sizeof st.info[0] - (size_t)n, fmt, ap);
+  va_end(ap);
+}
+
+static int find_alloc(const char *name) {
+  for (int a = 0; a < st.nallocs; a++)
+    if (strcmp(st.allocs[a].name, name) == 0) return a;
+  return -1;
+}
+
+static int find_workload(const char *name) {
+  for (int w = 0; w < st.nworkloads; w++)
+    if (strcmp(st.workloads[w].name, name) == 0) return w;
+  return -1;
+}
+
+/* ---- Options ----------------------------------------------------------------------- */
+
+typedef struct bench_options {
+  const char *strata, *workloads, *results, *report, *only, *alloc;
+  int rounds, csv;
+  int strata_given; /* --strata was passed: a missing file is then an error */
+  unsigned long scale;
+  unsigned timeout_s;
+} bench_options;
+
+static void usage(FILE *out) {
+  fputs("usage: runner [options]\n"
+        "  --rounds N       runs of each workload per allocator, interleaved (default 5)\n"
+        "  --scale PCT      workload size in percent of full (default 100; 1 = smoke test)\n"
+        "  --only LIST      comma-separated workloads: fixed random xthread realloc large\n"
+        "                   threads-1 threads-2 threads-4 threads-8 (`threads` = all four)\n"
+        "  --alloc LIST     comma-separated allocators: strata glibc jemalloc tcmalloc mimalloc\n"
+        "  --strata PATH    libstrata.so to measure (default: the one this build made)\n"
+        "  --workloads DIR  directory of the workload programs\n"
+        "  --results DIR    where the CSV goes (default: bench/results in the source tree)\n"
+        "  --no-csv         write no CSV\n"
+        "  --timeout SEC    kill a run after SEC seconds and count it failed (default 300)\n"
+        "  --report FILE    print the tables of a CSV written earlier; runs nothing\n",
+        out);
+}
+
+static long parse_number(const char *opt, const char *s, long lo, long hi) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || *end != '\0' || end == s || v < lo || v > hi)
+    die("%s wants a number from %ld to %ld, not '%s'", opt, lo, hi, s);
+  return v;
+}
+
+static void parse_options(int argc, char **argv, bench_options *o) {
+  *o = (bench_options){.strata = BENCH_DEFAULT_STRATA,
+                       .workloads = BENCH_DEFAULT_WORKLOADS,
+                       .results = BENCH_DEFAULT_RESULTS,
+                       .rounds = 5,
+                       .csv = 1,
+                       .scale = 100,
+                       .timeout_s = 300};
+  for (int i = 1; i < argc; i++) {
+    const char *opt = argv[i];
+    if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
+      usage(stdout);
+      exit(0);
+    }
+    if (strcmp(opt, "--no-csv") == 0) {
+      o->csv = 0;
+      continue;
+    }
+    if (i + 1 == argc) die("%s needs a value (see --help)", opt);
+    const char *v = argv[++i];
+    if (strcmp(opt, "--rounds") == 0)
+      o->rounds = (int)parse_number(opt, v, 1, MAX_ROUNDS);
+    else if (strcmp(opt, "--scale") == 0)
+      o->scale = (unsigned long)parse_number(opt, v, 1, 100000);
+    else if (strcmp(opt, "--timeout") == 0)
+      o->timeout_s = (unsigned)parse_number(opt, v, 1, 86400);
+    else if (strcmp(opt, "--only") == 0)
+      o->only = v;
+    else if (strcmp(opt, "--alloc") == 0)
+      o->alloc = v;
+    else if (strcmp(opt, "--strata") == 0)
+      o->strata = v, o->strata_given = 1;
+    else if (strcmp(opt, "--workloads") == 0)
+      o->workloads = v;
+    else if (strcmp(opt, "--results") == 0)
+      o->results = v;
+    else if (strcmp(opt, "--report") == 0)
+      o->report = v;
+    else {
+      usage(stderr);
+      die("unknown option %s", opt);
+    }
+  }
+}
+
+/* Whether `name` is selected by a comma-separated list (NULL selects everything). A list
+ * entry also selects every name it prefixes up to a '-': "threads" selects "threads-4". */
+static int selected(const char *list, const char *name) {
+  if (list == NULL) return 1;
+  size_t n = strlen(name);
+  for (const char *p = list; *p != '\0';) {
+    size_t len = strcspn(p, ",");
+    if ((len == n && strncmp(p, name, n) == 0) ||
+        (len < n && strncmp(p, name, len) == 0 && name[len] == '-'))
+      return 1;
+    p += len + (p[len] == ',');
+  }
+  return 0;
+}
+
+/* Every entry of `list` must select at least one of the n `known` names. */
+static void check_list(const char *what, const char *list, const char *const *known, int n) {
+  for (const char *p = list; p != NULL && *p != '\0';) {
+    size_t len = strcspn(p, ",");
+    char item[NAME_LEN];
+    snprintf(item, sizeof item, "%.*s", (int)len, p);
+    int found = 0;
+    for (int i = 0; i < n && !found; i++) found = selected(item, known[i]);
+    if (!found) die("unknown %s '%s' (see --help)", what, item);
+    p += len + (p[len] == ',');
+  }
+}
+
+/* ---- Allocators and machine description -------------------------------------------- */
+
+/* Copies the runner's environment without LD_PRELOAD, then adds `preload` if non-empty. */
+static char **make_env(const char *preload) {
+  size_t n = 0;
+  while (environ[n] != NULL) n++;
+  char **env = calloc(n + 2, sizeof *env);
+  if (env == NULL) die("out of memory");
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0) env[k++] = environ[i];
+  if (preload[0] != '\0') {
+    size_t len = strlen(preload) + 12;
+    env[k] = malloc(len);
+    if (env[k] == NULL) die("out of memory");
+    snprintf(env[k], len, "LD_PRELOAD=%s", preload);
+  }
+  return env;
+}
+
+static void add_alloc(const char *name, const char *path) {
+  bench_alloc *a = &st.allocs[st.nallocs++];
+  copy_str(a->name, sizeof a->name, name);
+  copy_str(a->path, sizeof a->path, path);
+  a->envp = make_env(path);
+}
+
+/* The Version: field of an installed Debian package, or "?" (not Debian, not installed). */
+static void dpkg_version(const char *package, char *out, size_t size) {
+  snprintf(out, size, "?");
+  FILE *f = fopen("/var/lib/dpkg/status", "r");
+  if (f == NULL) return;
+  char line[512], want[128];
+  snprintf(want, sizeof want, "Package: %s\n", package);
+  int in_stanza = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (strncmp(line, "Package: ", 9) == 0)
+      in_stanza = strcmp(line, want) == 0;
+    else if (in_stanza && strncmp(line, "Version: ", 9) == 0) {
+      line[strcspn(line, "\n")] = '\0';
+      copy_str(out, size, line + 9);
+      break;
+    }
+  }
+  fclose(f);
+}
+
+static void describe_alloc(const char *name, const char *path, const char *version) {
+  char real[PATH_MAX];
+  if (path[0] == '\0' || realpath(path, real) == NULL)
+    copy_str(real, sizeof real, path[0] != '\0' ? path : "(no LD_PRELOAD)");
+  add_info(name, "%s %s", version, real);
+}
+
+static void find_allocators(const bench_options *o) {
+  char version[128];
+  if (selected(o->alloc, "strata")) {
+    if (o->strata[0] != '\0' && access(o->strata, R_OK) == 0) {
+      add_alloc("strata", o->strata);
+      describe_alloc("alloc.strata", o->strata, STRATA_VERSION);
+    } else if (o->strata_given)
+      die("strata not found at '%s'", o->strata);
+    else
+      fprintf(stderr,
+              "bench: strata not found at '%s'; build the `strata` target or pass "
+              "--strata PATH (ratios are then relative to glibc)\n",
+              o->strata);
+  }
+  if (selected(o->alloc, "glibc")) {
+    add_alloc("glibc", "");
+    dpkg_version("libc6", version, sizeof version);
+    describe_alloc("alloc.glibc", "", version);
+  }
+  for (size_t i = 0; i < sizeof peer_table / sizeof peer_table[0]; i++) {
+    if (!selected(o->alloc, peer_table[i].name)) continue;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", BENCH_LIBDIR, peer_table[i].file);
+    if (access(path, R_OK) != 0) {
+      fprintf(stderr, "bench: %s not installed; add it with: sudo apt-get install %s\n",
+              peer_table[i].name, peer_table[i].package);
+      continue;
+    }
+    add_alloc(peer_table[i].name, path);
+    char key[64];
+    snprintf(key, sizeof key, "alloc.%s", peer_table[i].name);
+    dpkg_version(peer_table[i].package, version, sizeof version);
+    describe_alloc(key, path, version);
+  }
+  if (st.nallocs == 0) die("no allocator selected");
+}
+
+/* First line of a file starting with `prefix`, after the prefix; "" if none. */
+static void read_field(const char *file, const char *prefix, char *out, size_t size) {
+  out[0] = '\0';
+  FILE *f = fopen(file, "r");
+  if (f == NULL) return;
+  char line[512];
+  size_t n = strlen(prefix);
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, prefix, n) == 0) {
+      line[strcspn(line, "\n")] = '\0';
+      copy_str(out, size, line + n);
+      break;
+    }
+  fclose(f);
+}
+
+/* The source revision the numbers belong to, from git when there is one. */
+static void describe_source(void) {
+  char cmd[PATH_MAX + 96], rev[128] = "";
+  snprintf(cmd, sizeof cmd, "git -C '%s' describe --always --dirty --abbrev=12 2>/dev/null",
+           BENCH_SOURCE_DIR);
+  FILE *p = popen(cmd, "r");
+  if (p != NULL) {
+    if (fgets(rev, sizeof rev, p) == NULL) rev[0] = '\0';
+    pclose(p);
+  }
+  rev[strcspn(rev, "\n")] = '\0';
+  add_info("source", "%s %s", BENCH_SOURCE_DIR, rev[0] ? rev : "(no git revision)");
+}
+
+static void describe_machine(int argc, char **argv) {
+  char buf[PATH_MAX];
+  time_t now = time(NULL);
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
+  add_info("date", "%s", buf);
+  size_t n = 0;
+  for (int i = 0; i < argc && n < sizeof buf; i++)
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", i ? " " : "", argv[i]);
+  add_info("command", "%s", buf);
+  read_field("/proc/cpuinfo", "model name\t: ", buf, sizeof buf);
+  add_info("cpu", "%s", buf[0] ? buf : "?");
+  add_info("cores", "%ld online, %ld configured", sysconf(_SC_NPROCESSORS_ONLN),
+           sysconf(_SC_NPROCESSORS_CONF));
+  add_info("memory", "%.1f GiB",
+           (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / 1073741824.0);
+  struct utsname u;
+  if (uname(&u) == 0) add_info("kernel", "%s %s %s %s", u.sysname, u.release, u.version, u.machine);
+  read_field("/sys/kernel/mm/transparent_hugepage/enabled", "", buf, sizeof buf);
+  add_info("transparent_hugepage", "%s", buf[0] ? buf : "?");
+  add_info("glibc", "%s", gnu_get_libc_version());
+  add_info("compiler", "gcc %s", __VERSION__);
+  describe_source();
+  add_info("scale", "%lu", st.scale);
+  add_info("rounds", "%d", st.rounds);
+}
+
+/* ---- Running one workload under one allocator -------------------------------------- */
+
+static volatile sig_atomic_t child_pid; /* the run being timed (a process group), or 0 */
+static volatile sig_atomic_t timed_out;
+
+/* Killing from the handler leaves no window where a timeout could be missed. The whole
+ * group goes, so nothing the child started keeps our pipe open. */
+static void on_alarm(int sig) {
+  (void)sig;
+  timed_out = 1;
+  if (child_pid > 0) kill(-(pid_t)child_pid, SIGKILL);
+}
+
+/* A run has its own process group, so a terminal's Ctrl-C reaches only the runner: take
+ * the run down with us. */
+static void on_interrupt(int sig) {
+  if (child_pid > 0) kill(-(pid_t)child_pid, SIGKILL);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void install_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_flags = SA_RESTART;
+  sa.sa_handler = on_alarm;
+  sigaction(SIGALRM, &sa, NULL);
+  sa.sa_handler = on_interrupt;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+}
+
+/* Reads the child's stdout to EOF; keeps the last line that starts with "workload=". */
+static void read_result(int fd, char *line, size_t size) {
+  char buf[4096];
+  size_t len = 0;
+  line[0] = '\0';
+  for (;;) {
+    ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    len += (size_t)r;
+    if (len == sizeof buf - 1) { /* keep only the unfinished last line */
+      char *nl = memrchr(buf, '\n', len);
+      size_t keep = nl != NULL ? len - (size_t)(nl + 1 - buf) : 0;
+      memmove(buf, buf + len - keep, keep);
+      len = keep;
+    }
+    buf[len] = '\0';
+    for (char *p = buf; (p = strstr(p, "workload=")) != NULL; p++)
+      if (p == buf || p[-1] == '\n') snprintf(line, size, "%.*s", (int)strcspn(p, "\n"), p);
+  }
+}
+
+/* `workload=<name> ops=<digits> checksum=<hex>` for the expected name. */
+static int well_formed(const char *line, const char *name) {
+  char want[NAME_LEN + 16];
+  snprintf(want, sizeof want, "workload=%s ops=", name);
+  size_t n = strlen(want);
+  if (strncmp(line, want, n) != 0) return 0;
+  const char *p = line + n;
+  size_t digits = strspn(p, "0123456789");
+  if (digits == 0 || strncmp(p + digits, " checksum=", 10) != 0) return 0;
+  p += digits + 10;
+  size_t hex = strspn(p, "0123456789abcdef");
+  return hex > 0 && p[hex] == '\0';
+}
+
+static double seconds_since(const struct timespec *t0) {
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+/* Starts argv[0] in its own process group with stdout into a pipe; returns the pid and,
+ * in *fd, the pipe's read end. */
+static pid_t spawn(char *const argv[], char *const envp[], int *fd) {
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) != 0) die("pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) die("fork: %s", strerror(errno));
+  if (pid == 0) {
+    setpgid(0, 0);
+    dup2(pfd[1], STDOUT_FILENO);
+    execve(argv[0], argv, envp);
+    fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(pfd[1]);
+  setpgid(pid, pid); /* also here, so the group exists before any kill */
+  *fd = pfd[0];
+  return pid;
+}
+
+static void classify(bench_run *out, int status, const char *name) {
+  out->status = RUN_OK;
+  out->code = 0;
+  if (timed_out)
+    out->status = RUN_TIMEOUT;
+  else if (WIFSIGNALED(status))
+    out->status = RUN_SIGNAL, out->code = WTERMSIG(status);
+  else if (WEXITSTATUS(status) != 0)
+    out->status = RUN_EXIT, out->code = WEXITSTATUS(status);
+  else if (!well_formed(out->line, name))
+    out->status = RUN_NO_RESULT;
+}
+
+static void run_once(const bench_workload *w, const bench_alloc *a, bench_run *out) {
+  char bin[PATH_MAX], scale[24];
+  snprintf(bin, sizeof bin, "%s/%s", st.workload_dir, w->binary);
+  snprintf(scale, sizeof scale, "%lu", st.scale);
+  char *argv[] = {bin, scale, w->extra[0] ? (char *)w->extra : NULL, NULL};
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int fd;
+  pid_t pid = spawn(argv, a->envp, &fd);
+  timed_out = 0;
+  child_pid = pid;
+  alarm(st.timeout_s);
+  read_result(fd, out->line, sizeof out->line);
+  close(fd);
+  /* Wait for the exit but leave the child a zombie, so its pid cannot be reused before
+   * the alarm is disarmed; then reap it with wait4 for the rusage. */
+  siginfo_t info;
+  while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) != 0 && errno == EINTR)
+    ;
+  out->wall_s = seconds_since(&t0);
+  alarm(0);
+  child_pid = 0;
+  int status;
+  struct rusage ru;
+  while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
+    ;
+  out->maxrss_kib = ru.ru_maxrss;
+  classify(out, status, w->name);
+}
+
+static void print_command(FILE *f, const bench_workload *w, const bench_alloc *a) {
+  if (a->path[0] != '\0') fprintf(f, "LD_PRELOAD=%s ", a->path);
+  fprintf(f, "%s/%s %lu%s%s", st.workload_dir, w->binary, st.scale, w->extra[0] ? " " : "",
+          w->extra);
+}
+
+static const char *status_text(const bench_run *r, char *buf, size_t size) {
+  static const char *const names[] = {"none",    "ok",        "exit",    "signal",
+                                      "timeout", "no-result", "mismatch"};
+  if (r->status == RUN_EXIT || r->status == RUN_SIGNAL)
+    snprintf(buf, size, "%s:%d", names[r->status], r->code);
+  else
+    copy_str(buf, size, names[r->status]);
+  return buf;
+}
+
+static void report_failure(const bench_workload *w, const bench_alloc *a, int round,
+                           const bench_run *r, const char *detail) {
+  char sbuf[32];
+  fprintf(stderr, "\nbench: FAILED %s under %s (round %d): %s%s%s\n  reproduce: ", w->name, a->name,
+          round + 1, status_text(r, sbuf, sizeof sbuf), r->status == RUN_SIGNAL ? " " : "",
+          r->status == RUN_SIGNAL ? strsignal(r->code) : "");
+  print_command(stderr, w, a);
+  fprintf(stderr, "\n%s", detail != NULL ? detail : "");
+}
+
+/* Runs every round, interleaving the allocators; progress goes to stderr. */
+static void run_all(void) {
+  for (int r = 0; r < st.rounds; r++)
+    for (int w = 0; w < st.nworkloads; w++) {
+      fprintf(stderr, "[round %d/%d] %-10s", r + 1, st.rounds, st.workloads[w].name);
+      for (int k = 0; k < st.nallocs; k++) {
+        int a = (k + r) % st.nallocs;
+        bench_run *run = &st.runs[w][a][r];
+        run_once(&st.workloads[w], &st.allocs[a], run);
+        run->position = k;
+        fprintf(stderr, " %s %.2fs", st.allocs[a].name, run->wall_s);
+        if (run->status != RUN_OK) {
+          report_failure(&st.workloads[w], &st.allocs[a], r, run, NULL);
+          st.failures++;
+        }
+      }
+      fputc('\n', stderr);
+    }
+}
+
+/* Every good run of a workload must print the same line as the reference: glibc's first
+ * good run when there is one (the system allocator is the trusted one), else the first. */
+static void check_results(void) {
+  for (int w = 0; w < st.nworkloads; w++) {
+    const bench_run *ref = NULL;
+    const bench_alloc *ref_alloc = NULL;
+    for (int pass = 0; pass < 2 && ref == NULL; pass++)
+      for (int a = 0; a < st.nallocs && ref == NULL; a++)
+        for (int r = 0; r < st.rounds && ref == NULL; r++)
+          if (st.runs[w][a][r].status == RUN_OK &&
+              (pass == 1 || strcmp(st.allocs[a].name, "glibc") == 0))
+            ref = &st.runs[w][a][r], ref_alloc = &st.allocs[a];
+    if (ref == NULL) continue; /* every run failed, and each failure was reported already */
+    for (int a = 0; a < st.nallocs; a++)
+      for (int r = 0; r < st.rounds; r++) {
+        bench_run *run = &st.runs[w][a][r];
+        if (run->status != RUN_OK || strcmp(run->line, ref->line) == 0) continue;
+        run->status = RUN_MISMATCH;
+        st.mismatches++;
+        char detail[2 * LINE_LEN + 64];
+        snprintf(detail, sizeof detail, "  got:      %s\n  expected: %s (%s)\n", run->line,
+                 ref->line, ref_alloc->name);
+        report_failure(&st.workloads[w], &st.allocs[a], r, run, detail);
+      }
+  }
+}
+
+/* ---- Statistics and tables --------------------------------------------------------- */
+
+typedef struct bench_stats {
+  int ok;                        /* good runs the figures are taken from */
+  double median_s, min_s, max_s; /* wall time */
+  double rss_mib;                /* median peak RSS */
+} bench_stats;
+
+static int cmp_double(const void *x, const void *y) {
+  double a = *(const double *)x, b = *(const double *)y;
+  return (a > b) - (a < b);
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static bench_stats stats_of(int w, int a) {
+  double t[MAX_ROUNDS], rss[MAX_ROUNDS];
+  bench_stats s = {0, 0, 0, 0, 0};
+  for (int r = 0; r < st.rounds; r++) {
+    const bench_run *run = &st.runs[w][a][r];
+    if (run->status != RUN_OK) continue;
+    t[s.ok] = run->wall_s;
+    rss[s.ok++] = (double)run->maxrss_kib / 1024.0;
+  }
+  if (s.ok == 0) return s;
+  s.median_s = median(t, s.ok);
+  s.min_s = t[0];
+  s.max_s = t[s.ok - 1];
+  s.rss_mib = median(rss, s.ok);
+  return s;
+}
+
+/* strata when it was measured, else glibc, else the first allocator. */
+static int baseline(void) {
+  int b = find_alloc("strata");
+  if (b < 0) b = find_alloc("glibc");
+  return b < 0 ? 0 : b;
+}
+
+static void print_table(int w, int base) {
+  const bench_run *any = NULL;
+  for (int a = 0; a < st.nallocs && any == NULL; a++)
+    for (int r = 0; r < st.rounds && any == NULL; r++)
+      if (st.runs[w][a][r].status == RUN_OK) any = &st.runs[w][a][r];
+  const char *ops = any != NULL ? strstr(any->line, "ops=") : NULL;
+  printf("\n%s  (%.*s)\n", st.workloads[w].name, ops ? (int)strcspn(ops, " ") : 2,
+         ops ? ops : "--");
+  char tr[NAME_LEN + 8], rr[NAME_LEN + 8];
+  snprintf(tr, sizeof tr, "time/%s", st.allocs[base].name);
+  snprintf(rr, sizeof rr, "RSS/%s", st.allocs[base].name);
+  printf("  %-9s %5s %9s %9s %9s %12s %13s %13s\n", "allocator", "runs", "median s", "min s",
+         "max s", "peak RSS MiB", tr, rr);
+  bench_stats b = stats_of(w, base);
+  for (int a = 0; a < st.nallocs; a++) {
+    bench_stats s = stats_of(w, a);
+    printf("  %-9s %2d/%-2d ", st.allocs[a].name, s.ok, st.rounds);
+    if (s.ok == 0) {
+      printf("%9s\n", "FAILED");
+      continue;
+    }
+    printf("%9.3f %9.3f %9.3f %12.1f", s.median_s, s.min_s, s.max_s, s.rss_mib);
+    if (b.ok > 0) printf(" %13.2f %13.2f", s.median_s / b.median_s, s.rss_mib / b.rss_mib);
+    putchar('\n');
+  }
+}
+
+static void print_summary(int base) {
+  printf("\nsummary: geometric mean over workloads of allocator/%s (median time, median peak "
+         "RSS);\n         above 1.00 means %s is faster / smaller\n",
+         st.allocs[base].name, st.allocs[base].name);
+  printf("  %-9s %9s %9s %10s\n", "allocator", "time", "RSS", "workloads");
+  for (int a = 0; a < st.nallocs; a++) {
+    double lt = 0, lr = 0;
+    int n = 0;
+    for (int w = 0; w < st.nworkloads; w++) {
+      bench_stats s = stats_of(w, a), b = stats_of(w, base);
+      if (s.ok == 0 || b.ok == 0)
+        continue; /* a failed workload has no ratio; the count below shows it */
+      lt += log(s.median_s / b.median_s);
+      lr += log(s.rss_mib / b.rss_mib);
+      n++;
+    }
+    char count[16];
+    snprintf(count, sizeof count, "%d/%d", n, st.nworkloads);
+    if (n == 0)
+      printf("  %-9s %9s %9s %10s\n", st.allocs[a].name, "-", "-", count);
+    else
+      printf("  %-9s %9.2f %9.2f %10s\n", st.allocs[a].name, exp(lt / n), exp(lr / n), count);
+  }
+}
+
+static void print_report(void) {
+  int base = baseline();
+  printf("\n");
+  for (int i = 0; i < st.ninfo; i++) printf("# %s\n", st.info[i]);
+  printf("\nratios are each allocator's median divided by %s's\n", st.allocs[base].name);
+  for (int w = 0; w < st.nworkloads; w++) print_table(w, base);
+  print_summary(base);
+}
+
+/* ---- CSV --------------------------------------------------------------------------- */
+
+#define CSV_COLUMNS "workload,allocator,round,position,wall_s,maxrss_kib,status,ops,checksum"
+
+static void mkdir_p(const char *dir) {
+  char path[PATH_MAX];
+  copy_str(path, sizeof path, dir);
+  for (char *p = path + 1; *p != '\0'; p++)
+    if (*p == '/') {
+      *p = '\0';
+      mkdir(path, 0777);
+      *p = '/';
+    }
+  if (mkdir(path, 0777) != 0 && errno != EEXIST) die("cannot create %s: %s", dir, strerror(errno));
+}
+
+static void write_row(FILE *f, int w, int a, int r) {
+  const bench_run *run = &st.runs[w][a][r];
+  char sbuf[32], ops[24] = "", sum[24] = "";
+  const char *p = strstr(run->line, " ops="), *q = strstr(run->line, " checksum=");
+  if (p != NULL && q != NULL) {
+    snprintf(ops, sizeof ops, "%.*s", (int)(q - p - 5), p + 5);
+    copy_str(sum, sizeof sum, q + 10);
+  }
+  fprintf(f, "%s,%s,%d,%d,%.6f,%ld,%s,%s,%s\n", st.workloads[w].name, st.allocs[a].name, r + 1,
+          run->position, run->wall_s, run->maxrss_kib, status_text(run, sbuf, sizeof sbuf), ops,
+          sum);
+}
+
+static void write_csv(const char *dir) {
+  char path[PATH_MAX], stamp[32];
+  time_t now = time(NULL);
+  strftime(stamp, sizeof stamp, "%Y-%m-%d-%H%M%S", localtime(&now));
+  mkdir_p(dir);
+  snprintf(path, sizeof path, "%s/bench-%s.csv", dir, stamp);
+  FILE *f = fopen(path, "w");
+  if (f == NULL) die("cannot write %s: %s", path, strerror(errno));
+  for (int i = 0; i < st.ninfo; i++) fprintf(f, "# %s\n", st.info[i]);
+  fprintf(f, "%s\n", CSV_COLUMNS);
+  for (int w = 0; w < st.nworkloads; w++)
+    for (int a = 0; a < st.nallocs; a++)
+      for (int r = 0; r < st.rounds; r++) write_row(f, w, a, r);
+  if (fclose(f) != 0) die("cannot write %s: %s", path, strerror(errno));
+  printf("\nraw runs written to %s\n", path);
+}
+
+/* Parses one data row back into st; the inverse of write_row. */
+static void read_row(char *line, int lineno) {
+  char *field[9];
+  int n = 0;
+  for (char *p = line; n < 9; n++) {
+    field[n] = p;
+    p += strcspn(p, ",\n");
+    int end = *p != ',';
+    *p++ = '\0';
+    if (end) {
+      n++;
+      break;
+    }
+  }
+  if (n != 9) die("line %d: expected 9 fields", lineno);
+  int w = find_workload(field[0]), a = find_alloc(field[1]);
+  if (w < 0 && st.nworkloads < MAX_WORKLOADS)
+    copy_str(st.workloads[w = st.nworkloads++].name, NAME_LEN, field[0]);
+  if (a < 0 && st.nallocs < MAX_ALLOCS)
+    copy_str(st.allocs[a = st.nallocs++].name, NAME_LEN, field[1]);
+  int r = atoi(field[2]) - 1;
+  if (w < 0 || a < 0 || r < 0 || r >= MAX_ROUNDS)
+    die("line %d: too many workloads or allocators, or a bad round", lineno);
+  if (r + 1 > st.rounds) st.rounds = r + 1;
+  bench_run *run = &st.runs[w][a][r];
+  run->position = atoi(field[3]);
+  run->wall_s = strtod(field[4], NULL);
+  run->maxrss_kib = atol(field[5]);
+  /* Only ok runs enter the statistics; the exact kind of failure does not matter here. */
+  run->status = strcmp(field[6], "ok") == 0 ? RUN_OK : RUN_NO_RESULT;
+  snprintf(run->line, sizeof run->line, "workload=%s ops=%s checksum=%s", field[0], field[7],
+           field[8]);
+}
+
+static void read_csv(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) die("cannot read %s: %s", path, strerror(errno));
+  char line[PATH_MAX + 128];
+  int lineno = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    lineno++;
+    if (line[0] == '#') {
+      line[strcspn(line, "\n")] = '\0';
+      if (st.ninfo < MAX_INFO) copy_str(st.info[st.ninfo++], sizeof st.info[0], line + 2);
+    } else if (strncmp(line, "workload,", 9) != 0 && line[0] != '\n')
+      read_row(line, lineno);
+  }
+  fclose(f);
+  if (st.nallocs == 0) die("%s holds no runs", path);
+}
+
+/* ---- main -------------------------------------------------------------------------- */
+
+static void select_workloads(const bench_options *o) {
+  enum { n = sizeof workload_table / sizeof workload_table[0] };
+  const char *names[n];
+  for (size_t i = 0; i < n; i++) names[i] = workload_table[i].name;
+  check_list("workload", o->only, names, n);
+  for (size_t i = 0; i < n; i++) {
+    if (!selected(o->only, workload_table[i].name)) continue;
+    char bin[PATH_MAX];
+    snprintf(bin, sizeof bin, "%s/%s", o->workloads, workload_table[i].binary);
+    if (access(bin, X_OK) != 0)
+      die("workload program %s missing; build the bench targets or pass --workloads DIR", bin);
+    st.workloads[st.nworkloads++] = workload_table[i];
+  }
+}
+
+int main(int argc, char **argv) {
+  bench_options o;
+  parse_options(argc, argv, &o);
+  if (o.report != NULL) {
+    read_csv(o.report);
+    print_report();
+    return 0;
+  }
+  static const char *const known_allocs[] = {"strata", "glibc", "jemalloc", "tcmalloc", "mimalloc"};
+  check_list("allocator", o.alloc, known_allocs, 5);
+  st.rounds = o.rounds;
+  st.scale = o.scale;
+  st.timeout_s = o.timeout_s;
+  st.workload_dir = o.workloads;
+  select_workloads(&o);
+  describe_machine(argc, argv);
+  find_allocators(&o);
+  install_handlers();
+  run_all();
+  struct rusage self;
+  getrusage(RUSAGE_SELF, &self);
+  add_info("runner_maxrss_kib",
+           "%ld (a run's peak RSS includes the runner's forked image, "
+           "so no run reads below this)",
+           self.ru_maxrss);
+  check_results();
+  print_report();
+  if (o.csv) write_csv(o.results);
+  if (st.failures + st.mismatches > 0) {
+    printf("\nbench: %d failed run(s) and %d checksum mismatch(es); see the messages above\n",
+           st.failures, st.mismatches);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,26 @@
+# Helpers that compile strata's sources into one variant of the library.
+#   strata_add_objects(<name> <extra-flags> <pic> [SOURCES ...])
+#   strata_add_library(<name> <extra-flags>)   static, prefixed API only
+function(strata_add_objects name flags pic)
+  cmake_parse_arguments(ARG "" "" "SOURCES" ${ARGN})
+  if(NOT ARG_SOURCES)
+    set(ARG_SOURCES ${STRATA_CORE_SOURCES})
+  endif()
+  add_library(${name} OBJECT ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(${name} PRIVATE ${STRATA_WARNINGS} -fvisibility=hidden
+                         -ftls-model=initial-exec -fno-plt ${flags})
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE ST_DEBUG=${STRATA_DEBUG})
+  set_target_properties(${name} PROPERTIES POSITION_INDEPENDENT_CODE ${pic})
+endfunction()
+
+function(strata_add_library name flags)
+  strata_add_objects(${name}_objs "${flags}" ON)
+  add_library(${name} STATIC $<TARGET_OBJECTS:${name}_objs>)
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/include)
+  target_link_libraries(${name} PUBLIC Threads::Threads)
+  if(flags)
+    target_compile_options(${name} INTERFACE ${flags})
+    target_link_options(${name} INTERFACE ${flags})
+  endif()
+endfunction()

@@ -1,0 +1,136 @@
+/*
+ * api.c — the prefixed public API (st_*): argument checking and errno, then the core.
+ *
+ * Semantics follow glibc 2.36 (measured, and checked by tests/api): impossible sizes give
+ * ENOMEM; memalign/aligned_alloc round a non-power-of-two alignment up and reject one
+ * above SIZE_MAX/2+1 with EINVAL; posix_memalign returns its error and leaves errno
+ * alone; realloc(p, 0) frees p and returns NULL; free never changes errno.
+ */
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+#include "core/heap.h"
+#include "os/os.h"
+#include "strata.h"
+
+#define ST_ALIAS(target) __attribute__((alias(#target), visibility("default")))
+
+static void *out_of_memory(void) {
+  errno = ENOMEM;
+  return NULL;
+}
+
+void *st__api_malloc_slow(size_t size) {
+  if (ST_UNLIKELY(size > PTRDIFF_MAX)) return out_of_memory();
+  void *p = st__core_malloc(size, false);
+  return p != NULL ? p : out_of_memory();
+}
+
+void st__api_free_slow(void *p, st_span_t *span) {
+  if (p == NULL) return;
+  int saved = errno;
+  st__core_free(p, span, "free");
+  errno = saved;
+}
+
+void *st__api_calloc(size_t count, size_t size) {
+  size_t total;
+  if (ST_UNLIKELY(__builtin_mul_overflow(count, size, &total) || total > PTRDIFF_MAX))
+    return out_of_memory();
+  void *p;
+  if (total <= ST_SMALL_FAST_MAX) {
+    p = st__api_malloc(total);
+    if (p != NULL) __builtin_memset(p, 0, total);
+    return p;
+  }
+  p = st__core_malloc(total, true);
+  return p != NULL ? p : out_of_memory();
+}
+
+void *st__api_realloc(void *p, size_t size) {
+  if (p == NULL) return st__api_malloc(size);
+  if (size == 0) {
+    st__api_free(p);
+    return NULL;
+  }
+  if (ST_UNLIKELY(size > PTRDIFF_MAX)) return out_of_memory();
+  void *q = st__core_realloc(p, size);
+  return q != NULL ? q : out_of_memory();
+}
+
+void *st__api_reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (ST_UNLIKELY(__builtin_mul_overflow(count, size, &total))) return out_of_memory();
+  return st__api_realloc(p, total);
+}
+
+void *st__api_memalign(size_t alignment, size_t size) {
+  if (alignment <= ST_MIN_ALIGN) return st__api_malloc(size);
+  if (alignment > SIZE_MAX / 2 + 1) {
+    errno = EINVAL;
+    return NULL;
+  }
+  alignment = st_pow2_ceil(alignment);
+  if (ST_UNLIKELY(size > PTRDIFF_MAX || alignment > PTRDIFF_MAX)) return out_of_memory();
+  void *p = st__core_malloc_aligned(size, alignment);
+  return p != NULL ? p : out_of_memory();
+}
+
+int st__api_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (!st_is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+  int saved = errno;
+  void *p = st__api_memalign(alignment, size);
+  errno = saved;
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void *st__api_valloc(size_t size) { return st__api_memalign(st__os_page_size(), size); }
+
+void *st__api_pvalloc(size_t size) {
+  size_t page = st__os_page_size();
+  if (size > PTRDIFF_MAX) return out_of_memory();
+  return st__api_memalign(page, size == 0 ? page : st_align_up(size, page));
+}
+
+size_t st__api_usable_size(const void *p) { return st__core_usable_size(p, "malloc_usable_size"); }
+
+void st__api_free_sized(void *p, size_t size) {
+  ST_UNUSED(size);
+  st__api_free(p);
+}
+
+void st__api_free_aligned_sized(void *p, size_t alignment, size_t size) {
+  ST_UNUSED(alignment);
+  ST_UNUSED(size);
+  st__api_free(p);
+}
+
+int st__api_trim(size_t pad) {
+  ST_UNUSED(pad);
+  return st__core_trim();
+}
+
+/* ---- the public names ---------------------------------------------------------------- */
+
+void *st_malloc(size_t size) { return st__api_malloc(size); }
+void st_free(void *p) { st__api_free(p); }
+void *st_calloc(size_t count, size_t size) ST_ALIAS(st__api_calloc);
+void *st_realloc(void *p, size_t size) ST_ALIAS(st__api_realloc);
+void *st_reallocarray(void *p, size_t count, size_t size) ST_ALIAS(st__api_reallocarray);
+void st_free_sized(void *p, size_t size) ST_ALIAS(st__api_free_sized);
+void st_free_aligned_sized(void *p, size_t alignment, size_t size) ST_ALIAS(st__api_free_aligned_sized);
+void *st_aligned_alloc(size_t alignment, size_t size) ST_ALIAS(st__api_memalign);
+void *st_memalign(size_t alignment, size_t size) ST_ALIAS(st__api_memalign);
+int st_posix_memalign(void **out, size_t alignment, size_t size) ST_ALIAS(st__api_posix_memalign);
+void *st_valloc(size_t size) ST_ALIAS(st__api_valloc);
+void *st_pvalloc(size_t size) ST_ALIAS(st__api_pvalloc);
+size_t st_usable_size(const void *p) ST_ALIAS(st__api_usable_size);
+int st_trim(size_t pad) ST_ALIAS(st__api_trim);
+
+void st_core_counters_get(st_core_counters *out) { st__core_counters(out); }
+
+int st_heap_validate(void) { return st__core_validate() ? 0 : -1; }

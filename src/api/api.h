@@ -1,0 +1,63 @@
+/*
+ * api.h — the malloc and free fast paths, inlined into both the st_* functions (api.c)
+ * and the libc names (override.c), plus the argument-checking entry points they share.
+ *
+ * Owns: argument checking and errno for the whole malloc family. The fast paths below are
+ * the core's thread-cache pop and push (see core/tcache.h for why they need no init check);
+ * everything else goes to the core backend in core/heap.c.
+ */
+#ifndef ST_API_API_H
+#define ST_API_API_H
+
+#include <stddef.h>
+
+#include "base/macros.h"
+#include "core/pagemap.h"
+#include "core/thread.h"
+
+ST_HIDDEN ST_NOINLINE void *st__api_malloc_slow(size_t size);
+ST_HIDDEN ST_NOINLINE void st__api_free_slow(void *p, st_span_t *span);
+ST_HIDDEN void *st__api_calloc(size_t count, size_t size);
+ST_HIDDEN void *st__api_realloc(void *p, size_t size);
+ST_HIDDEN void *st__api_reallocarray(void *p, size_t count, size_t size);
+ST_HIDDEN void *st__api_memalign(size_t alignment, size_t size);
+ST_HIDDEN int st__api_posix_memalign(void **out, size_t alignment, size_t size);
+ST_HIDDEN void *st__api_valloc(size_t size);
+ST_HIDDEN void *st__api_pvalloc(size_t size);
+ST_HIDDEN size_t st__api_usable_size(const void *p);
+ST_HIDDEN void st__api_free_sized(void *p, size_t size);
+ST_HIDDEN void st__api_free_aligned_sized(void *p, size_t alignment, size_t size);
+ST_HIDDEN int st__api_trim(size_t pad);
+
+/* Pop from the current span of the size's class. */
+ST_INLINE void *st__api_malloc(size_t size) {
+  if (ST_LIKELY(size <= ST_SMALL_FAST_MAX)) {
+    st_span_t *span = st__tls_tcache->current[st__small_class(size)];
+    st_block_t *block = span->free;
+    if (ST_LIKELY(block != NULL)) {
+      span->free = block->next;
+      span->used++;
+      return block;
+    }
+  }
+  return st__api_malloc_slow(size);
+}
+
+/* Push onto the span's free list when this thread owns the span and it is not parked;
+ * foreign pointers, NULL and every other case take the slow path. */
+ST_INLINE void st__api_free(void *p) {
+  st_span_t *span = st__pagemap_lookup(p);
+  if (ST_LIKELY(span != NULL)) {
+    st_tcache_t *tc = st__tls_tcache;
+    if (ST_LIKELY(st_load_relaxed(&span->xfast_owner) == &tc->owner)) {
+      st_block_t *block = p;
+      block->next = span->free;
+      span->free = block;
+      if (ST_UNLIKELY(--span->used == 0)) st__tcache_retire(tc, span);
+      return;
+    }
+  }
+  st__api_free_slow(p, span);
+}
+
+#endif

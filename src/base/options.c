@@ -1,0 +1,68 @@
+/*
+ * options.c — parsing of the option table from the environment (see options.h).
+ *
+ * getenv and the hand-written number parser below never allocate, so this runs safely
+ * inside the allocator's first initialisation.
+ */
+#include "base/options.h"
+
+#include <stdlib.h>
+
+#include "base/report.h"
+
+const st_option_desc st__option_descs[ST_OPTION_COUNT] = {
+#define ST_OPTION_DESC(name, def, lo, hi, help) {"STRATA_" #name, def, lo, hi, help},
+    ST_OPTION_LIST(ST_OPTION_DESC)
+#undef ST_OPTION_DESC
+};
+
+long st__option_values[ST_OPTION_COUNT] = {
+#define ST_OPTION_DEFAULT(name, def, lo, hi, help) def,
+    ST_OPTION_LIST(ST_OPTION_DEFAULT)
+#undef ST_OPTION_DEFAULT
+};
+
+static bool text_equals(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
+
+/* Accepts a decimal integer (optionally negative) or yes/no/true/false/on/off. */
+static bool parse_long(const char *text, long *out) {
+  static const struct { const char *word; long value; } words[] = {
+      {"yes", 1}, {"true", 1}, {"on", 1}, {"no", 0}, {"false", 0}, {"off", 0}};
+  for (size_t i = 0; i < ST_ARRAY_LEN(words); i++) {
+    if (text_equals(text, words[i].word)) {
+      *out = words[i].value;
+      return true;
+    }
+  }
+  const char *p = text;
+  bool negative = *p == '-';
+  if (negative) p++;
+  if (*p < '0' || *p > '9') return false;
+  long value = 0;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (value > (__LONG_MAX__ - (*p - '0')) / 10) return false;
+    value = value * 10 + (*p - '0');
+  }
+  if (*p != '\0') return false;
+  *out = negative ? -value : value;
+  return true;
+}
+
+void st__options_init(void) {
+  for (int id = 0; id < ST_OPTION_COUNT; id++) {
+    const st_option_desc *d = &st__option_descs[id];
+    const char *text = getenv(d->env_name);
+    long value = d->default_value;
+    if (text != NULL && *text != '\0') {
+      if (!parse_long(text, &value) || value < d->min || value > d->max) {
+        st__report("warning: %s=\"%s\" is not a number in [%ld, %ld]; using the default %ld",
+                   d->env_name, text, d->min, d->max, d->default_value);
+        value = d->default_value;
+      }
+    }
+    st__option_values[id] = value;
+  }
+}

@@ -1,0 +1,47 @@
+/*
+ * options.h — the run-time option table (STYLE.md §9).
+ *
+ * Owns: the one list of options. The X-macro generates the enum, the defaults, the
+ * environment names (STRATA_<NAME>) and the help text, so they cannot drift apart.
+ * Options are read once, from the environment, without allocating; a bad value gets a
+ * warning and the default. Reads after st__options_init are plain loads.
+ */
+#ifndef ST_BASE_OPTIONS_H
+#define ST_BASE_OPTIONS_H
+
+#include <stdbool.h>
+
+#include "base/macros.h"
+
+/* X(ENUM_NAME, default, min, max, help) — every value is a long. */
+#define ST_OPTION_LIST(X)                                                                       \
+  X(VERBOSE, 0, 0, 2, "Print warnings (1) and a summary line at exit (1) or more detail (2)")  \
+  X(PURGE_DELAY_MS, 250, -1, 3600000,                                                            \
+    "Milliseconds a free span stays resident before it is purged; 0 purges at once, -1 never")  \
+  X(HUGE_THRESHOLD_KB, 65536, 256, 1048576,                                                      \
+    "Requests above this many KiB are mapped directly and unmapped on free")                    \
+  X(SHARDS, 0, 0, 64, "Number of page-heap shards; 0 means one per CPU the process may use")
+
+typedef enum st_option_id {
+#define ST_OPTION_ENUM(name, def, lo, hi, help) ST_OPTION_##name,
+  ST_OPTION_LIST(ST_OPTION_ENUM)
+#undef ST_OPTION_ENUM
+  ST_OPTION_COUNT
+} st_option_id;
+
+typedef struct st_option_desc {
+  const char *env_name; /* "STRATA_VERBOSE" */
+  long default_value;
+  long min, max;
+  const char *help;
+} st_option_desc;
+
+ST_HIDDEN extern long st__option_values[ST_OPTION_COUNT];
+ST_HIDDEN extern const st_option_desc st__option_descs[ST_OPTION_COUNT];
+
+/* Reads every STRATA_* variable; idempotent, called from the core's one-time init. */
+ST_HIDDEN void st__options_init(void);
+
+ST_INLINE long st_option(st_option_id id) { return st__option_values[id]; }
+
+#endif

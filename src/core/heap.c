@@ -1,0 +1,237 @@
+/*
+ * heap.c — the core backend behind the fast paths (see heap.h).
+ *
+ * Size routing: n <= ST_SMALL_MAX → a slab class in the thread cache;
+ * n <= huge threshold (STRATA_HUGE_THRESHOLD_KB) → a LARGE span of whole pages from the
+ * page heap of the current CPU; larger → a HUGE mapping of its own.
+ */
+#include "core/heap.h"
+
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/check.h"
+#include "base/options.h"
+#include "core/huge.h"
+#include "core/page.h"
+#include "core/pageheap.h"
+#include "core/pagemap.h"
+#include "core/thread.h"
+#include "os/os.h"
+
+size_t st__core_huge_threshold(void) { return (size_t)st_option(ST_OPTION_HUGE_THRESHOLD_KB) << 10; }
+
+/* ---- small ----------------------------------------------------------------------- */
+
+static void *small_alloc(unsigned cls) {
+  st_tcache_t *tc = st__thread_cache();
+  if (ST_UNLIKELY(tc == NULL)) {
+    tc = st__thread_orphan_acquire();
+    void *block = st__tcache_alloc_slow(tc, cls);
+    st__thread_orphan_release();
+    return block;
+  }
+  st_span_t *span = tc->current[cls];
+  st_block_t *block = span->free;
+  if (ST_LIKELY(block != NULL)) {
+    span->free = block->next;
+    span->used++;
+    return block;
+  }
+  return st__tcache_alloc_slow(tc, cls);
+}
+
+static void small_free(void *p, st_span_t *span, const char *fn) {
+  ST_CHECK(st__page_is_block_start(span, p),
+           "%s(): invalid pointer %p (inside a %u-byte block)", fn, p, span->block_size);
+  st_tcache_t *tc = st__tls_tcache;
+  if (st__tcache_owns(tc, span)) st__tcache_free_local_slow(tc, span, p);
+  else st__page_free_mt(span, p);
+}
+
+/* ---- large ----------------------------------------------------------------------- */
+
+static void *large_alloc(size_t size, size_t align, bool zero) {
+  size_t pages = size == 0 ? 1 : st__bytes_to_pages(size);
+  st_span_t *span = st__pageheap_alloc(st__pageheap_of_cpu(sched_getcpu()), pages, align, ST_SPAN_LARGE);
+  if (span == NULL) return NULL;
+  if (zero && !span->zeroed) memset(st__span_start(span), 0, size);
+  return st__span_start(span);
+}
+
+static void large_free(st_span_t *span) {
+  st_pageheap_t *home = st__pageheap_home(span);
+  st__pageheap_lock(home);
+  st__pageheap_free_locked(home, span);
+  st__pageheap_unlock(home);
+}
+
+/* Shrinks or grows a LARGE span in place; false if it has to move. */
+static bool large_resize_in_place(st_span_t *span, size_t size) {
+  size_t pages = st__bytes_to_pages(size);
+  if (pages == span->pages) return true;
+  st_pageheap_t *home = st__pageheap_home(span);
+  bool ok = true;
+  st__pageheap_lock(home);
+  if (pages < span->pages) st__pageheap_shrink_locked(home, span, pages);
+  else ok = st__pageheap_grow_locked(home, span, pages);
+  st__pageheap_unlock(home);
+  return ok;
+}
+
+/* ---- entry points ------------------------------------------------------------------ */
+
+void *st__core_malloc(size_t size, bool zero) {
+  if (size <= ST_SMALL_MAX) {
+    void *p = small_alloc(st__size_to_class(size));
+    if (zero && p != NULL) memset(p, 0, size);
+    return p;
+  }
+  st__core_ensure_init();
+  if (size <= st__core_huge_threshold()) return large_alloc(size, ST_PAGE_SIZE, zero);
+  return st__huge_alloc(size, ST_PAGE_SIZE);
+}
+
+void *st__core_malloc_aligned(size_t size, size_t align) {
+  if (size <= ST_SMALL_MAX && align <= ST_PAGE_SIZE) {
+    /* Slab spans start on a page, so blocks of a class whose size is a multiple of align
+     * are all aligned. Such a class exists: 4096 is one. */
+    unsigned cls = st__size_to_class(size < align ? align : size);
+    st__core_ensure_init();
+    while (st__class_size[cls] % align != 0) cls++;
+    return small_alloc(cls);
+  }
+  st__core_ensure_init();
+  if (size <= st__core_huge_threshold() && align <= ST_REGION_BYTES / 4)
+    return large_alloc(size, align, false);
+  return st__huge_alloc(size, align);
+}
+
+ST_COLD ST_NOINLINE static void invalid_pointer(const char *fn, const void *p, const st_span_t *span) {
+  if (span != NULL && span->kind == ST_SPAN_FREE)
+    st__fatal("%s(): double free or invalid pointer %p (its pages are free)", fn, p);
+  if (span != NULL)
+    st__fatal("%s(): invalid pointer %p (inside a block of %zu bytes at %p)", fn, p,
+              st__span_bytes(span), (void *)span->start);
+  st__fatal("%s(): invalid pointer %p (not allocated by strata)", fn, p);
+}
+
+/* The span of a block the program passed in, or a diagnostic. */
+static st_span_t *span_of_block(const void *p, const char *fn) {
+  st_span_t *span = st__pagemap_lookup(p);
+  if (ST_UNLIKELY(span == NULL || span->kind == ST_SPAN_FREE)) invalid_pointer(fn, p, span);
+  if (span->kind != ST_SPAN_SLAB && ST_UNLIKELY(span->start != (uintptr_t)p))
+    invalid_pointer(fn, p, span);
+  return span;
+}
+
+void st__core_free(void *p, st_span_t *span, const char *fn) {
+  if (p == NULL) return;
+  if (span == NULL || span->kind != ST_SPAN_SLAB) span = span_of_block(p, fn);
+  switch ((st_span_kind)span->kind) {
+  case ST_SPAN_SLAB: small_free(p, span, fn); break;
+  case ST_SPAN_LARGE: large_free(span); break;
+  case ST_SPAN_HUGE: st__huge_free(span); break;
+  case ST_SPAN_FREE: invalid_pointer(fn, p, span); break;
+  }
+}
+
+static size_t span_usable(const st_span_t *span) {
+  switch ((st_span_kind)span->kind) {
+  case ST_SPAN_SLAB: return span->block_size;
+  case ST_SPAN_LARGE: return st__span_bytes(span);
+  case ST_SPAN_HUGE: return span->huge_mapped;
+  case ST_SPAN_FREE: break;
+  }
+  return 0;
+}
+
+size_t st__core_usable_size(const void *p, const char *fn) {
+  if (p == NULL) return 0;
+  st_span_t *span = span_of_block(p, fn);
+  if (span->kind == ST_SPAN_SLAB)
+    ST_CHECK(st__page_is_block_start(span, p), "%s(): invalid pointer %p (inside a %u-byte block)",
+             fn, p, span->block_size);
+  return span_usable(span);
+}
+
+void *st__core_realloc(void *p, size_t size) {
+  st_span_t *span = span_of_block(p, "realloc");
+  size_t usable = span_usable(span);
+  switch ((st_span_kind)span->kind) {
+  case ST_SPAN_SLAB: /* in place unless shrinking would free at least half the block */
+    ST_CHECK(st__page_is_block_start(span, p),
+             "realloc(): invalid pointer %p (inside a %u-byte block)", p, span->block_size);
+    if (size <= usable && (size >= usable / 2 || usable <= 128)) return p;
+    break;
+  case ST_SPAN_LARGE:
+    if (size > ST_SMALL_MAX && size <= st__core_huge_threshold() && large_resize_in_place(span, size))
+      return p;
+    break;
+  case ST_SPAN_HUGE:
+    if (size > st__core_huge_threshold()) return st__huge_resize(span, size);
+    break;
+  case ST_SPAN_FREE: break;
+  }
+  void *q = st__core_malloc(size, false);
+  if (q == NULL) return NULL;
+  memcpy(q, p, usable < size ? usable : size);
+  st__core_free(p, span, "realloc");
+  return q;
+}
+
+int st__core_trim(void) {
+  if (!st__core_initialized()) return 0;
+  st_tcache_t *tc = st__tls_tcache;
+  if (tc != &st__tcache_empty && st__thread_cache() != NULL) st__tcache_release_empty(tc);
+  size_t purged = 0;
+  for (unsigned i = 0; i < st__pageheap_shard_count(); i++) {
+    st_pageheap_t *ph = st__pageheap_of_cpu((int)i);
+    st__pageheap_lock(ph);
+    st__tcache_sweep_abandoned_locked(ph);
+    purged += st__pageheap_purge_locked(ph, true);
+    st__pageheap_unlock(ph);
+  }
+  return purged > 0;
+}
+
+void st__core_counters(st_core_counters *out) {
+  memset(out, 0, sizeof *out);
+  out->mapped_bytes = st_load_relaxed(&st__os_counters.xmapped);
+  out->purged_bytes = st_load_relaxed(&st__os_counters.xpurged);
+  out->huge_allocated = st__huge_count();
+  if (!st__core_initialized()) return;
+  out->metadata_bytes = st__pagemap_bytes() + st__thread_metadata_bytes();
+  out->threads_live = st__thread_live_count();
+  for (unsigned i = 0; i < st__pageheap_shard_count(); i++) {
+    st_pageheap_t *ph = st__pageheap_of_cpu((int)i);
+    st__pageheap_lock(ph);
+    out->metadata_bytes += ph->metadata_bytes;
+    out->spans_allocated += ph->spans_allocated;
+    st__pageheap_unlock(ph);
+  }
+}
+
+bool st__core_validate(void) {
+  if (!st__core_initialized()) return true;
+  st_tcache_t *tc = st__tls_tcache;
+  if (tc != &st__tcache_empty && st__thread_cache() != NULL && !st__tcache_validate(tc)) return false;
+  for (unsigned i = 0; i < st__pageheap_shard_count(); i++) {
+    st_pageheap_t *ph = st__pageheap_of_cpu((int)i);
+    st__pageheap_lock(ph);
+    bool ok = st__pageheap_validate_locked(ph);
+    st__pageheap_unlock(ph);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/* STRATA_VERBOSE: one line at exit that says what strata served. */
+__attribute__((destructor)) static void core_report_at_exit(void) {
+  if (!st__core_initialized() || st_option(ST_OPTION_VERBOSE) < 1) return;
+  st_core_counters c;
+  st__core_counters(&c);
+  st__report("exit pid=%d spans=%zu huge=%zu mapped=%zu threads=%zu", (int)getpid(),
+             c.spans_allocated, c.huge_allocated, c.mapped_bytes, c.threads_live);
+}

@@ -1,0 +1,32 @@
+/*
+ * heap.h — the production allocator as one backend: every request the fast paths in
+ * api/ could not finish ends here.
+ *
+ * Owns: routing by size (small slab classes, large page-heap spans, huge mappings),
+ * aligned allocation, realloc in place, usable size, trim, counters and validation of
+ * the whole core. Diagnoses misused pointers (one line naming the function, then abort).
+ * Returns NULL on failure and leaves errno to the api layer.
+ */
+#ifndef ST_CORE_HEAP_H
+#define ST_CORE_HEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/span.h"
+#include "strata.h"
+
+/* size <= PTRDIFF_MAX; zero: the block must read as zero. */
+ST_HIDDEN void *st__core_malloc(size_t size, bool zero);
+/* align a power of two > ST_MIN_ALIGN. */
+ST_HIDDEN void *st__core_malloc_aligned(size_t size, size_t align);
+/* fn names the public function for diagnostics ("free", "realloc", ...). */
+ST_HIDDEN void st__core_free(void *p, st_span_t *span, const char *fn);
+ST_HIDDEN void *st__core_realloc(void *p, size_t size);
+ST_HIDDEN size_t st__core_usable_size(const void *p, const char *fn);
+ST_HIDDEN int st__core_trim(void);
+ST_HIDDEN void st__core_counters(st_core_counters *out);
+ST_HIDDEN bool st__core_validate(void);
+ST_HIDDEN size_t st__core_huge_threshold(void);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * huge.h — blocks above the huge threshold, mapped directly from the kernel.
+ *
+ * Owns: mapping, unmapping and mremap-resizing of huge blocks. Each has a HUGE span
+ * descriptor (from the page heap's descriptor pool) whose first page is in the pagemap.
+ * A huge block's memory goes back to the kernel the moment it is freed.
+ */
+#ifndef ST_CORE_HUGE_H
+#define ST_CORE_HUGE_H
+
+#include <stddef.h>
+
+#include "core/span.h"
+
+/* A block of at least size bytes aligned to align (power of two); NULL on failure. */
+ST_HIDDEN void *st__huge_alloc(size_t size, size_t align);
+ST_HIDDEN void st__huge_free(st_span_t *span);
+/* Resizes in place or moves with mremap; NULL (block untouched) on failure. */
+ST_HIDDEN void *st__huge_resize(st_span_t *span, size_t size);
+ST_HIDDEN size_t st__huge_count(void);
+
+#endif

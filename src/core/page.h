@@ -1,0 +1,60 @@
+/*
+ * page.h — slab spans: blocks of one size class carved from a span and recycled.
+ *
+ * Owns: formatting a span as a slab, carving untouched blocks lazily, the cross-thread
+ * free list and its hand-over to the owner. Every operation except st__page_free_mt runs
+ * on the owner thread (or under the home shard's lock for an abandoned span).
+ *
+ * Cross-thread free is one CAS on span->xthread_free, a pointer whose low two bits
+ * carry a tag:
+ *   NORMAL  remote frees push onto the list; the owner collects it when it runs dry.
+ *   NOTIFY  the owner parked the span on its full list (it stopped looking at it). The
+ *           first remote free flips the tag to BUSY in the same CAS, pushes the span onto
+ *           the owner's reclaim stack, then flips BUSY back to NORMAL.
+ *   BUSY    that hand-over is in progress; the owner must not abandon or release the
+ *           span, nor park it again, until it ends.
+ * A span sits on its owner's reclaim stack at most once: the owner empties the stack
+ * after BUSY ends and before parking a span again (st__tcache_* does this).
+ */
+#ifndef ST_CORE_PAGE_H
+#define ST_CORE_PAGE_H
+
+#include <stdbool.h>
+
+#include "core/span.h"
+
+#define ST_REMOTE_NORMAL ((uintptr_t)0)
+#define ST_REMOTE_NOTIFY ((uintptr_t)1)
+#define ST_REMOTE_BUSY ((uintptr_t)2)
+#define ST_REMOTE_TAG_MASK ((uintptr_t)3)
+
+/* Turns a fresh SLAB span into an empty slab of class cls owned by owner. */
+ST_HIDDEN void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner);
+/* Carves a batch of untouched blocks onto span->free; false when none are left. */
+ST_HIDDEN bool st__page_extend(st_span_t *span);
+/* Moves remotely freed blocks onto span->free; returns how many. */
+ST_HIDDEN uint32_t st__page_collect(st_span_t *span);
+/* Frees a block from a thread that does not own the span (any thread). */
+ST_HIDDEN void st__page_free_mt(st_span_t *span, st_block_t *block);
+/* Waits until no remote free is handing the span over (tag not BUSY). */
+ST_HIDDEN void st__page_wait_not_busy(st_span_t *span);
+/* NORMAL with an empty remote list -> NOTIFY; false if remote frees are pending. */
+ST_HIDDEN bool st__page_try_park(st_span_t *span);
+/* NOTIFY -> NORMAL, waiting out BUSY; after it no remote free will push the span. */
+ST_HIDDEN void st__page_unpark(st_span_t *span);
+/* Forked child: no other thread exists, so a BUSY left by one can be dropped. */
+ST_HIDDEN void st__page_unpark_forced(st_span_t *span);
+/* Takes the owner's whole reclaim stack (linked by reclaim_next). */
+ST_HIDDEN st_span_t *st__page_take_reclaimed(st_span_owner *owner);
+/* Whether a block address lies on a block boundary inside the slab. */
+ST_HIDDEN bool st__page_is_block_start(const st_span_t *span, const void *p);
+/* Checks counts and lists of a slab the caller owns (or holds under the shard lock);
+ * pins: extra counts in `used` held by the owner (1 for a current span). */
+ST_HIDDEN bool st__page_validate(const st_span_t *span, uint32_t pins);
+
+ST_INLINE bool st__page_all_free(const st_span_t *span) { return span->used == 0; }
+ST_INLINE bool st__page_can_alloc(const st_span_t *span) {
+  return span->free != NULL || span->carved < span->capacity;
+}
+
+#endif

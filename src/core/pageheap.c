@@ -1,0 +1,449 @@
+/*
+ * pageheap.c — per-CPU page heaps of free spans (see pageheap.h).
+ *
+ * Free spans live on exact-length lists (1..256 pages, with a bitmap of non-empty lists
+ * for a best-fit search by count-trailing-zeros) or on one list of longer spans, which
+ * are few because regions are 64 MiB. A free span's first and last pages are in the
+ * pagemap, so a span being freed finds its free neighbours in O(1) and merges with them
+ * at once. Dirty free spans also sit on a purge list in the order they became dirty;
+ * the purge runs when a heap operation finds it due (no background thread needed) and on
+ * st_trim. Memory is never unmapped from a region; purged pages cost no resident memory.
+ */
+#include "core/pageheap.h"
+
+#include <sched.h>
+#include <string.h>
+
+#include "base/check.h"
+#include "base/options.h"
+#include "core/pagemap.h"
+#include "os/os.h"
+
+#define DESC_CHUNK_BYTES ((size_t)64 << 10)
+/* Descriptors are a cache line multiple so two threads' spans never share a line. */
+#define DESC_STRIDE ((sizeof(st_span_t) + ST_CACHE_LINE - 1) & ~(size_t)(ST_CACHE_LINE - 1))
+
+static st_pageheap_t shards[ST_MAX_SHARDS];
+static unsigned shard_count = 1;
+
+static unsigned default_shard_count(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  int n = CPU_COUNT(&set);
+  return n < 1 ? 1 : (unsigned)n;
+}
+
+void st__pageheap_init(void) {
+  long configured = st_option(ST_OPTION_SHARDS);
+  unsigned n = configured > 0 ? (unsigned)configured : default_shard_count();
+  if (n > ST_MAX_SHARDS) n = ST_MAX_SHARDS;
+  for (unsigned i = 0; i < n; i++) {
+    st_pageheap_t *ph = &shards[i];
+    ph->index = (uint8_t)i;
+    for (size_t k = 0; k < ST_FREE_EXACT_PAGES; k++) st_list_init(&ph->free_exact[k]);
+    for (size_t k = 0; k < ST_NUM_CLASSES; k++) st_list_init(&ph->abandoned[k]);
+    st_list_init(&ph->free_large);
+    st_list_init(&ph->dirty);
+    ph->next_purge_ms = UINT64_MAX;
+    ph->initialized = true;
+  }
+  shard_count = n;
+}
+
+unsigned st__pageheap_shard_count(void) { return shard_count; }
+
+st_pageheap_t *st__pageheap_of_cpu(int cpu) {
+  unsigned index = cpu < 0 ? 0 : (unsigned)cpu % shard_count;
+  return &shards[index];
+}
+
+st_pageheap_t *st__pageheap_home(const st_span_t *span) { return &shards[span->shard]; }
+
+/* ---- descriptors --------------------------------------------------------------------- */
+
+st_span_t *st__pageheap_desc_alloc_locked(st_pageheap_t *ph) {
+  st_span_t *d = ph->desc_free;
+  if (d != NULL) {
+    ph->desc_free = d->reclaim_next;
+  } else {
+    if (ph->desc_cursor == NULL || ph->desc_cursor + DESC_STRIDE > ph->desc_end) {
+      char *chunk = st__os_map_aligned(DESC_CHUNK_BYTES, ST_PAGE_SIZE);
+      if (chunk == NULL) return NULL;
+      ph->metadata_bytes += DESC_CHUNK_BYTES;
+      ph->desc_cursor = chunk;
+      ph->desc_end = chunk + DESC_CHUNK_BYTES;
+    }
+    d = (st_span_t *)ph->desc_cursor;
+    ph->desc_cursor += DESC_STRIDE;
+  }
+  memset(d, 0, sizeof *d);
+  d->shard = ph->index;
+  return d;
+}
+
+void st__pageheap_desc_free_locked(st_pageheap_t *ph, st_span_t *span) {
+  ST_ASSERT(1, span->shard == ph->index);
+  span->kind = ST_SPAN_FREE;
+  span->pages = 0;
+  span->reclaim_next = ph->desc_free;
+  ph->desc_free = span;
+}
+
+/* ---- free lists -------------------------------------------------------------------- */
+
+static uintptr_t last_page(const st_span_t *s) { return s->start + st__pages_to_bytes(s->pages - 1); }
+
+static void map_free_bounds(st_span_t *s) {
+  st__pagemap_set_one(s->start, s);
+  st__pagemap_set_one(last_page(s), s);
+}
+
+static void unmap_free_bounds(st_span_t *s) {
+  st__pagemap_set_one(s->start, NULL);
+  st__pagemap_set_one(last_page(s), NULL);
+}
+
+static void free_list_insert(st_pageheap_t *ph, st_span_t *s) {
+  ST_ASSERT(1, s->kind == ST_SPAN_FREE);
+  if (s->pages <= ST_FREE_EXACT_PAGES) {
+    size_t i = s->pages - 1;
+    st_list_push_front(&ph->free_exact[i], &s->link);
+    ph->nonempty[i / 64] |= (uint64_t)1 << (i % 64);
+  } else {
+    st_list_push_front(&ph->free_large, &s->link);
+  }
+  ph->free_pages += s->pages;
+  if (s->dirty) {
+    st_list_push_back(&ph->dirty, &s->dirty_link);
+    s->on_dirty_list = 1;
+    ph->dirty_pages += s->pages;
+  }
+}
+
+static void free_list_remove(st_pageheap_t *ph, st_span_t *s) {
+  st_list_remove(&s->link);
+  if (s->pages <= ST_FREE_EXACT_PAGES) {
+    size_t i = s->pages - 1;
+    if (st_list_empty(&ph->free_exact[i])) ph->nonempty[i / 64] &= ~((uint64_t)1 << (i % 64));
+  }
+  ph->free_pages -= s->pages;
+  if (s->on_dirty_list) {
+    st_list_remove(&s->dirty_link);
+    s->on_dirty_list = 0;
+    ph->dirty_pages -= s->pages;
+  }
+}
+
+/* Best fit: the shortest free span of at least `pages` pages. */
+static st_span_t *find_free(st_pageheap_t *ph, size_t pages) {
+  if (pages <= ST_FREE_EXACT_PAGES) {
+    size_t first = pages - 1;
+    for (size_t w = first / 64; w < ST_ARRAY_LEN(ph->nonempty); w++) {
+      uint64_t bits = ph->nonempty[w];
+      if (w == first / 64) bits &= ~(uint64_t)0 << (first % 64);
+      if (bits != 0) {
+        st_list_t *list = &ph->free_exact[w * 64 + st_ctz64(bits)];
+        return ST_CONTAINER_OF(list->next, st_span_t, link);
+      }
+    }
+  }
+  st_span_t *best = NULL;
+  st_list_t *pos, *tmp;
+  st_list_for_each_safe(pos, tmp, &ph->free_large) {
+    st_span_t *s = ST_CONTAINER_OF(pos, st_span_t, link);
+    if (s->pages >= pages && (best == NULL || s->pages < best->pages)) best = s;
+  }
+  return best;
+}
+
+/* Cuts the free span s (already off the lists) after `pages` pages; returns the rest as
+ * a new free span off the lists, or NULL when no descriptor could be had. */
+static st_span_t *split_off(st_pageheap_t *ph, st_span_t *s, size_t pages) {
+  st_span_t *rest = st__pageheap_desc_alloc_locked(ph);
+  if (rest == NULL) return NULL;
+  rest->kind = ST_SPAN_FREE;
+  rest->start = s->start + st__pages_to_bytes(pages);
+  rest->pages = s->pages - pages;
+  rest->dirty = s->dirty;
+  rest->freed_at_ms = s->freed_at_ms;
+  s->pages = pages;
+  return rest;
+}
+
+/* True if `n` is a free span of this shard that ends at / starts at `addr`. */
+static bool is_free_neighbour(st_pageheap_t *ph, const st_span_t *n) {
+  return n != NULL && n->shard == ph->index && n->kind == ST_SPAN_FREE && n->pages != 0;
+}
+
+/* Merges the off-list free span s with free neighbours, then lists it. */
+static void insert_coalesced(st_pageheap_t *ph, st_span_t *s) {
+  st_span_t *left = s->start >= ST_PAGE_SIZE ? st__pagemap_lookup((void *)(s->start - ST_PAGE_SIZE)) : NULL;
+  if (is_free_neighbour(ph, left) && st__span_end(left) == s->start) {
+    free_list_remove(ph, left);
+    unmap_free_bounds(left);
+    left->pages += s->pages;
+    left->dirty |= s->dirty;
+    if (s->freed_at_ms > left->freed_at_ms) left->freed_at_ms = s->freed_at_ms;
+    st__pageheap_desc_free_locked(ph, s);
+    s = left;
+  }
+  st_span_t *right = st__pagemap_lookup((void *)st__span_end(s));
+  if (is_free_neighbour(ph, right) && right->start == st__span_end(s)) {
+    free_list_remove(ph, right);
+    unmap_free_bounds(right);
+    s->pages += right->pages;
+    s->dirty |= right->dirty;
+    if (right->freed_at_ms > s->freed_at_ms) s->freed_at_ms = right->freed_at_ms;
+    st__pageheap_desc_free_locked(ph, right);
+  }
+  map_free_bounds(s);
+  free_list_insert(ph, s);
+}
+
+/* ---- regions and purging ------------------------------------------------------------ */
+
+static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
+  size_t need = st__pages_to_bytes(pages);
+  size_t bytes = need > ST_REGION_BYTES ? st_align_up(need, ST_REGION_ALIGN) : ST_REGION_BYTES;
+  void *region = st__os_map_aligned(bytes, ST_REGION_ALIGN);
+  if (region == NULL && bytes > need) { /* e.g. RLIMIT_AS: settle for what is needed */
+    bytes = need;
+    region = st__os_map_aligned(bytes, ST_PAGE_SIZE);
+  }
+  if (region == NULL) return NULL;
+  st_span_t *s = st__pageheap_desc_alloc_locked(ph);
+  if (s == NULL || !st__pagemap_reserve((uintptr_t)region, st__bytes_to_pages(bytes))) {
+    if (s != NULL) st__pageheap_desc_free_locked(ph, s);
+    st__os_unmap(region, bytes);
+    return NULL;
+  }
+  ph->reserved_bytes += bytes;
+  s->kind = ST_SPAN_FREE;
+  s->start = (uintptr_t)region;
+  s->pages = st__bytes_to_pages(bytes);
+  insert_coalesced(ph, s);
+  return find_free(ph, pages);
+}
+
+size_t st__pageheap_purge_locked(st_pageheap_t *ph, bool all) {
+  long delay = st_option(ST_OPTION_PURGE_DELAY_MS);
+  uint64_t now = st__os_now_ms();
+  size_t purged = 0;
+  while (!st_list_empty(&ph->dirty)) {
+    st_span_t *s = ST_CONTAINER_OF(ph->dirty.next, st_span_t, dirty_link);
+    if (!all && (delay < 0 || s->freed_at_ms + (uint64_t)delay > now)) break;
+    if (st__os_purge(st__span_start(s), st__span_bytes(s), false)) purged += st__span_bytes(s);
+    st_list_remove(&s->dirty_link);
+    s->on_dirty_list = 0;
+    s->dirty = 0;
+    ph->dirty_pages -= s->pages;
+  }
+  if (st_list_empty(&ph->dirty) || delay < 0) {
+    ph->next_purge_ms = UINT64_MAX;
+  } else {
+    st_span_t *oldest = ST_CONTAINER_OF(ph->dirty.next, st_span_t, dirty_link);
+    ph->next_purge_ms = oldest->freed_at_ms + (uint64_t)delay;
+  }
+  return purged;
+}
+
+static void purge_if_due(st_pageheap_t *ph, uint64_t now) {
+  if (now >= ph->next_purge_ms) st__pageheap_purge_locked(ph, false);
+}
+
+/* ---- allocation and release ---------------------------------------------------------- */
+
+static void map_in_use(st_span_t *s) {
+  if (s->kind == ST_SPAN_SLAB) st__pagemap_set(s->start, s->pages, s);
+  else st__pagemap_set_one(s->start, s);
+}
+
+static st_span_t *alloc_locked(st_pageheap_t *ph, size_t pages, size_t align, st_span_kind kind,
+                               bool may_grow) {
+  size_t slack = align > ST_PAGE_SIZE ? align / ST_PAGE_SIZE - 1 : 0;
+  size_t need = pages + slack;
+  if (pages == 0 || need < pages || need > ((size_t)1 << (47 - ST_PAGE_SHIFT))) return NULL;
+  st_span_t *s = find_free(ph, need);
+  if (s == NULL && (!may_grow || (s = grow_locked(ph, need)) == NULL)) return NULL;
+  free_list_remove(ph, s);
+  unmap_free_bounds(s);
+  size_t head = (st_align_up(s->start, align > ST_PAGE_SIZE ? align : ST_PAGE_SIZE) - s->start) >> ST_PAGE_SHIFT;
+  if (head != 0) {
+    st_span_t *rest = split_off(ph, s, head);
+    if (rest == NULL) goto no_descriptor;
+    insert_coalesced(ph, s);
+    s = rest;
+  }
+  if (s->pages > pages) {
+    st_span_t *rest = split_off(ph, s, pages);
+    if (rest == NULL) goto no_descriptor;
+    insert_coalesced(ph, rest);
+  }
+  s->kind = (uint8_t)kind;
+  s->zeroed = !s->dirty;
+  s->dirty = 0;
+  map_in_use(s);
+  ph->spans_allocated++;
+  purge_if_due(ph, st__os_now_ms());
+  return s;
+no_descriptor:
+  insert_coalesced(ph, s);
+  return NULL;
+}
+
+st_span_t *st__pageheap_alloc_locked(st_pageheap_t *ph, size_t pages, size_t align,
+                                     st_span_kind kind) {
+  return alloc_locked(ph, pages, align, kind, true);
+}
+
+st_span_t *st__pageheap_alloc(st_pageheap_t *ph, size_t pages, size_t align, st_span_kind kind) {
+  st__pageheap_lock(ph);
+  st_span_t *s = alloc_locked(ph, pages, align, kind, true);
+  st__pageheap_unlock(ph);
+  /* The kernel refused this shard more memory: use what the other shards hold free, then
+   * give all free address space back and try once more (RLIMIT_AS, overcommit limits). */
+  for (unsigned i = 0; s == NULL && i < shard_count; i++) {
+    st_pageheap_t *other = &shards[i];
+    if (other == ph) continue;
+    st__pageheap_lock(other);
+    s = alloc_locked(other, pages, align, kind, false);
+    st__pageheap_unlock(other);
+  }
+  if (s == NULL && st__pageheap_unmap_free() > 0) {
+    st__pageheap_lock(ph);
+    s = alloc_locked(ph, pages, align, kind, true);
+    st__pageheap_unlock(ph);
+  }
+  return s;
+}
+
+/* Unmaps every free span of the shard; returns the bytes given back. */
+static size_t unmap_free_locked(st_pageheap_t *ph) {
+  size_t bytes = 0;
+  st_list_t *lists[ST_FREE_EXACT_PAGES + 1];
+  for (size_t i = 0; i < ST_FREE_EXACT_PAGES; i++) lists[i] = &ph->free_exact[i];
+  lists[ST_FREE_EXACT_PAGES] = &ph->free_large;
+  for (size_t i = 0; i < ST_ARRAY_LEN(lists); i++) {
+    while (!st_list_empty(lists[i])) {
+      st_span_t *s = ST_CONTAINER_OF(lists[i]->next, st_span_t, link);
+      free_list_remove(ph, s);
+      unmap_free_bounds(s);
+      st__os_unmap(st__span_start(s), st__span_bytes(s));
+      bytes += st__span_bytes(s);
+      ph->reserved_bytes -= st__span_bytes(s);
+      st__pageheap_desc_free_locked(ph, s);
+    }
+  }
+  return bytes;
+}
+
+size_t st__pageheap_unmap_free(void) {
+  size_t bytes = 0;
+  for (unsigned i = 0; i < shard_count; i++) {
+    st__pageheap_lock(&shards[i]);
+    bytes += unmap_free_locked(&shards[i]);
+    st__pageheap_unlock(&shards[i]);
+  }
+  return bytes;
+}
+
+void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
+  ST_ASSERT(1, s->shard == ph->index && (s->kind == ST_SPAN_SLAB || s->kind == ST_SPAN_LARGE));
+  if (s->kind == ST_SPAN_SLAB) st__pagemap_set(s->start, s->pages, NULL);
+  else st__pagemap_set_one(s->start, NULL);
+  uint64_t now = st__os_now_ms();
+  s->kind = ST_SPAN_FREE;
+  s->dirty = 1;
+  s->freed_at_ms = now;
+  st_store_relaxed(&s->xowner, NULL);
+  st_store_relaxed(&s->xfast_owner, NULL);
+  insert_coalesced(ph, s);
+  if (ph->next_purge_ms == UINT64_MAX) {
+    long delay = st_option(ST_OPTION_PURGE_DELAY_MS);
+    if (delay >= 0) ph->next_purge_ms = now + (uint64_t)delay;
+  }
+  purge_if_due(ph, now);
+}
+
+void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *s, size_t keep_pages) {
+  ST_ASSERT(1, s->kind == ST_SPAN_LARGE && keep_pages > 0 && keep_pages < s->pages);
+  st_span_t *tail = split_off(ph, s, keep_pages);
+  if (tail == NULL) return; /* keep the pages: shrinking is an optimisation */
+  tail->dirty = 1;
+  tail->freed_at_ms = st__os_now_ms();
+  insert_coalesced(ph, tail);
+}
+
+bool st__pageheap_grow_locked(st_pageheap_t *ph, st_span_t *s, size_t pages) {
+  ST_ASSERT(1, s->kind == ST_SPAN_LARGE && pages > s->pages);
+  st_span_t *right = st__pagemap_lookup((void *)st__span_end(s));
+  if (!is_free_neighbour(ph, right) || right->start != st__span_end(s)) return false;
+  size_t extra = pages - s->pages;
+  if (right->pages < extra) return false;
+  free_list_remove(ph, right);
+  unmap_free_bounds(right);
+  if (right->pages > extra) {
+    st_span_t *rest = split_off(ph, right, extra);
+    if (rest == NULL) {
+      insert_coalesced(ph, right);
+      return false;
+    }
+    insert_coalesced(ph, rest);
+  }
+  s->pages = pages;
+  s->zeroed = 0;
+  st__pageheap_desc_free_locked(ph, right);
+  return true;
+}
+
+/* ---- validation and fork --------------------------------------------------------------- */
+
+static bool check(bool ok, const char *what, const void *addr) {
+  if (!ok) st__report("heap validation: pageheap: %s at %p", what, addr);
+  return ok;
+}
+
+static bool validate_free_span(st_pageheap_t *ph, const st_span_t *s, size_t *pages, size_t *dirty) {
+  *pages += s->pages;
+  if (s->dirty) *dirty += s->pages;
+  return check(s->kind == ST_SPAN_FREE, "span on a free list is not free", s) &&
+         check(s->shard == ph->index, "free span of another shard", s) &&
+         check(st__pagemap_lookup((void *)s->start) == s, "free span's first page not mapped", s) &&
+         check(st__pagemap_lookup((void *)last_page(s)) == s, "free span's last page not mapped", s) &&
+         check(s->dirty == s->on_dirty_list, "dirty span not on the purge list", s);
+}
+
+bool st__pageheap_validate_locked(st_pageheap_t *ph) {
+  size_t pages = 0, dirty = 0;
+  st_list_t *pos, *tmp;
+  for (size_t i = 0; i < ST_FREE_EXACT_PAGES; i++) {
+    bool listed = (ph->nonempty[i / 64] >> (i % 64)) & 1;
+    if (!check(listed == !st_list_empty(&ph->free_exact[i]), "free bitmap disagrees with list", ph))
+      return false;
+    st_list_for_each_safe(pos, tmp, &ph->free_exact[i]) {
+      st_span_t *s = ST_CONTAINER_OF(pos, st_span_t, link);
+      if (!check(s->pages == i + 1, "span on the wrong length list", s) ||
+          !validate_free_span(ph, s, &pages, &dirty))
+        return false;
+    }
+  }
+  st_list_for_each_safe(pos, tmp, &ph->free_large) {
+    st_span_t *s = ST_CONTAINER_OF(pos, st_span_t, link);
+    if (!check(s->pages > ST_FREE_EXACT_PAGES, "short span on the long list", s) ||
+        !validate_free_span(ph, s, &pages, &dirty))
+      return false;
+  }
+  return check(pages == ph->free_pages, "free page count drifted", ph) &&
+         check(dirty == ph->dirty_pages, "dirty page count drifted", ph);
+}
+
+void st__pageheap_lock_all(void) {
+  for (unsigned i = 0; i < shard_count; i++) st_lock_acquire(&shards[i].lock);
+}
+
+void st__pageheap_unlock_all(bool child) {
+  for (unsigned i = shard_count; i-- > 0;) {
+    if (child) st_lock_init(&shards[i].lock);
+    else st_lock_release(&shards[i].lock);
+  }
+}

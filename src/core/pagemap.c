@@ -1,0 +1,64 @@
+/*
+ * pagemap.c — leaf allocation and entry updates of the radix page map (see pagemap.h).
+ *
+ * Lock: leaf_lock serialises leaf creation only; entry updates are done by the span's
+ * owner under the page heap or huge layer's own discipline. Leaves are published with a
+ * release store after they are mapped (mapped memory is already zero).
+ */
+#include "core/pagemap.h"
+
+#include "base/lock.h"
+#include "os/os.h"
+
+_Atomic(st_pagemap_entry *) st__pagemap_root[ST_PAGEMAP_ROOT_LEN];
+
+static st_lock_t leaf_lock = ST_LOCK_INIT;
+static st_atomic_size xleaf_bytes;
+
+static st_pagemap_entry *leaf_of(uintptr_t addr) {
+  return st_load_acquire(&st__pagemap_root[addr >> ST_PAGEMAP_LEAF_SHIFT]);
+}
+
+static bool leaf_create(size_t root_index) {
+  bool ok = true;
+  st_lock_acquire(&leaf_lock);
+  if (st_load_relaxed(&st__pagemap_root[root_index]) == NULL) {
+    size_t bytes = ST_PAGEMAP_LEAF_LEN * sizeof(st_pagemap_entry);
+    st_pagemap_entry *leaf = st__os_map_aligned(bytes, ST_PAGE_SIZE);
+    if (leaf != NULL) {
+      st_counter_add(&xleaf_bytes, bytes);
+      st_store_release(&st__pagemap_root[root_index], leaf);
+    } else {
+      ok = false;
+    }
+  }
+  st_lock_release(&leaf_lock);
+  return ok;
+}
+
+bool st__pagemap_reserve(uintptr_t addr, size_t pages) {
+  uintptr_t end = addr + st__pages_to_bytes(pages);
+  if (end > ((uintptr_t)ST_PAGEMAP_ROOT_LEN << ST_PAGEMAP_LEAF_SHIFT)) return false;
+  for (size_t i = addr >> ST_PAGEMAP_LEAF_SHIFT; i <= (end - 1) >> ST_PAGEMAP_LEAF_SHIFT; i++) {
+    if (st_load_acquire(&st__pagemap_root[i]) == NULL && !leaf_create(i)) return false;
+  }
+  return true;
+}
+
+void st__pagemap_set_one(uintptr_t addr, struct st_span *span) {
+  st_pagemap_entry *leaf = leaf_of(addr);
+  st_store_release(&leaf[(addr >> ST_PAGE_SHIFT) & (ST_PAGEMAP_LEAF_LEN - 1)], span);
+}
+
+void st__pagemap_set(uintptr_t addr, size_t pages, struct st_span *span) {
+  for (size_t i = 0; i < pages; i++) st__pagemap_set_one(addr + st__pages_to_bytes(i), span);
+}
+
+size_t st__pagemap_bytes(void) { return st_load_relaxed(&xleaf_bytes); }
+
+void st__pagemap_lock_for_fork(void) { st_lock_acquire(&leaf_lock); }
+
+void st__pagemap_unlock_after_fork(bool child) {
+  if (child) st_lock_init(&leaf_lock);
+  else st_lock_release(&leaf_lock);
+}

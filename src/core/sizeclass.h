@@ -1,0 +1,61 @@
+/*
+ * sizeclass.h — size classes of small blocks and the geometry of pages.
+ *
+ * Owns: the mapping from a request size to a class, each class's block size and the
+ * number of pages of its slab spans. Classes step by 16 bytes up to 128, then by 1/8 of
+ * the power of two below (8 classes per doubling) up to ST_SMALL_MAX, so a request
+ * n >= 128 wastes at most (step - 1) / n < 12.5%; below 128 the waste is under the
+ * 16-byte alignment quantum. Larger requests are whole pages (waste < 4 KiB / 32 KiB).
+ * The tables are generated at compile time from the formulas below.
+ */
+#ifndef ST_CORE_SIZECLASS_H
+#define ST_CORE_SIZECLASS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/macros.h"
+
+#define ST_PAGE_SHIFT 12
+#define ST_PAGE_SIZE ((size_t)1 << ST_PAGE_SHIFT)
+#define ST_SMALL_MAX ((size_t)32768)      /* largest size served from slab spans */
+#define ST_SMALL_FAST_MAX ((size_t)1024)  /* largest size whose class is one table load */
+#define ST_NUM_CLASSES 72
+#define ST_SLAB_MIN_BYTES ((size_t)65536) /* smallest slab span */
+#define ST_SLAB_MIN_BLOCKS 8              /* bounds the unusable tail to 1/8 of a span */
+
+/* The tables are constant expressions so that every thread may read them from its very
+ * first malloc, before any initialisation has run. */
+#define ST_CLASS_GROUP_BASE(c) ((size_t)128 << (((c)-8) / 8))
+#define ST_CLASS_SIZE(c)                                                                        \
+  ((c) < 8 ? (size_t)16 * ((c) + 1)                                                             \
+           : ST_CLASS_GROUP_BASE(c) + (((c)-8) % 8 + 1) * (ST_CLASS_GROUP_BASE(c) / 8))
+#define ST_CLASS_SPAN_BYTES(c)                                                                  \
+  (ST_CLASS_SIZE(c) * ST_SLAB_MIN_BLOCKS > ST_SLAB_MIN_BYTES ? ST_CLASS_SIZE(c) * ST_SLAB_MIN_BLOCKS \
+                                                             : ST_SLAB_MIN_BYTES)
+/* Class of n <= ST_SMALL_FAST_MAX as a constant expression (see st__size_to_class). */
+#define ST_SMALL_CLASS_OF(n)                                                                    \
+  ((n) <= 128   ? ((n) == 0 ? 0 : ((n)-1) / 16)                                                \
+   : (n) <= 256 ? 8 + ((n)-1 - 128) / 16                                                        \
+   : (n) <= 512 ? 16 + ((n)-1 - 256) / 32                                                       \
+                : 24 + ((n)-1 - 512) / 64)
+
+ST_HIDDEN extern const uint8_t st__class_of_small[ST_SMALL_FAST_MAX / 16 + 1];
+ST_HIDDEN extern const uint32_t st__class_size[ST_NUM_CLASSES];
+ST_HIDDEN extern const uint16_t st__class_span_pages[ST_NUM_CLASSES];
+
+/* Class of a request; size <= ST_SMALL_MAX. */
+ST_INLINE unsigned st__size_to_class(size_t size) {
+  if (size <= 128) return size == 0 ? 0 : (unsigned)((size - 1) >> 4);
+  unsigned k = st_log2_floor(size - 1); /* 2^k < size <= 2^(k+1) */
+  size_t step_shift = k - 3;
+  return 8 + (k - 7) * 8 + (unsigned)(((size - 1) - ((size_t)1 << k)) >> step_shift);
+}
+
+/* The table lookup the malloc fast path uses; size <= ST_SMALL_FAST_MAX. */
+ST_INLINE unsigned st__small_class(size_t size) { return st__class_of_small[(size + 15) >> 4]; }
+
+ST_INLINE size_t st__pages_to_bytes(size_t pages) { return pages << ST_PAGE_SHIFT; }
+ST_INLINE size_t st__bytes_to_pages(size_t bytes) { return (bytes + ST_PAGE_SIZE - 1) >> ST_PAGE_SHIFT; }
+
+#endif

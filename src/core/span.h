@@ -1,0 +1,79 @@
+/*
+ * span.h — the span descriptor: metadata of one run of pages, kept out of band.
+ *
+ * A span is a run of contiguous pages in one of four states:
+ *   FREE   in a page heap's free lists (page heap lock)
+ *   SLAB   blocks of one size class, owned by one thread cache (or abandoned)
+ *   LARGE  one block of whole pages from a page heap
+ *   HUGE   one block mapped directly from the kernel
+ * Descriptors live in metadata chunks of their home shard (pageheap.c), never inside
+ * the memory they describe, so a program overflowing a block cannot reach them.
+ *
+ * Slab layout:  start ─► | block 0 | block 1 | ... | block capacity-1 | tail < 1/8 |
+ * Blocks below `carved` have been handed out at least once or sit on a free list; the
+ * rest is untouched memory, carved lazily so fresh spans cost no resident memory.
+ */
+#ifndef ST_CORE_SPAN_H
+#define ST_CORE_SPAN_H
+
+#include <stdint.h>
+
+#include "base/atomics.h"
+#include "base/list.h"
+#include "base/macros.h"
+#include "core/sizeclass.h"
+
+typedef enum st_span_kind {
+  ST_SPAN_FREE = 0,
+  ST_SPAN_SLAB = 1,
+  ST_SPAN_LARGE = 2,
+  ST_SPAN_HUGE = 3,
+} st_span_kind;
+
+/* A free block's first word; the rest of the block is the program's old data. */
+typedef struct st_block {
+  struct st_block *next;
+} st_block_t;
+
+/* The owner of slab spans (a thread cache embeds it as its first member). Remote frees
+ * that find a span marked full push the span here so the owner reuses it. */
+typedef struct st_span_owner {
+  _Atomic(struct st_span *) xreclaim; /* atomic: any thread pushes, owner takes all */
+} st_span_owner;
+
+typedef struct st_span {
+  /* Hot: the fast paths of malloc and free touch only this cache line. */
+  st_block_t *free;                      /* owner only: blocks ready to hand out */
+  uint32_t used;                         /* owner only: blocks out, remote frees uncollected */
+  uint32_t block_size;                   /* const while SLAB */
+  _Atomic(st_span_owner *) xfast_owner;  /* atomic: owner when it may free here without the
+                                            slow path (owned and not full); else NULL */
+  _Atomic(st_span_owner *) xowner;       /* atomic: owning cache; NULL if abandoned/not SLAB */
+  st_atomic_uptr xthread_free;           /* atomic: remotely freed blocks | ST_REMOTE_* tag */
+  uintptr_t start;                       /* page heap lock: first byte of the span */
+  size_t pages;                          /* page heap lock: length in pages */
+  /* Cold. */
+  uint32_t capacity;                     /* const while SLAB: blocks that fit */
+  uint32_t carved;                       /* owner only: blocks carved from the untouched part */
+  uint8_t kind;                          /* st_span_kind; page heap lock */
+  uint8_t size_class;                    /* const while SLAB */
+  uint8_t shard;                         /* const: shard whose heap and metadata own it */
+  uint8_t in_full : 1;                   /* owner only: on the owner's full list */
+  uint8_t dirty : 1;                     /* FREE: may hold resident pages; page heap lock */
+  uint8_t zeroed : 1;                    /* LARGE/HUGE: memory known to read as zero */
+  uint8_t on_dirty_list : 1;             /* FREE: linked on the heap's purge list */
+  uint64_t freed_at_ms;                  /* FREE: when it last became dirty */
+  size_t huge_mapped;                    /* HUGE: bytes of the mapping */
+  struct st_span *reclaim_next;          /* link on an owner's reclaim stack */
+  st_list_t link;                        /* owner's lists (SLAB) or free lists (FREE) */
+  st_list_t dirty_link;                  /* FREE: the page heap's purge list, oldest first */
+} st_span_t;
+
+_Static_assert(offsetof(st_span_t, xthread_free) < ST_CACHE_LINE,
+               "fields of the fast paths must share one cache line");
+
+ST_INLINE void *st__span_start(const st_span_t *span) { return (void *)span->start; }
+ST_INLINE size_t st__span_bytes(const st_span_t *span) { return st__pages_to_bytes(span->pages); }
+ST_INLINE uintptr_t st__span_end(const st_span_t *span) { return span->start + st__span_bytes(span); }
+
+#endif

@@ -1,0 +1,258 @@
+/*
+ * tcache.c — slow paths of the per-thread caches (see tcache.h).
+ *
+ * Refill order, cheapest memory first: remote frees of the current span, its untouched
+ * blocks, spans handed back by remote frees (reclaim stack), partial spans, spans
+ * abandoned by exited threads on this CPU's shard, and finally a new span from the
+ * shard's page heap (the only step that may map memory).
+ */
+#include "core/tcache.h"
+
+#include <sched.h>
+
+#include "base/check.h"
+#include "core/page.h"
+
+st_span_t st__span_empty;
+st_tcache_t st__tcache_empty = {.current = {[0 ... ST_NUM_CLASSES - 1] = &st__span_empty}};
+
+void st__tcache_init(st_tcache_t *tc) {
+  st_store_relaxed(&tc->owner.xreclaim, NULL);
+  for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
+    tc->current[c] = &st__span_empty;
+    st_list_init(&tc->partial[c]);
+    st_list_init(&tc->full[c]);
+  }
+  tc->heap = st__pageheap_of_cpu(sched_getcpu());
+}
+
+ST_INLINE void *span_pop(st_span_t *span) {
+  st_block_t *b = span->free;
+  span->free = b->next;
+  span->used++;
+  return b;
+}
+
+/* The current span carries one extra `used` (a pin) so that freeing its last block on the
+ * fast path does not call st__tcache_retire on every malloc/free pair. */
+static void set_current(st_tcache_t *tc, st_span_t *span) {
+  tc->current[span->size_class] = span;
+  span->used++;
+}
+
+static void clear_current(st_tcache_t *tc, st_span_t *span) {
+  tc->current[span->size_class] = &st__span_empty;
+  span->used--;
+}
+
+static void span_set_owned(st_tcache_t *tc, st_span_t *span) {
+  span->in_full = 0;
+  st_store_relaxed(&span->xfast_owner, &tc->owner);
+}
+
+/* Spans that remote frees handed back go from the full lists to the partial lists. */
+static void tcache_drain_reclaimed(st_tcache_t *tc) {
+  st_span_t *span = st__page_take_reclaimed(&tc->owner);
+  while (span != NULL) {
+    st_span_t *next = span->reclaim_next;
+    span->reclaim_next = NULL;
+    if (span->in_full) {
+      st_list_remove(&span->link);
+      span_set_owned(tc, span);
+      st_list_push_back(&tc->partial[span->size_class], &span->link);
+    }
+    span = next;
+  }
+}
+
+/* The current span ran dry: park it as full, unless remote frees arrived meanwhile
+ * (then it stays current). Returns true if it was parked. */
+static bool tcache_park_current(st_tcache_t *tc, st_span_t *span) {
+  st__page_wait_not_busy(span);
+  tcache_drain_reclaimed(tc); /* the span may still sit on the stack from an earlier park */
+  if (!st__page_try_park(span)) return false;
+  span->in_full = 1;
+  st_store_relaxed(&span->xfast_owner, NULL);
+  st_list_push_back(&tc->full[span->size_class], &span->link);
+  clear_current(tc, span);
+  return true;
+}
+
+/* Returns an owned span that holds no block any more to its home page heap. */
+static void tcache_release_span(st_tcache_t *tc, st_span_t *span) {
+  st__page_wait_not_busy(span);
+  tcache_drain_reclaimed(tc);
+  if (st_list_linked(&span->link)) st_list_remove(&span->link);
+  if (tc->current[span->size_class] == span) clear_current(tc, span);
+  st_pageheap_t *home = st__pageheap_home(span);
+  st__pageheap_lock(home);
+  st__pageheap_free_locked(home, span);
+  st__pageheap_unlock(home);
+}
+
+static st_span_t *tcache_adopt(st_tcache_t *tc, unsigned cls) {
+  st_pageheap_t *ph = tc->heap;
+  st_span_t *found = NULL;
+  st__pageheap_lock(ph);
+  while (found == NULL && !st_list_empty(&ph->abandoned[cls])) {
+    st_span_t *span = ST_CONTAINER_OF(ph->abandoned[cls].next, st_span_t, link);
+    st_list_remove(&span->link);
+    st__page_collect(span);
+    if (st__page_all_free(span)) st__pageheap_free_locked(ph, span);
+    else found = span;
+  }
+  st__pageheap_unlock(ph);
+  if (found != NULL) {
+    st_store_release(&found->xowner, &tc->owner);
+    span_set_owned(tc, found);
+  }
+  return found;
+}
+
+static st_span_t *tcache_new_span(st_tcache_t *tc, unsigned cls) {
+  tc->heap = st__pageheap_of_cpu(sched_getcpu());
+  st_span_t *span = st__pageheap_alloc(tc->heap, st__class_span_pages[cls], ST_PAGE_SIZE, ST_SPAN_SLAB);
+  if (span != NULL) st__page_format(span, cls, &tc->owner);
+  return span;
+}
+
+/* Makes span current for its class and takes a block from it, if it has any. */
+static void *tcache_use(st_tcache_t *tc, st_span_t *span) {
+  if (span->free == NULL && st__page_collect(span) == 0) st__page_extend(span);
+  if (tc->current[span->size_class] != span) set_current(tc, span);
+  if (span->free != NULL) return span_pop(span);
+  if (!tcache_park_current(tc, span)) return tcache_use(tc, span);
+  return NULL;
+}
+
+void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls) {
+  st_span_t *span = tc->current[cls];
+  if (span != &st__span_empty) {
+    void *block = tcache_use(tc, span);
+    if (block != NULL) return block;
+  }
+  tcache_drain_reclaimed(tc);
+  while (!st_list_empty(&tc->partial[cls])) {
+    span = ST_CONTAINER_OF(tc->partial[cls].next, st_span_t, link);
+    st_list_remove(&span->link);
+    void *block = tcache_use(tc, span);
+    if (block != NULL) return block;
+  }
+  while ((span = tcache_adopt(tc, cls)) != NULL) {
+    void *block = tcache_use(tc, span);
+    if (block != NULL) return block;
+  }
+  span = tcache_new_span(tc, cls);
+  return span != NULL ? tcache_use(tc, span) : NULL;
+}
+
+void st__tcache_free_local_slow(st_tcache_t *tc, st_span_t *span, st_block_t *block) {
+  block->next = span->free;
+  span->free = block;
+  span->used--;
+  if (span->in_full) {
+    st__page_unpark(span);
+    st_list_remove(&span->link);
+    span_set_owned(tc, span);
+    st_list_push_back(&tc->partial[span->size_class], &span->link);
+  }
+  if (st__page_all_free(span)) st__tcache_retire(tc, span);
+}
+
+void st__tcache_retire(st_tcache_t *tc, st_span_t *span) {
+  /* Keep the current span: a program freeing its last block often allocates again. */
+  if (tc->current[span->size_class] == span) return;
+  tcache_release_span(tc, span);
+}
+
+/* Calls fn on every span the cache owns: current, partial and full. */
+static void tcache_for_each_span(st_tcache_t *tc, void (*fn)(st_tcache_t *, st_span_t *, bool),
+                                 bool arg) {
+  for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
+    st_list_t *lists[2] = {&tc->partial[c], &tc->full[c]};
+    st_list_t *pos, *tmp;
+    for (int l = 0; l < 2; l++) {
+      st_list_for_each_safe(pos, tmp, lists[l]) fn(tc, ST_CONTAINER_OF(pos, st_span_t, link), arg);
+    }
+    if (tc->current[c] != &st__span_empty) fn(tc, tc->current[c], arg);
+  }
+}
+
+static void span_unpark(st_tcache_t *tc, st_span_t *span, bool forced) {
+  ST_UNUSED(tc);
+  if (forced) st__page_unpark_forced(span);
+  else st__page_unpark(span);
+}
+
+static void span_abandon(st_tcache_t *tc, st_span_t *span, bool forced) {
+  ST_UNUSED(forced);
+  if (st_list_linked(&span->link)) st_list_remove(&span->link);
+  if (tc->current[span->size_class] == span) clear_current(tc, span);
+  span->in_full = 0;
+  st_store_relaxed(&span->xfast_owner, NULL);
+  st_store_release(&span->xowner, NULL);
+  st_pageheap_t *home = st__pageheap_home(span);
+  st__pageheap_lock(home);
+  st__page_collect(span);
+  if (st__page_all_free(span)) st__pageheap_free_locked(home, span);
+  else st_list_push_back(&home->abandoned[span->size_class], &span->link);
+  st__pageheap_unlock(home);
+}
+
+void st__tcache_abandon(st_tcache_t *tc, bool forced) {
+  /* First stop remote frees from handing spans back, then forget the stack, then give
+   * the spans away: after this no other thread refers to tc. */
+  tcache_for_each_span(tc, span_unpark, forced);
+  if (forced) st_store_relaxed(&tc->owner.xreclaim, NULL);
+  else st__page_take_reclaimed(&tc->owner);
+  tcache_for_each_span(tc, span_abandon, forced);
+}
+
+void st__tcache_release_empty(st_tcache_t *tc) {
+  for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
+    st_span_t *span = tc->current[c];
+    if (span == &st__span_empty) continue;
+    st__page_collect(span);
+    if (span->used == 1) tcache_release_span(tc, span); /* only the pin is left */
+  }
+}
+
+void st__tcache_sweep_abandoned_locked(st_pageheap_t *ph) {
+  for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
+    st_list_t *pos, *tmp;
+    st_list_for_each_safe(pos, tmp, &ph->abandoned[c]) {
+      st_span_t *span = ST_CONTAINER_OF(pos, st_span_t, link);
+      st__page_collect(span);
+      if (st__page_all_free(span)) {
+        st_list_remove(&span->link);
+        st__pageheap_free_locked(ph, span);
+      }
+    }
+  }
+}
+
+static bool validate_span(st_tcache_t *tc, st_span_t *span, unsigned cls, bool parked) {
+  bool ok = span->kind == ST_SPAN_SLAB && span->size_class == cls && st__tcache_owns(tc, span) &&
+            span->in_full == parked;
+  if (!ok) {
+    st__report("heap validation: tcache: span %p of class %u has wrong kind, class or owner",
+               (void *)span->start, cls);
+    return false;
+  }
+  return st__page_validate(span, tc->current[cls] == span ? 1 : 0);
+}
+
+bool st__tcache_validate(st_tcache_t *tc) {
+  for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
+    if (tc->current[c] != &st__span_empty && !validate_span(tc, tc->current[c], c, false))
+      return false;
+    st_list_t *pos, *tmp;
+    st_list_for_each_safe(pos, tmp, &tc->partial[c]) {
+      if (!validate_span(tc, ST_CONTAINER_OF(pos, st_span_t, link), c, false)) return false;
+    }
+    st_list_for_each_safe(pos, tmp, &tc->full[c]) {
+      if (!validate_span(tc, ST_CONTAINER_OF(pos, st_span_t, link), c, true)) return false;
+    }
+  }
+  return true;
+}

@@ -1,0 +1,63 @@
+/*
+ * tcache.h — per-thread caches of slab spans: the allocator's fast paths.
+ *
+ * Owns: each thread's current span per size class, its partial and full spans, the
+ * refill (slow) path, local frees that need bookkeeping, and the hand-over of a thread's
+ * spans when it exits (abandon) or when another thread picks them up (adopt).
+ *
+ * Fast path (STYLE.md §4, §6): st__tls_tcache starts at a static empty sentinel whose
+ * current spans have no free blocks, so a thread's first malloc falls into the slow path,
+ * which sets the thread up: there is no init check on the fast path. A malloc is a TLS
+ * load, a class-table load, a span load and a list pop; a free of a block of a span the
+ * thread owns is a pagemap lookup, one compare and a list push. No atomics, no locks.
+ *
+ * Invariants: current[c] is &st__span_empty or a SLAB span of class c owned by this cache
+ * and on no list; spans on partial[c] are owned, not parked; spans on full[c] are parked
+ * (in_full, xfast_owner NULL, tag NOTIFY until a remote free hands them back).
+ */
+#ifndef ST_CORE_TCACHE_H
+#define ST_CORE_TCACHE_H
+
+#include <stdbool.h>
+
+#include "base/list.h"
+#include "core/pageheap.h"
+#include "core/span.h"
+
+typedef struct st_tcache {
+  st_span_owner owner;                /* first member: spans point at it; any thread pushes */
+  st_span_t *current[ST_NUM_CLASSES]; /* owner only: never NULL */
+  st_list_t partial[ST_NUM_CLASSES];  /* owner only */
+  st_list_t full[ST_NUM_CLASSES];     /* owner only */
+  st_pageheap_t *heap;                /* owner only: shard of the CPU seen at last refill */
+  st_list_t registry_link;            /* registry lock (thread.c) */
+  bool live;                          /* registry lock: belongs to a running thread */
+} st_tcache_t;
+
+_Static_assert(offsetof(st_tcache_t, owner) == 0, "spans compare owners with the cache address");
+
+ST_HIDDEN extern st_span_t st__span_empty;
+/* The cache of a thread that has not allocated yet: every current span is empty. */
+ST_HIDDEN extern st_tcache_t st__tcache_empty;
+
+ST_HIDDEN void st__tcache_init(st_tcache_t *tc);
+/* Refills class cls and returns a block, or NULL when out of memory. */
+ST_HIDDEN void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls);
+/* A free by the owner that the fast path could not finish (span parked as full). */
+ST_HIDDEN void st__tcache_free_local_slow(st_tcache_t *tc, st_span_t *span, st_block_t *block);
+/* The fast path freed the last used block of span (used == 0). */
+ST_HIDDEN void st__tcache_retire(st_tcache_t *tc, st_span_t *span);
+/* Hands every span to its home shard: empty ones are freed, the rest abandoned for
+ * adoption. `forced` is for a forked child, where the other threads are gone. */
+ST_HIDDEN void st__tcache_abandon(st_tcache_t *tc, bool forced);
+/* Gives empty current spans back to the page heap (st_trim). */
+ST_HIDDEN void st__tcache_release_empty(st_tcache_t *tc);
+ST_HIDDEN bool st__tcache_validate(st_tcache_t *tc);
+/* Frees abandoned spans of a shard that became empty through remote frees. */
+ST_HIDDEN void st__tcache_sweep_abandoned_locked(st_pageheap_t *ph);
+
+ST_INLINE bool st__tcache_owns(const st_tcache_t *tc, const st_span_t *span) {
+  return st_load_relaxed(&span->xowner) == &tc->owner;
+}
+
+#endif

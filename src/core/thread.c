@@ -1,0 +1,173 @@
+/*
+ * thread.c — threads and process life (see thread.h).
+ *
+ * Thread exit: a pthread key's destructor abandons the thread's spans and recycles its
+ * cache. Allocations after that (later destructors of other libraries) go through the
+ * locked orphan cache; frees need no cache at all (they are remote frees).
+ * Fork: the prepare handler takes every lock so no other thread holds one across the
+ * fork; the child re-initialises them and abandons the caches of the threads that did
+ * not survive, so their spans are freed or adopted instead of leaking.
+ */
+#include "core/thread.h"
+
+#include <pthread.h>
+
+#include "base/check.h"
+#include "base/options.h"
+#include "core/pagemap.h"
+#include "core/sizeclass.h"
+#include "os/os.h"
+
+__thread st_tcache_t *st__tls_tcache __attribute__((tls_model("initial-exec"))) = &st__tcache_empty;
+
+/* Current spans all empty, never owned: the state of a thread after its exit. */
+static st_tcache_t tcache_exited = {.current = {[0 ... ST_NUM_CLASSES - 1] = &st__span_empty}};
+
+#define CACHE_CHUNK_BYTES ((size_t)64 << 10)
+#define CACHE_STRIDE ((sizeof(st_tcache_t) + ST_CACHE_LINE - 1) & ~(size_t)(ST_CACHE_LINE - 1))
+
+static st_atomic_int xinit_state; /* 0: not started, 1: done */
+static st_lock_t init_lock = ST_LOCK_INIT;
+static pthread_key_t exit_key;
+
+static st_lock_t registry_lock = ST_LOCK_INIT;
+static st_list_t registry = {&registry, &registry}; /* registry lock: live caches */
+static st_tcache_t *recycled;                        /* registry lock: via registry_link.next */
+static char *cache_cursor, *cache_end;               /* registry lock: carving area */
+static size_t cache_bytes, live_count;               /* registry lock */
+
+static st_lock_t orphan_lock = ST_LOCK_INIT;
+static st_tcache_t orphan_cache;
+static bool orphan_ready; /* orphan lock */
+
+static st_tcache_t *cache_new(void) {
+  st_tcache_t *tc = NULL;
+  st_lock_acquire(&registry_lock);
+  if (recycled != NULL) {
+    tc = recycled;
+    recycled = (st_tcache_t *)tc->registry_link.next;
+  } else {
+    if (cache_cursor == NULL || cache_cursor + CACHE_STRIDE > cache_end) {
+      char *chunk = st__os_map_aligned(CACHE_CHUNK_BYTES, ST_PAGE_SIZE);
+      if (chunk != NULL) {
+        cache_bytes += CACHE_CHUNK_BYTES;
+        cache_cursor = chunk;
+        cache_end = chunk + CACHE_CHUNK_BYTES;
+      }
+    }
+    if (cache_cursor != NULL && cache_cursor + CACHE_STRIDE <= cache_end) {
+      tc = (st_tcache_t *)cache_cursor;
+      cache_cursor += CACHE_STRIDE;
+    }
+  }
+  if (tc != NULL) {
+    st__tcache_init(tc);
+    tc->live = true;
+    st_list_push_back(&registry, &tc->registry_link);
+    live_count++;
+  }
+  st_lock_release(&registry_lock);
+  return tc;
+}
+
+static void cache_recycle_locked(st_tcache_t *tc) {
+  st_list_remove(&tc->registry_link);
+  tc->live = false;
+  tc->registry_link.next = (st_list_t *)recycled;
+  recycled = tc;
+  live_count--;
+}
+
+static void thread_exit(void *arg) {
+  st_tcache_t *tc = arg;
+  st__tls_tcache = &tcache_exited;
+  st__tcache_abandon(tc, false);
+  st_lock_acquire(&registry_lock);
+  cache_recycle_locked(tc);
+  st_lock_release(&registry_lock);
+}
+
+static void fork_prepare(void) {
+  st_lock_acquire(&registry_lock);
+  st_lock_acquire(&orphan_lock);
+  st__pageheap_lock_all();
+  st__pagemap_lock_for_fork();
+}
+
+static void fork_parent(void) {
+  st__pagemap_unlock_after_fork(false);
+  st__pageheap_unlock_all(false);
+  st_lock_release(&orphan_lock);
+  st_lock_release(&registry_lock);
+}
+
+static void fork_child(void) {
+  st__pagemap_unlock_after_fork(true);
+  st__pageheap_unlock_all(true);
+  st_lock_init(&orphan_lock);
+  st_lock_init(&registry_lock);
+  st_lock_init(&init_lock);
+  st_tcache_t *self = st__tls_tcache;
+  st_list_t *pos, *tmp;
+  st_list_for_each_safe(pos, tmp, &registry) {
+    st_tcache_t *tc = ST_CONTAINER_OF(pos, st_tcache_t, registry_link);
+    if (tc == self) continue;
+    st__tcache_abandon(tc, true);
+    cache_recycle_locked(tc);
+  }
+}
+
+void st__core_ensure_init(void) {
+  if (st_load_acquire(&xinit_state) == 1) return;
+  st_lock_acquire(&init_lock);
+  bool first = st_load_relaxed(&xinit_state) == 0;
+  if (first) {
+    st__options_init();
+    st__pageheap_init();
+    pthread_key_create(&exit_key, thread_exit);
+    st_store_release(&xinit_state, 1);
+  }
+  st_lock_release(&init_lock);
+  /* Outside the lock and after init: glibc may allocate while registering. */
+  if (first) pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+bool st__core_initialized(void) { return st_load_acquire(&xinit_state) == 1; }
+
+st_tcache_t *st__thread_cache(void) {
+  st_tcache_t *tc = st__tls_tcache;
+  if (tc != &st__tcache_empty) return tc == &tcache_exited ? NULL : tc;
+  st__core_ensure_init();
+  tc = cache_new();
+  if (tc == NULL) return NULL;
+  st__tls_tcache = tc;
+  /* May allocate (keys past the first 32): the cache is already in place. */
+  pthread_setspecific(exit_key, tc);
+  return tc;
+}
+
+st_tcache_t *st__thread_orphan_acquire(void) {
+  st__core_ensure_init();
+  st_lock_acquire(&orphan_lock);
+  if (!orphan_ready) {
+    st__tcache_init(&orphan_cache);
+    orphan_ready = true;
+  }
+  return &orphan_cache;
+}
+
+void st__thread_orphan_release(void) { st_lock_release(&orphan_lock); }
+
+size_t st__thread_live_count(void) {
+  st_lock_acquire(&registry_lock);
+  size_t n = live_count;
+  st_lock_release(&registry_lock);
+  return n;
+}
+
+size_t st__thread_metadata_bytes(void) {
+  st_lock_acquire(&registry_lock);
+  size_t n = cache_bytes;
+  st_lock_release(&registry_lock);
+  return n;
+}

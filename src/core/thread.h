@@ -1,0 +1,33 @@
+/*
+ * thread.h — the life of threads and of the process as the allocator sees them.
+ *
+ * Owns: the one-time initialisation of the core (in layer order), each thread's cache
+ * pointer (st__tls_tcache), setting a thread up on its first allocation, handing its
+ * spans to others when it exits, the fallback cache for threads past their exit
+ * destructor, the registry of live caches, and fork handling.
+ *
+ * Lock order: registry_lock, then orphan_lock, then page heap shard locks, then the
+ * pagemap leaf lock (fork_prepare takes them all in this order).
+ */
+#ifndef ST_CORE_THREAD_H
+#define ST_CORE_THREAD_H
+
+#include <stdbool.h>
+
+#include "core/tcache.h"
+
+/* Initial-exec TLS: one %fs-relative load on the fast path. */
+ST_HIDDEN extern __thread st_tcache_t *st__tls_tcache __attribute__((tls_model("initial-exec")));
+
+ST_HIDDEN void st__core_ensure_init(void);
+ST_HIDDEN bool st__core_initialized(void);
+/* The calling thread's cache, set up if needed; NULL for a thread past its exit
+ * destructor (or when no cache could be mapped): use st__thread_orphan_*. */
+ST_HIDDEN st_tcache_t *st__thread_cache(void);
+/* The shared, locked cache of threads that have none. */
+ST_HIDDEN st_tcache_t *st__thread_orphan_acquire(void);
+ST_HIDDEN void st__thread_orphan_release(void);
+ST_HIDDEN size_t st__thread_live_count(void);
+ST_HIDDEN size_t st__thread_metadata_bytes(void);
+
+#endif

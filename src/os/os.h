@@ -1,0 +1,57 @@
+/*
+ * os.h — the kernel behind one narrow interface (STYLE.md §3, §11).
+ *
+ * Owns: every memory syscall strata makes (mmap, munmap, madvise, mremap) and the clock
+ * used by purge policy. Layers above never include <sys/mman.h>; they call the st__os_*
+ * functions, which add policy (alignment by over-mapping, accounting) on top of the raw
+ * operations in st_os_ops. Unit tests install fake ops to fail the Nth map or to move a
+ * fake clock. All functions are thread safe and never allocate.
+ */
+#ifndef ST_OS_OS_H
+#define ST_OS_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/atomics.h"
+#include "base/macros.h"
+
+/* The raw operations; each returns NULL / false on failure and leaves errno set. */
+typedef struct st_os_ops {
+  void *(*map)(size_t size);                      /* read-write, zeroed, page aligned */
+  bool (*unmap)(void *addr, size_t size);
+  bool (*purge)(void *addr, size_t size, bool lazy); /* lazy: MADV_FREE, else DONTNEED */
+  /* Resizes in place when target is NULL, else moves the pages onto target (which the
+   * caller mapped) without copying. */
+  void *(*remap)(void *addr, size_t old_size, size_t new_size, void *target);
+  uint64_t (*now_ms)(void);                       /* monotonic milliseconds */
+} st_os_ops;
+
+typedef struct st_os_counters {
+  st_atomic_size xmapped;     /* bytes currently mapped through this layer */
+  st_atomic_size xpurged;     /* bytes ever purged */
+  st_atomic_size xmap_calls;  /* successful map calls */
+} st_os_counters;
+
+ST_HIDDEN extern st_os_counters st__os_counters;
+
+/* Installs ops (NULL restores the kernel's); returns the previous ones. For tests. */
+ST_HIDDEN const st_os_ops *st__os_set_ops(const st_os_ops *ops);
+ST_HIDDEN const st_os_ops *st__os_kernel_ops(void);
+
+/* Maps size bytes (a multiple of the page size) aligned to align (a power of two). */
+ST_HIDDEN void *st__os_map_aligned(size_t size, size_t align);
+ST_HIDDEN void st__os_unmap(void *addr, size_t size);
+/* Gives the pages' memory back to the kernel; the range stays mapped and reads as zero
+ * afterwards unless lazy (MADV_FREE) was used. Returns false if the kernel refused. */
+ST_HIDDEN bool st__os_purge(void *addr, size_t size, bool lazy);
+/* Resizes a mapping in place (target NULL) or moves it onto target, a mapping of
+ * new_size bytes from st__os_map_aligned that it replaces. NULL on failure with both
+ * mappings intact. */
+ST_HIDDEN void *st__os_remap(void *addr, size_t old_size, size_t new_size, void *target);
+ST_HIDDEN uint64_t st__os_now_ms(void);
+/* The kernel's page size, read once. */
+ST_HIDDEN size_t st__os_page_size(void);
+
+#endif

@@ -1,0 +1,170 @@
+/* Unit tests of slab spans: lazy carving, remote frees from many threads, and the
+ * park / notify / reclaim hand-over of full spans (page.h). */
+#include <pthread.h>
+
+#include "../check.h"
+#include "base/options.h"
+#include "core/page.h"
+#include "core/pageheap.h"
+
+static st_pageheap_t *ph;
+
+static st_span_t *new_slab(unsigned cls, st_span_owner *owner) {
+  st__pageheap_lock(ph);
+  st_span_t *s = st__pageheap_alloc_locked(ph, st__class_span_pages[cls], ST_PAGE_SIZE, ST_SPAN_SLAB);
+  st__pageheap_unlock(ph);
+  if (s != NULL) st__page_format(s, cls, owner);
+  return s;
+}
+
+static void drop_slab(st_span_t *s) {
+  st__pageheap_lock(ph);
+  st__pageheap_free_locked(ph, s);
+  st__pageheap_unlock(ph);
+}
+
+static void *pop(st_span_t *s) {
+  if (s->free == NULL && st__page_collect(s) == 0 && !st__page_extend(s)) return NULL;
+  st_block_t *b = s->free;
+  s->free = b->next;
+  s->used++;
+  return b;
+}
+
+static void blocks_are_carved_a_page_at_a_time(void) {
+  st_span_owner owner = {0};
+  st_span_t *s = new_slab(1 /* 32 bytes */, &owner);
+  REQUIRE(s != NULL);
+  CHECK_EQ(s->capacity, st__span_bytes(s) / 32);
+  CHECK(st__page_extend(s));
+  CHECK_EQ(s->carved, ST_PAGE_SIZE / 32);
+  size_t n = 0;
+  for (st_block_t *b = s->free; b != NULL; b = b->next) {
+    CHECK(st__page_is_block_start(s, b));
+    n++;
+  }
+  CHECK_EQ(n, ST_PAGE_SIZE / 32);
+  CHECK(!st__page_is_block_start(s, (char *)s->start + 16));
+  while (pop(s) != NULL) {
+  }
+  CHECK_EQ(s->used, s->capacity);
+  CHECK_EQ(s->carved, s->capacity);
+  CHECK(st__page_validate(s, 0));
+  drop_slab(s);
+}
+
+typedef struct remote_job {
+  st_span_t *span;
+  void **blocks;
+  size_t count;
+} remote_job;
+
+static void *free_remotely(void *arg) {
+  remote_job *job = arg;
+  for (size_t i = 0; i < job->count; i++) st__page_free_mt(job->span, job->blocks[i]);
+  return NULL;
+}
+
+static void remote_frees_from_many_threads_lose_nothing(void) {
+  enum { THREADS = 4 };
+  st_span_owner owner = {0};
+  st_span_t *s = new_slab(0 /* 16 bytes */, &owner);
+  REQUIRE(s != NULL);
+  size_t cap = s->capacity;
+  void **blocks = calloc(cap, sizeof *blocks);
+  REQUIRE(blocks != NULL);
+  for (size_t i = 0; i < cap; i++) blocks[i] = pop(s);
+  CHECK(pop(s) == NULL);
+  pthread_t t[THREADS];
+  remote_job jobs[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    jobs[i] = (remote_job){s, blocks + i * (cap / THREADS), cap / THREADS};
+    pthread_create(&t[i], NULL, free_remotely, &jobs[i]);
+  }
+  size_t collected = 0; /* the owner collects while the frees arrive */
+  while (collected < cap) collected += st__page_collect(s);
+  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  CHECK_EQ(collected, cap);
+  CHECK_EQ(s->used, 0);
+  CHECK(st__page_validate(s, 0));
+  free(blocks);
+  drop_slab(s);
+}
+
+typedef struct park_job {
+  st_span_t *span;
+  _Atomic(st_block_t *) block; /* handed over by the owner, NULL once freed */
+  atomic_int stop;
+} park_job;
+
+static void *free_when_handed(void *arg) {
+  park_job *job = arg;
+  while (!atomic_load(&job->stop)) {
+    st_block_t *b = atomic_exchange(&job->block, NULL);
+    if (b == NULL) continue;
+    st__page_free_mt(job->span, b);
+  }
+  return NULL;
+}
+
+static void a_remote_free_hands_a_parked_span_back_to_its_owner(void) {
+  st_span_owner owner = {0};
+  st_span_t *s = new_slab(ST_NUM_CLASSES - 1 /* 32 KiB: few blocks */, &owner);
+  REQUIRE(s != NULL);
+  park_job job = {.span = s};
+  pthread_t t;
+  pthread_create(&t, NULL, free_when_handed, &job);
+  int handed_back = 0;
+  for (int round = 0; round < 20000; round++) {
+    void *b;
+    void *last = NULL;
+    while ((b = pop(s)) != NULL) last = b;
+    REQUIRE(last != NULL);
+    /* The owner parks the exhausted span, then a remote free must bring it back. */
+    st__page_wait_not_busy(s);
+    if (st__page_take_reclaimed(&owner) != NULL) handed_back++;
+    if (!st__page_try_park(s)) continue; /* a free slipped in: it is on the remote list */
+    atomic_store(&job.block, (st_block_t *)last);
+    st_span_t *back;
+    while ((back = st__page_take_reclaimed(&owner)) == NULL) {
+    }
+    CHECK(back == s);
+    CHECK(back->reclaim_next == NULL);
+    handed_back++;
+    st__page_wait_not_busy(s);
+    CHECK_EQ(st_load_relaxed(&s->xthread_free) & ST_REMOTE_TAG_MASK, ST_REMOTE_NORMAL);
+    /* Free everything else locally so the next round starts from a full span. */
+    CHECK_EQ(st__page_collect(s), 1);
+  }
+  atomic_store(&job.stop, 1);
+  pthread_join(t, NULL);
+  CHECK_GE(handed_back, 1);
+  CHECK(st__page_validate(s, 0));
+  drop_slab(s);
+}
+
+static void unparking_stops_the_hand_over(void) {
+  st_span_owner owner = {0};
+  st_span_t *s = new_slab(3, &owner);
+  REQUIRE(s != NULL);
+  void *b;
+  void *last = NULL;
+  while ((b = pop(s)) != NULL) last = b;
+  CHECK(st__page_try_park(s));
+  st__page_unpark(s);
+  st__page_free_mt(s, last);
+  CHECK(st__page_take_reclaimed(&owner) == NULL);
+  CHECK_EQ(st__page_collect(s), 1);
+  drop_slab(s);
+}
+
+int main(void) {
+  st__options_init();
+  st__pageheap_init();
+  ph = st__pageheap_of_cpu(0);
+  RUN_CASE(blocks_are_carved_a_page_at_a_time);
+  RUN_CASE(remote_frees_from_many_threads_lose_nothing);
+  RUN_CASE(a_remote_free_hands_a_parked_span_back_to_its_owner);
+  RUN_CASE(unparking_stops_the_hand_over);
+  return check_summary();
+}

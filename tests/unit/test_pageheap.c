@@ -1,0 +1,191 @@
+/* Unit tests of the page heap: best fit, coalescing, alignment, in-place resizing, purge
+ * timing with a fake clock, and out-of-memory with a failing fake map. */
+#include "../check.h"
+#include "base/options.h"
+#include "core/pageheap.h"
+#include "core/pagemap.h"
+#include "fake_os.h"
+
+static st_pageheap_t *ph;
+
+static st_span_t *alloc_span(size_t pages, size_t align, st_span_kind kind) {
+  st__pageheap_lock(ph);
+  st_span_t *s = st__pageheap_alloc_locked(ph, pages, align, kind);
+  st__pageheap_unlock(ph);
+  return s;
+}
+
+static void free_span(st_span_t *s) {
+  st__pageheap_lock(ph);
+  st__pageheap_free_locked(ph, s);
+  st__pageheap_unlock(ph);
+}
+
+static bool heap_valid(void) {
+  st__pageheap_lock(ph);
+  bool ok = st__pageheap_validate_locked(ph);
+  st__pageheap_unlock(ph);
+  return ok;
+}
+
+static size_t free_span_count(void) {
+  size_t n = 0;
+  st_list_t *pos, *tmp;
+  for (size_t i = 0; i < ST_FREE_EXACT_PAGES; i++) st_list_for_each_safe(pos, tmp, &ph->free_exact[i]) n++;
+  st_list_for_each_safe(pos, tmp, &ph->free_large) n++;
+  return n;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t next_random(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return rng;
+}
+
+static void freeing_everything_coalesces_back_to_whole_regions(void) {
+  enum { N = 400 };
+  st_span_t *spans[N];
+  for (int i = 0; i < N; i++) {
+    size_t pages = 1 + next_random() % (i % 10 == 0 ? 600 : 40);
+    spans[i] = alloc_span(pages, ST_PAGE_SIZE, i % 2 ? ST_SPAN_SLAB : ST_SPAN_LARGE);
+    REQUIRE(spans[i] != NULL);
+    CHECK_EQ(spans[i]->pages, pages);
+    CHECK(st__pagemap_lookup((void *)spans[i]->start) == spans[i]);
+  }
+  CHECK(heap_valid());
+  for (int i = N - 1; i > 0; i--) { /* free in a random order */
+    int j = (int)(next_random() % (uint64_t)(i + 1));
+    st_span_t *t = spans[i];
+    spans[i] = spans[j];
+    spans[j] = t;
+  }
+  for (int i = 0; i < N; i++) {
+    free_span(spans[i]);
+    if (i % 50 == 0) CHECK(heap_valid());
+  }
+  CHECK(heap_valid());
+  CHECK_EQ(st__pages_to_bytes(ph->free_pages), ph->reserved_bytes);
+  /* Regions may be adjacent and then merge, so at most one free span per region. */
+  CHECK_LE(free_span_count(), ph->reserved_bytes / ST_REGION_BYTES);
+}
+
+static void slab_spans_map_every_page_and_large_spans_the_first(void) {
+  st_span_t *slab = alloc_span(16, ST_PAGE_SIZE, ST_SPAN_SLAB);
+  st_span_t *large = alloc_span(16, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  REQUIRE(slab != NULL && large != NULL);
+  for (size_t i = 0; i < 16; i++) {
+    CHECK(st__pagemap_lookup((char *)slab->start + st__pages_to_bytes(i) + 100) == slab);
+    if (i > 0) CHECK(st__pagemap_lookup((char *)large->start + st__pages_to_bytes(i)) == NULL);
+  }
+  CHECK(st__pagemap_lookup((void *)large->start) == large);
+  uintptr_t slab_start = slab->start;
+  free_span(slab);
+  free_span(large);
+  CHECK(st__pagemap_lookup((void *)(slab_start + st__pages_to_bytes(5))) == NULL);
+  CHECK(heap_valid());
+}
+
+static void aligned_spans_start_on_their_alignment(void) {
+  static const size_t aligns[] = {ST_PAGE_SIZE, 65536, 1 << 20, 2 << 20, 8 << 20};
+  st_span_t *spans[ST_ARRAY_LEN(aligns)];
+  for (size_t i = 0; i < ST_ARRAY_LEN(aligns); i++) {
+    spans[i] = alloc_span(3 + i, aligns[i], ST_SPAN_LARGE);
+    REQUIRE(spans[i] != NULL);
+    CHECK_ALIGNED(spans[i]->start, aligns[i]);
+    CHECK_EQ(spans[i]->pages, 3 + i);
+  }
+  CHECK(heap_valid());
+  for (size_t i = 0; i < ST_ARRAY_LEN(aligns); i++) free_span(spans[i]);
+  CHECK(heap_valid());
+}
+
+static void large_spans_shrink_and_grow_in_place(void) {
+  st_span_t *s = alloc_span(64, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  REQUIRE(s != NULL);
+  uintptr_t start = s->start;
+  st__pageheap_lock(ph);
+  st__pageheap_shrink_locked(ph, s, 10);
+  CHECK_EQ(s->pages, 10);
+  CHECK(st__pageheap_grow_locked(ph, s, 100));
+  CHECK_EQ(s->pages, 100);
+  CHECK_EQ(s->start, start);
+  CHECK(st__pageheap_validate_locked(ph));
+  st__pageheap_unlock(ph);
+  /* A used right neighbour blocks growth. */
+  st_span_t *fence = alloc_span(1, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  REQUIRE(fence != NULL);
+  st__pageheap_lock(ph);
+  bool grew = fence->start == st__span_end(s) ? st__pageheap_grow_locked(ph, s, 200) : false;
+  st__pageheap_unlock(ph);
+  CHECK(!grew || fence->start != st__span_end(s));
+  free_span(s);
+  free_span(fence);
+  CHECK(heap_valid());
+}
+
+static void free_spans_are_purged_after_the_delay(void) {
+  st__option_values[ST_OPTION_PURGE_DELAY_MS] = 100;
+  st__pageheap_lock(ph);
+  st__pageheap_purge_locked(ph, true); /* start clean */
+  st__pageheap_unlock(ph);
+  long purges = fake.purges;
+  fake.now_ms = 5000;
+  st_span_t *s = alloc_span(32, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  REQUIRE(s != NULL);
+  free_span(s); /* dirty at 5000 */
+  CHECK_GE(ph->dirty_pages, 32);
+  /* Not yet due: nothing is purged before the delay has passed. */
+  fake.now_ms = 5099;
+  st__pageheap_lock(ph);
+  CHECK_EQ(st__pageheap_purge_locked(ph, false), 0);
+  st__pageheap_unlock(ph);
+  CHECK_EQ(fake.purges, purges);
+  /* Due: the next heap operation purges, without anyone asking. */
+  fake.now_ms = 5101;
+  st_span_t *t = alloc_span(1, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  CHECK_LT(purges, fake.purges);
+  CHECK_EQ(ph->dirty_pages, 0);
+  if (t != NULL) free_span(t);
+  /* The span freed at 5101 is younger than the delay; trim-style purging takes it too. */
+  st__pageheap_lock(ph);
+  st__pageheap_purge_locked(ph, true);
+  CHECK_EQ(ph->dirty_pages, 0);
+  CHECK(st__pageheap_validate_locked(ph));
+  st__pageheap_unlock(ph);
+}
+
+static void a_refused_map_gives_null_and_a_consistent_heap(void) {
+  size_t reserved = ph->reserved_bytes;
+  fake_fail_maps_after(0);
+  /* Longer than any free span: the heap must map a region, and the kernel refuses. */
+  st_span_t *s = alloc_span(st__bytes_to_pages(ST_REGION_BYTES) * 2, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  CHECK(s == NULL);
+  CHECK_GE(fake.failed_maps, 1);
+  CHECK_EQ(ph->reserved_bytes, reserved);
+  CHECK(heap_valid());
+  /* Small requests are still served from memory already mapped. */
+  st_span_t *small = alloc_span(4, ST_PAGE_SIZE, ST_SPAN_SLAB);
+  CHECK(small != NULL);
+  if (small != NULL) free_span(small);
+  fake_maps_never_fail();
+  s = alloc_span(st__bytes_to_pages(ST_REGION_BYTES) * 2, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  CHECK(s != NULL);
+  if (s != NULL) free_span(s);
+  CHECK(heap_valid());
+}
+
+int main(void) {
+  fake_os_install();
+  st__options_init();
+  st__pageheap_init();
+  ph = st__pageheap_of_cpu(0);
+  RUN_CASE(freeing_everything_coalesces_back_to_whole_regions);
+  RUN_CASE(slab_spans_map_every_page_and_large_spans_the_first);
+  RUN_CASE(aligned_spans_start_on_their_alignment);
+  RUN_CASE(large_spans_shrink_and_grow_in_place);
+  RUN_CASE(free_spans_are_purged_after_the_delay);
+  RUN_CASE(a_refused_map_gives_null_and_a_consistent_heap);
+  return check_summary();
+}

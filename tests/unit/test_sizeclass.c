@@ -1,0 +1,48 @@
+/* Unit tests of the size classes: the smallest fitting class, bounded waste, span
+ * geometry. */
+#include "../check.h"
+#include "core/sizeclass.h"
+
+static void every_size_gets_the_smallest_fitting_class(void) {
+  for (size_t n = 0; n <= ST_SMALL_MAX; n++) {
+    unsigned c = st__size_to_class(n);
+    if (!CHECK_LT(c, ST_NUM_CLASSES)) return;
+    CHECK_MSG(st__class_size[c] >= n, "size %zu class %u", n, c);
+    CHECK_MSG(c == 0 || st__class_size[c - 1] < n, "size %zu class %u not smallest", n, c);
+    if (n <= ST_SMALL_FAST_MAX) CHECK_EQ(st__small_class(n), c);
+  }
+}
+
+static void waste_is_at_most_one_eighth_from_128_bytes(void) {
+  for (size_t n = 128; n <= ST_SMALL_MAX; n++) {
+    size_t block = st__class_size[st__size_to_class(n)];
+    CHECK_MSG((block - n) * 8 <= n, "size %zu gets %zu", n, block);
+  }
+  /* Below 128 bytes the classes are the 16-byte alignment quantum apart. */
+  for (size_t n = 1; n < 128; n++) CHECK_LT(st__class_size[st__size_to_class(n)] - n, 16);
+}
+
+static void classes_are_aligned_and_increasing(void) {
+  for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
+    CHECK_EQ(st__class_size[c] % 16, 0);
+    if (c > 0) CHECK_LT(st__class_size[c - 1], st__class_size[c]);
+  }
+  CHECK_EQ(st__class_size[ST_NUM_CLASSES - 1], ST_SMALL_MAX);
+}
+
+static void spans_hold_enough_blocks_with_a_small_tail(void) {
+  for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
+    size_t bytes = st__pages_to_bytes(st__class_span_pages[c]);
+    size_t blocks = bytes / st__class_size[c];
+    CHECK_GE(blocks, ST_SLAB_MIN_BLOCKS);
+    CHECK_MSG((bytes - blocks * st__class_size[c]) * 8 <= bytes, "class %u tail", c);
+  }
+}
+
+int main(void) {
+  RUN_CASE(every_size_gets_the_smallest_fitting_class);
+  RUN_CASE(waste_is_at_most_one_eighth_from_128_bytes);
+  RUN_CASE(classes_are_aligned_and_increasing);
+  RUN_CASE(spans_hold_enough_blocks_with_a_small_tail);
+  return check_summary();
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Fails when a source file includes a header of a layer above its own (STYLE.md §2), or
+# when a file outside src/os/ includes <sys/mman.h> (the kernel stays behind os.h).
+#   tools/check_layers.sh [source-dir]
+# Ranks, lowest first; a file may include headers of its own rank or lower.
+set -euo pipefail
+root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+cd "$root/src"
+
+rank() {
+  case $1 in
+    base/*) echo 0 ;;
+    os/*) echo 1 ;;
+    core/sizeclass.*) echo 2 ;;
+    core/span.* | core/pagemap.*) echo 3 ;;
+    core/pageheap.*) echo 4 ;;
+    core/page.* | core/huge.*) echo 5 ;;
+    core/tcache.*) echo 6 ;;
+    core/thread.*) echo 7 ;;
+    core/heap.*) echo 8 ;;
+    api/*) echo 9 ;;
+    strata.h) echo 0 ;; # the public header is a leaf every layer may use
+    *) echo "unknown" ;;
+  esac
+}
+
+status=0
+while IFS= read -r file; do
+  own=$(rank "$file")
+  if [ "$own" = unknown ]; then
+    echo "check_layers: $file has no layer rank; add it to tools/check_layers.sh"
+    status=1
+    continue
+  fi
+  while IFS= read -r inc; do
+    dep=$(rank "$inc")
+    if [ "$dep" = unknown ]; then
+      echo "check_layers: $file includes \"$inc\", which has no layer rank"
+      status=1
+    elif [ "$dep" -gt "$own" ]; then
+      echo "check_layers: $file (rank $own) includes \"$inc\" (rank $dep), a layer above it"
+      status=1
+    fi
+  done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$file")
+  if [[ $file != os/* ]] && grep -q '#include <sys/mman.h>' "$file"; then
+    echo "check_layers: $file includes <sys/mman.h>; memory syscalls belong in src/os/"
+    status=1
+  fi
+done < <(find . -name '*.[ch]' | sed 's|^\./||' | sort)
+[ $status -eq 0 ] && echo "check_layers: every include points down"
+exit $status
