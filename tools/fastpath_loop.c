@@ -1,19 +1,44 @@
 /*
- * fastpath_loop.c — N malloc(size)/free pairs in a loop, for instruction counting.
- * fastpath_count.sh runs it under callgrind at two N and divides the difference, so
- * start-up and exit cost cancel out and what is left is one loop iteration.
+ * fastpath_loop.c — the loops whose instructions fastpath_count.sh counts.
+ *   fastpath_loop local  N SIZE   N malloc(SIZE)/free pairs on one thread
+ *   fastpath_loop remote N SIZE   N blocks malloc'ed by one thread and freed by another
+ * Counting at two N and dividing the difference cancels start-up and exit costs, so what
+ * is left is one iteration: the calls, the allocator's work and a few loop instructions.
  */
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+
+static void **blocks;
+static long count;
+
+static void *free_all(void *arg) {
+  (void)arg;
+  for (long i = 0; i < count; i++) free(blocks[i]);
+  return NULL;
+}
 
 int main(int argc, char **argv) {
-  long n = argc > 1 ? atol(argv[1]) : 1000000;
-  size_t size = argc > 2 ? (size_t)atol(argv[2]) : 32;
-  void *volatile sink;
-  for (long i = 0; i < n; i++) {
-    void *p = malloc(size);
-    sink = p; /* keeps the pair from being optimised away */
-    free(p);
+  if (argc != 4) return 2;
+  count = atol(argv[2]);
+  size_t size = (size_t)atol(argv[3]);
+  if (strcmp(argv[1], "local") == 0) {
+    void *volatile sink;
+    for (long i = 0; i < count; i++) {
+      void *p = malloc(size);
+      sink = p; /* keeps the pair from being optimised away */
+      free(p);
+    }
+    (void)sink;
+    return 0;
   }
-  (void)sink;
+  /* remote: the array itself comes from mmap'd pages malloc'ed once, outside the loops. */
+  blocks = malloc((size_t)count * sizeof *blocks);
+  if (blocks == NULL) return 1;
+  for (long i = 0; i < count; i++) blocks[i] = malloc(size);
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_all, NULL) != 0) return 1;
+  pthread_join(t, NULL);
+  free(blocks);
   return 0;
 }

@@ -4,10 +4,13 @@
  * Owns: the seeded xorshift generator, the size distributions, the fill/verify pattern that
  * makes every block's pages resident and its contents checkable, the checksum mix, argument
  * parsing and the one result line each workload prints.
- * Does not own: any timing (the runner times whole processes) or any allocator choice (the
+ * Does not own: the timing the comparison rests on (the runner times whole processes; a
+ * workload may add its own clock readings, see bench_now) or any allocator choice (the
  * workloads call plain malloc/free; LD_PRELOAD picks the allocator).
- * Invariants: everything is deterministic given the seed, so the result line is identical
- * under every correct allocator; a block's contents never depend on its address.
+ * Invariants: everything is deterministic given the seed, so the checksummed part of the
+ * result line (workload, ops, checksum) is identical under every correct allocator; a
+ * block's contents never depend on its address. Measured fields (times, RSS) follow the
+ * checksum on the same line and are never compared.
  */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* One word is written per page so the kernel must back every page of a block: peak RSS then
  * reflects what a program that uses its memory would see, at a fraction of memset's cost. */
@@ -139,11 +143,25 @@ static inline uint64_t bench_scaled(uint64_t full, unsigned long scale, uint64_t
   return n < min ? min : n;
 }
 
-/* The one line the runner parses and compares across allocators. */
-static inline void bench_result(const char *name, uint64_t ops, uint64_t checksum) {
-  printf("workload=%s ops=%llu checksum=%016llx\n", name, (unsigned long long)ops,
-         (unsigned long long)checksum);
+/* Seconds on CLOCK_MONOTONIC, for the rates a workload measures itself (pool-*). */
+static inline double bench_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* The one line the runner parses: `workload= ops= checksum=` are compared across
+ * allocators; `measured` (space-separated key=number fields, or "") is appended after them
+ * for the runner to tabulate, and differs from run to run. */
+static inline void bench_result_measured(const char *name, uint64_t ops, uint64_t checksum,
+                                         const char *measured) {
+  printf("workload=%s ops=%llu checksum=%016llx%s%s\n", name, (unsigned long long)ops,
+         (unsigned long long)checksum, measured[0] != '\0' ? " " : "", measured);
   fflush(stdout);
+}
+
+static inline void bench_result(const char *name, uint64_t ops, uint64_t checksum) {
+  bench_result_measured(name, ops, checksum, "");
 }
 
 #endif

@@ -29,10 +29,7 @@ void *st__api_malloc_slow(size_t size) {
 }
 
 void st__api_free_slow(void *p, st_span_t *span) {
-  if (p == NULL) return;
-  int saved = errno;
-  st__core_free(p, span, "free");
-  errno = saved;
+  if (p != NULL) st__core_free(p, span, "free");
 }
 
 void *st__api_calloc(size_t count, size_t size) {

@@ -7,6 +7,7 @@
  */
 #include "core/heap.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,7 +43,7 @@ static void *small_alloc(unsigned cls) {
   return st__tcache_alloc_slow(tc, cls);
 }
 
-static void small_free(void *p, st_span_t *span, const char *fn) {
+ST_INLINE void small_free(void *p, st_span_t *span, const char *fn) {
   ST_CHECK(st__page_is_block_start(span, p),
            "%s(): invalid pointer %p (inside a %u-byte block)", fn, p, span->block_size);
   st_tcache_t *tc = st__tls_tcache;
@@ -126,15 +127,23 @@ static st_span_t *span_of_block(const void *p, const char *fn) {
   return span;
 }
 
-void st__core_free(void *p, st_span_t *span, const char *fn) {
-  if (p == NULL) return;
-  if (span == NULL || span->kind != ST_SPAN_SLAB) span = span_of_block(p, fn);
+/* Blocks of LARGE and HUGE spans; may make syscalls, which must not change errno. */
+ST_NOINLINE static void free_pages(void *p, st_span_t *span, const char *fn) {
+  int saved = errno;
+  span = span_of_block(p, fn);
   switch ((st_span_kind)span->kind) {
   case ST_SPAN_SLAB: small_free(p, span, fn); break;
   case ST_SPAN_LARGE: large_free(span); break;
   case ST_SPAN_HUGE: st__huge_free(span); break;
   case ST_SPAN_FREE: invalid_pointer(fn, p, span); break;
   }
+  errno = saved;
+}
+
+void st__core_free(void *p, st_span_t *span, const char *fn) {
+  if (p == NULL) return;
+  if (ST_LIKELY(span != NULL && span->kind == ST_SPAN_SLAB)) small_free(p, span, fn);
+  else free_pages(p, span, fn);
 }
 
 static size_t span_usable(const st_span_t *span) {

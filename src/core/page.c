@@ -119,11 +119,6 @@ st_span_t *st__page_take_reclaimed(st_span_owner *owner) {
   return st_exchange_acq_rel(&owner->xreclaim, NULL);
 }
 
-bool st__page_is_block_start(const st_span_t *span, const void *p) {
-  uintptr_t offset = (uintptr_t)p - span->start;
-  return offset % span->block_size == 0 && offset / span->block_size < span->capacity;
-}
-
 bool st__page_validate(const st_span_t *span, uint32_t pins) {
   uint32_t listed = 0;
   for (const st_block_t *b = span->free; b != NULL; b = b->next) {

@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 
+#include "core/sizeclass.h"
 #include "core/span.h"
 
 #define ST_REMOTE_NORMAL ((uintptr_t)0)
@@ -47,7 +48,11 @@ ST_HIDDEN void st__page_unpark_forced(st_span_t *span);
 /* Takes the owner's whole reclaim stack (linked by reclaim_next). */
 ST_HIDDEN st_span_t *st__page_take_reclaimed(st_span_owner *owner);
 /* Whether a block address lies on a block boundary inside the slab. */
-ST_HIDDEN bool st__page_is_block_start(const st_span_t *span, const void *p);
+ST_INLINE bool st__page_is_block_start(const st_span_t *span, const void *p) {
+  uint64_t offset = (uintptr_t)p - span->start;
+  uint64_t index = (offset * st__class_div_magic[span->size_class]) >> ST_DIV_SHIFT;
+  return index * span->block_size == offset && index < span->capacity;
+}
 /* Checks counts and lists of a slab the caller owns (or holds under the shard lock);
  * pins: extra counts in `used` held by the owner (1 for a current span). */
 ST_HIDDEN bool st__page_validate(const st_span_t *span, uint32_t pins);

@@ -35,16 +35,22 @@ static size_t fill_until_null(kind k, void **list, size_t limit, int *err) {
     void *p = NULL;
     if (n % 8 == 7) {
       int rc = posix_memalign(&p, 128, k.size);
-      if (rc != 0) errno = rc; /* posix_memalign reports by return value */
+      if (rc != 0) { /* posix_memalign reports by return value */
+        *err = rc;
+        return n;
+      }
     } else {
       p = malloc(k.size);
     }
-    if (p == NULL) break;
+    if (p == NULL) {
+      *err = errno_now();
+      return n;
+    }
     *(void **)p = *list;
     ((unsigned char *)p)[k.size - 1] = (unsigned char)n;
     *list = p;
   }
-  *err = errno;
+  *err = 0;
   return n;
 }
 
@@ -74,17 +80,20 @@ static void check_at_limit(kind k, void **list) {
   void *live = *list;
   errno = 0;
   void *p = calloc(1, k.size);
-  CHECK_MSG(p != NULL || errno == ENOMEM, "calloc at the limit: errno %d", errno);
+  int e = errno_now();
+  CHECK_MSG(p != NULL || e == ENOMEM, "calloc at the limit: errno %d", e);
   free(p);
   ((unsigned char *)live)[8] = 0x5c;
   errno = 0;
   void *q = realloc(live, 64 * MiB);
-  CHECK_MSG(q == NULL && errno == ENOMEM, "realloc to 64 MiB at the limit: %p errno %d", q, errno);
+  e = errno_now();
+  CHECK_MSG(q == NULL && e == ENOMEM, "realloc to 64 MiB at the limit: %p errno %d", q, e);
   if (q) *list = live = q; /* (the CHECK above failed; keep the chain valid) */
   CHECK_EQ(((unsigned char *)live)[8], 0x5c);
   errno = 0;
   p = aligned_alloc(2 * MiB, 32 * MiB);
-  CHECK_MSG(p == NULL && errno == ENOMEM, "aligned_alloc(2 MiB, 32 MiB): %p errno %d", p, errno);
+  e = errno_now();
+  CHECK_MSG(p == NULL && e == ENOMEM, "aligned_alloc(2 MiB, 32 MiB): %p errno %d", p, e);
   free(p);
 }
 

@@ -13,6 +13,7 @@
 #ifndef STRATA_OVERRIDE_UTIL_H
 #define STRATA_OVERRIDE_UTIL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +43,14 @@ static inline bool strata_counters(st_core_counters *out) {
   if (!strata_present()) return false;
   st_core_counters_get(out);
   return true;
+}
+
+/* errno, reloaded after a compiler barrier. clang 14 assumes the malloc family never writes
+ * errno (measured: `errno = 0; malloc(huge); errno` folds to 0 at -O2), so every errno check
+ * after a direct call goes through this. */
+static inline int errno_now(void) {
+  __asm__ volatile("" : : : "memory");
+  return errno;
 }
 
 /* Makes the compiler believe p is used, so it cannot delete a malloc/free pair. */
