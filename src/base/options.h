@@ -18,6 +18,12 @@
   X(VERBOSE, 0, 0, 2, "Print warnings (1) and a summary line at exit (1) or more detail (2)")  \
   X(PURGE_DELAY_MS, 250, -1, 3600000,                                                            \
     "Milliseconds a free span stays resident before it is purged; 0 purges at once, -1 never")  \
+  X(PURGE_RETAIN_KB, 4096, 0, 1048576,                                                          \
+    "Dirty free memory a page-heap shard keeps beyond the delay (at least 1/8 of its pages "    \
+    "in use); more is purged at once")                                                          \
+  X(PURGE_LAZY, 0, 0, 1,                                                                        \
+    "Purge with MADV_FREE (the kernel reclaims the pages only under memory pressure) "          \
+    "instead of MADV_DONTNEED")                                                                 \
   X(HUGE_THRESHOLD_KB, 65536, 256, 1048576,                                                      \
     "Requests above this many KiB are mapped directly and unmapped on free")                    \
   X(SHARDS, 0, 0, 64, "Number of page-heap shards; 0 means one per CPU the process may use")

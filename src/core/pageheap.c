@@ -113,10 +113,10 @@ static void free_list_insert(st_pageheap_t *ph, st_span_t *s) {
     st_list_push_front(&ph->free_large, &s->link);
   }
   ph->free_pages += s->pages;
-  if (s->dirty) {
+  if (s->dirty_pages != 0) {
     st_list_push_back(&ph->dirty, &s->dirty_link);
     s->on_dirty_list = 1;
-    ph->dirty_pages += s->pages;
+    ph->dirty_pages += s->dirty_pages;
   }
 }
 
@@ -130,7 +130,7 @@ static void free_list_remove(st_pageheap_t *ph, st_span_t *s) {
   if (s->on_dirty_list) {
     st_list_remove(&s->dirty_link);
     s->on_dirty_list = 0;
-    ph->dirty_pages -= s->pages;
+    ph->dirty_pages -= s->dirty_pages;
   }
 }
 
@@ -164,7 +164,10 @@ static st_span_t *split_off(st_pageheap_t *ph, st_span_t *s, size_t pages) {
   rest->kind = ST_SPAN_FREE;
   rest->start = s->start + st__pages_to_bytes(pages);
   rest->pages = s->pages - pages;
-  rest->dirty = s->dirty;
+  /* Where the dirty pages lie is not known: each part keeps the bound that fits it. */
+  rest->dirty_pages = s->dirty_pages < rest->pages ? s->dirty_pages : rest->pages;
+  if (s->dirty_pages > pages) s->dirty_pages = pages;
+  rest->lazily_purged = s->lazily_purged;
   rest->freed_at_ms = s->freed_at_ms;
   s->pages = pages;
   return rest;
@@ -182,7 +185,8 @@ static void insert_coalesced(st_pageheap_t *ph, st_span_t *s) {
     free_list_remove(ph, left);
     unmap_free_bounds(left);
     left->pages += s->pages;
-    left->dirty |= s->dirty;
+    left->dirty_pages += s->dirty_pages;
+    left->lazily_purged |= s->lazily_purged;
     if (s->freed_at_ms > left->freed_at_ms) left->freed_at_ms = s->freed_at_ms;
     st__pageheap_desc_free_locked(ph, s);
     s = left;
@@ -192,7 +196,8 @@ static void insert_coalesced(st_pageheap_t *ph, st_span_t *s) {
     free_list_remove(ph, right);
     unmap_free_bounds(right);
     s->pages += right->pages;
-    s->dirty |= right->dirty;
+    s->dirty_pages += right->dirty_pages;
+    s->lazily_purged |= right->lazily_purged;
     if (right->freed_at_ms > s->freed_at_ms) s->freed_at_ms = right->freed_at_ms;
     st__pageheap_desc_free_locked(ph, right);
   }
@@ -225,20 +230,46 @@ static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
   return find_free(ph, pages);
 }
 
-size_t st__pageheap_purge_locked(st_pageheap_t *ph, bool all) {
+/* Dirty pages a shard keeps for quick reuse: STRATA_PURGE_RETAIN_KB, or 1/8 of the pages
+ * it has in use when that is more. Beyond it, the oldest dirty spans are purged at once, so
+ * resident memory follows live memory without waiting for the delay or for a later call. */
+static size_t dirty_budget_pages(const st_pageheap_t *ph) {
+  size_t in_use = (ph->reserved_bytes >> ST_PAGE_SHIFT) - ph->free_pages;
+  size_t retain = ((size_t)st_option(ST_OPTION_PURGE_RETAIN_KB) << 10) >> ST_PAGE_SHIFT;
+  return in_use / 8 > retain ? in_use / 8 : retain;
+}
+
+typedef enum purge_mode {
+  PURGE_DUE,         /* spans dirty for longer than the delay */
+  PURGE_OVER_BUDGET, /* and the oldest others until half the budget is left */
+  PURGE_ALL,         /* everything (st_trim) */
+} purge_mode;
+
+static size_t purge_locked(st_pageheap_t *ph, purge_mode mode) {
   long delay = st_option(ST_OPTION_PURGE_DELAY_MS);
+  bool lazy = st_option(ST_OPTION_PURGE_LAZY) != 0;
   uint64_t now = st__os_now_ms();
-  size_t purged = 0;
+  size_t budget = dirty_budget_pages(ph), purged = 0;
+  bool failed = false;
   while (!st_list_empty(&ph->dirty)) {
     st_span_t *s = ST_CONTAINER_OF(ph->dirty.next, st_span_t, dirty_link);
-    if (!all && (delay < 0 || s->freed_at_ms + (uint64_t)delay > now)) break;
-    if (st__os_purge(st__span_start(s), st__span_bytes(s), false)) purged += st__span_bytes(s);
+    bool due = delay >= 0 && s->freed_at_ms + (uint64_t)delay <= now;
+    bool over = mode == PURGE_OVER_BUDGET && ph->dirty_pages > budget / 2;
+    if (mode != PURGE_ALL && !due && !over) break;
+    if (!st__os_purge(st__span_start(s), st__span_bytes(s), lazy)) {
+      failed = true; /* the kernel refused: the span stays dirty, try again later */
+      break;
+    }
+    purged += st__span_bytes(s);
     st_list_remove(&s->dirty_link);
     s->on_dirty_list = 0;
-    s->dirty = 0;
-    ph->dirty_pages -= s->pages;
+    ph->dirty_pages -= s->dirty_pages;
+    s->dirty_pages = 0;
+    s->lazily_purged = lazy;
   }
-  if (st_list_empty(&ph->dirty) || delay < 0) {
+  if (failed) {
+    ph->next_purge_ms = now + (delay > 0 ? (uint64_t)delay : 1000);
+  } else if (st_list_empty(&ph->dirty) || delay < 0) {
     ph->next_purge_ms = UINT64_MAX;
   } else {
     st_span_t *oldest = ST_CONTAINER_OF(ph->dirty.next, st_span_t, dirty_link);
@@ -247,8 +278,13 @@ size_t st__pageheap_purge_locked(st_pageheap_t *ph, bool all) {
   return purged;
 }
 
+size_t st__pageheap_purge_locked(st_pageheap_t *ph, bool all) {
+  return purge_locked(ph, all ? PURGE_ALL : PURGE_DUE);
+}
+
 static void purge_if_due(st_pageheap_t *ph, uint64_t now) {
-  if (now >= ph->next_purge_ms) st__pageheap_purge_locked(ph, false);
+  if (ph->dirty_pages > dirty_budget_pages(ph)) purge_locked(ph, PURGE_OVER_BUDGET);
+  else if (now >= ph->next_purge_ms) purge_locked(ph, PURGE_DUE);
 }
 
 /* ---- allocation and release ---------------------------------------------------------- */
@@ -280,8 +316,9 @@ static st_span_t *alloc_locked(st_pageheap_t *ph, size_t pages, size_t align, st
     insert_coalesced(ph, rest);
   }
   s->kind = (uint8_t)kind;
-  s->zeroed = !s->dirty;
-  s->dirty = 0;
+  s->zeroed = s->dirty_pages == 0 && !s->lazily_purged;
+  s->dirty_pages = 0;
+  s->lazily_purged = 0;
   map_in_use(s);
   ph->spans_allocated++;
   purge_if_due(ph, st__os_now_ms());
@@ -353,7 +390,7 @@ void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
   else st__pagemap_set_one(s->start, NULL);
   uint64_t now = st__os_now_ms();
   s->kind = ST_SPAN_FREE;
-  s->dirty = 1;
+  s->dirty_pages = s->pages;
   s->freed_at_ms = now;
   st_store_relaxed(&s->xowner, NULL);
   st_store_relaxed(&s->xfast_owner, NULL);
@@ -369,7 +406,7 @@ void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *s, size_t keep_pag
   ST_ASSERT(1, s->kind == ST_SPAN_LARGE && keep_pages > 0 && keep_pages < s->pages);
   st_span_t *tail = split_off(ph, s, keep_pages);
   if (tail == NULL) return; /* keep the pages: shrinking is an optimisation */
-  tail->dirty = 1;
+  tail->dirty_pages = tail->pages;
   tail->freed_at_ms = st__os_now_ms();
   insert_coalesced(ph, tail);
 }
@@ -405,12 +442,13 @@ static bool check(bool ok, const char *what, const void *addr) {
 
 static bool validate_free_span(st_pageheap_t *ph, const st_span_t *s, size_t *pages, size_t *dirty) {
   *pages += s->pages;
-  if (s->dirty) *dirty += s->pages;
+  *dirty += s->dirty_pages;
   return check(s->kind == ST_SPAN_FREE, "span on a free list is not free", s) &&
          check(s->shard == ph->index, "free span of another shard", s) &&
          check(st__pagemap_lookup((void *)s->start) == s, "free span's first page not mapped", s) &&
          check(st__pagemap_lookup((void *)last_page(s)) == s, "free span's last page not mapped", s) &&
-         check(s->dirty == s->on_dirty_list, "dirty span not on the purge list", s);
+         check((s->dirty_pages != 0) == s->on_dirty_list, "dirty span not on the purge list", s) &&
+         check(s->dirty_pages <= s->pages, "more dirty pages than pages", s);
 }
 
 bool st__pageheap_validate_locked(st_pageheap_t *ph) {

@@ -59,9 +59,10 @@ typedef struct st_span {
   uint8_t size_class;                    /* const while SLAB */
   uint8_t shard;                         /* const: shard whose heap and metadata own it */
   uint8_t in_full : 1;                   /* owner only: on the owner's full list */
-  uint8_t dirty : 1;                     /* FREE: may hold resident pages; page heap lock */
   uint8_t zeroed : 1;                    /* LARGE/HUGE: memory known to read as zero */
   uint8_t on_dirty_list : 1;             /* FREE: linked on the heap's purge list */
+  uint8_t lazily_purged : 1;             /* FREE: purged with MADV_FREE: not known zero */
+  size_t dirty_pages;                    /* FREE: bound on its resident pages; page heap lock */
   uint64_t freed_at_ms;                  /* FREE: when it last became dirty */
   size_t huge_mapped;                    /* HUGE: bytes of the mapping */
   struct st_span *reclaim_next;          /* link on an owner's reclaim stack */

@@ -14,6 +14,7 @@ static struct {
   const st_os_ops *kernel;
   long maps_until_failure; /* < 0: never fail; 0: fail every map from now on */
   long maps, failed_maps, purges;
+  bool purge_fails;
   size_t purged_bytes;
   uint64_t now_ms;
 } fake;
@@ -32,6 +33,10 @@ static void *fake_map(size_t size) {
 static bool fake_unmap(void *addr, size_t size) { return fake.kernel->unmap(addr, size); }
 
 static bool fake_purge(void *addr, size_t size, bool lazy) {
+  if (fake.purge_fails) {
+    errno = EAGAIN;
+    return false;
+  }
   fake.purges++;
   fake.purged_bytes += size;
   return fake.kernel->purge(addr, size, lazy);

@@ -156,6 +156,46 @@ static void free_spans_are_purged_after_the_delay(void) {
   st__pageheap_unlock(ph);
 }
 
+static void dirty_memory_beyond_the_budget_is_purged_at_once(void) {
+  st__option_values[ST_OPTION_PURGE_DELAY_MS] = 1000000; /* the delay never passes here */
+  st__option_values[ST_OPTION_PURGE_RETAIN_KB] = 1024;
+  enum { N = 64 };
+  st_span_t *spans[N];
+  for (int i = 0; i < N; i++) {
+    spans[i] = alloc_span(64, ST_PAGE_SIZE, ST_SPAN_SLAB); /* 256 KiB each, 16 MiB in all */
+    REQUIRE(spans[i] != NULL);
+  }
+  size_t in_use = (ph->reserved_bytes >> ST_PAGE_SHIFT) - ph->free_pages;
+  for (int i = 0; i < N; i++) {
+    free_span(spans[i]);
+    size_t budget = in_use / 8 > 256 ? in_use / 8 : 256; /* 1024 KiB = 256 pages */
+    CHECK_LE(ph->dirty_pages, budget);
+  }
+  CHECK(heap_valid());
+}
+
+static void a_refused_purge_keeps_the_span_dirty(void) {
+  st_span_t *s = alloc_span(8, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  REQUIRE(s != NULL);
+  free_span(s);
+  size_t dirty = ph->dirty_pages;
+  CHECK_GE(dirty, 8);
+  fake.purge_fails = true;
+  st__pageheap_lock(ph);
+  CHECK_EQ(st__pageheap_purge_locked(ph, true), 0);
+  CHECK_EQ(ph->dirty_pages, dirty);
+  CHECK(st__pageheap_validate_locked(ph));
+  fake.purge_fails = false;
+  CHECK_GE(st__pageheap_purge_locked(ph, true), 8 * ST_PAGE_SIZE);
+  CHECK_EQ(ph->dirty_pages, 0);
+  st__pageheap_unlock(ph);
+  /* Memory known to be purged reads as zero, so calloc may skip clearing it. */
+  s = alloc_span(8, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  REQUIRE(s != NULL);
+  CHECK(s->zeroed);
+  free_span(s);
+}
+
 static void a_refused_map_gives_null_and_a_consistent_heap(void) {
   size_t reserved = ph->reserved_bytes;
   fake_fail_maps_after(0);
@@ -186,6 +226,8 @@ int main(void) {
   RUN_CASE(aligned_spans_start_on_their_alignment);
   RUN_CASE(large_spans_shrink_and_grow_in_place);
   RUN_CASE(free_spans_are_purged_after_the_delay);
+  RUN_CASE(dirty_memory_beyond_the_budget_is_purged_at_once);
+  RUN_CASE(a_refused_purge_keeps_the_span_dirty);
   RUN_CASE(a_refused_map_gives_null_and_a_consistent_heap);
   return check_summary();
 }
