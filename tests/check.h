@@ -28,7 +28,7 @@ static int check_cases_passed, check_cases_failed; /* for the closing line */
 enum { CHECK_PRINT_LIMIT = 40 };                   /* a broken loop must not flood the log */
 
 __attribute__((format(printf, 3, 4))) static inline void check_fail_(const char *file, int line,
-                                                                    const char *fmt, ...) {
+                                                                     const char *fmt, ...) {
   check_case_failed = 1;
   if (++check_failed_checks > CHECK_PRINT_LIMIT) return;
   va_list ap;
@@ -41,25 +41,22 @@ __attribute__((format(printf, 3, 4))) static inline void check_fail_(const char 
   if (check_failed_checks == CHECK_PRINT_LIMIT) fputs("(further failures not printed)\n", stderr);
 }
 
-#define CHECK(cond)                                                                             \
-  ((cond) ? 1 : (check_fail_(__FILE__, __LINE__, "CHECK(%s)", #cond), 0))
+#define CHECK(cond) ((cond) ? 1 : (check_fail_(__FILE__, __LINE__, "CHECK(%s)", #cond), 0))
 /* Like CHECK, with a printf-style explanation of the row being tested. */
-#define CHECK_MSG(cond, fmt, ...)                                                               \
+#define CHECK_MSG(cond, fmt, ...)                                                                  \
   ((cond) ? 1 : (check_fail_(__FILE__, __LINE__, "CHECK(%s): " fmt, #cond, __VA_ARGS__), 0))
-
 /* Integer and pointer comparisons: both operands are shown in decimal and hex. */
-static inline int check_cmp_(const char *file, int line, const char *op, int ok,
-                             const char *ea, const char *eb, uintmax_t a, uintmax_t b) {
-  if (!ok)
-    check_fail_(file, line, "%s %s %s: %ju (%#jx) vs %ju (%#jx)", ea, op, eb, a, a, b, b);
+static inline int check_cmp_(const char *file, int line, const char *op, int ok, const char *ea,
+                             const char *eb, uintmax_t a, uintmax_t b) {
+  if (!ok) check_fail_(file, line, "%s %s %s: %ju (%#jx) vs %ju (%#jx)", ea, op, eb, a, a, b, b);
   return ok;
 }
 /* Each operand is evaluated once (a statement expression, gcc and clang) and stringified
  * by the public macro, before expansion (so errno prints as "errno"). */
-#define CHECK_OP_(a, op, b, ea, eb)                                                             \
-  __extension__({                                                                               \
-    uintmax_t check_a_ = (uintmax_t)(a), check_b_ = (uintmax_t)(b);                             \
-    check_cmp_(__FILE__, __LINE__, #op, check_a_ op check_b_, ea, eb, check_a_, check_b_);      \
+#define CHECK_OP_(a, op, b, ea, eb)                                                                \
+  __extension__({                                                                                  \
+    uintmax_t check_a_ = (uintmax_t)(a), check_b_ = (uintmax_t)(b);                                \
+    check_cmp_(__FILE__, __LINE__, #op, check_a_ op check_b_, ea, eb, check_a_, check_b_);         \
   })
 #define CHECK_EQ(a, b) CHECK_OP_(a, ==, b, #a, #b)
 #define CHECK_NE(a, b) CHECK_OP_(a, !=, b, #a, #b)
@@ -70,7 +67,10 @@ static inline int check_cmp_(const char *file, int line, const char *op, int ok,
 #define CHECK_ALIGNED(p, align) CHECK_EQ((uintptr_t)(p) % (uintptr_t)(align), 0)
 
 /* Stops the current test case (the function must return void). */
-#define REQUIRE(cond) do { if (!CHECK(cond)) return; } while (0)
+#define REQUIRE(cond)                                                                              \
+  do {                                                                                             \
+    if (!CHECK(cond)) return;                                                                      \
+  } while (0)
 
 /* Runs one test case and reports it; cases are `static void name(void)`. */
 #define RUN_CASE(fn) check_run_case_(#fn, fn)
@@ -112,7 +112,7 @@ static inline int check_summary(void) {
 
 /* Runs fn(arg) in a forked child with stderr to a pipe; passes (returns 1) when the child
  * dies of SIGABRT and its stderr contains `expected`. */
-#define expect_death(fn, arg, expected)                                                         \
+#define expect_death(fn, arg, expected)                                                            \
   check_expect_death_(__FILE__, __LINE__, #fn, fn, arg, expected)
 static inline int check_expect_death_(const char *file, int line, const char *name,
                                       void (*fn)(void *), void *arg, const char *expected) {
@@ -143,8 +143,8 @@ static inline int check_expect_death_(const char *file, int line, const char *na
   int died = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
   int said = strstr(buf, expected) != NULL;
   if (!died || !said)
-    check_fail_(file, line, "expect_death(%s): %s (status %#x); wanted \"%s\" in stderr:\n%s",
-                name, died ? "aborted" : "did not abort", (unsigned)status, expected, buf);
+    check_fail_(file, line, "expect_death(%s): %s (status %#x); wanted \"%s\" in stderr:\n%s", name,
+                died ? "aborted" : "did not abort", (unsigned)status, expected, buf);
   return died && said;
 }
 #endif

@@ -23,6 +23,10 @@ static void *out_of_memory(void) {
 }
 
 void *st__api_malloc_slow(size_t size) {
+  if (size <= ST_SMALL_MAX) { /* sizes above the class table still pop without a call */
+    void *block = st__tcache_pop(st__tls_tcache, st__size_to_class(size));
+    if (block != NULL) return block;
+  }
   if (ST_UNLIKELY(size > PTRDIFF_MAX)) return out_of_memory();
   void *p = st__core_malloc(size, false);
   return p != NULL ? p : out_of_memory();

@@ -32,13 +32,8 @@ ST_HIDDEN int st__api_trim(size_t pad);
 /* Pop from the current span of the size's class. */
 ST_INLINE void *st__api_malloc(size_t size) {
   if (ST_LIKELY(size <= ST_SMALL_FAST_MAX)) {
-    st_span_t *span = st__tls_tcache->current[st__small_class(size)];
-    st_block_t *block = span->free;
-    if (ST_LIKELY(block != NULL)) {
-      span->free = block->next;
-      span->used++;
-      return block;
-    }
+    void *block = st__tcache_pop(st__tls_tcache, st__small_class(size));
+    if (ST_LIKELY(block != NULL)) return block;
   }
   return st__api_malloc_slow(size);
 }

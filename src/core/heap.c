@@ -33,14 +33,8 @@ static void *small_alloc(unsigned cls) {
     st__thread_orphan_release();
     return block;
   }
-  st_span_t *span = tc->current[cls];
-  st_block_t *block = span->free;
-  if (ST_LIKELY(block != NULL)) {
-    span->free = block->next;
-    span->used++;
-    return block;
-  }
-  return st__tcache_alloc_slow(tc, cls);
+  void *block = st__tcache_pop(tc, cls);
+  return block != NULL ? block : st__tcache_alloc_slow(tc, cls);
 }
 
 ST_INLINE void small_free(void *p, st_span_t *span, const char *fn) {

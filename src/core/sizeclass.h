@@ -26,20 +26,21 @@
 
 /* The tables are constant expressions so that every thread may read them from its very
  * first malloc, before any initialisation has run. */
-#define ST_CLASS_GROUP_BASE(c) ((size_t)128 << (((c)-8) / 8))
+/* a - b, or 0 when b > a: keeps the unselected arms of the macros below from wrapping. */
+#define ST_SUB0(a, b) ((a) > (b) ? (a) - (b) : 0)
+#define ST_CLASS_GROUP_BASE(c) ((size_t)128 << (ST_SUB0(c, 8) / 8))
 #define ST_CLASS_SIZE(c)                                                                        \
   ((c) < 8 ? (size_t)16 * ((c) + 1)                                                             \
-           : ST_CLASS_GROUP_BASE(c) + (((c)-8) % 8 + 1) * (ST_CLASS_GROUP_BASE(c) / 8))
+           : ST_CLASS_GROUP_BASE(c) + (ST_SUB0(c, 8) % 8 + 1) * (ST_CLASS_GROUP_BASE(c) / 8))
 #define ST_CLASS_SPAN_BYTES(c)                                                                  \
   (ST_CLASS_SIZE(c) * ST_SLAB_MIN_BLOCKS > ST_SLAB_MIN_BYTES ? ST_CLASS_SIZE(c) * ST_SLAB_MIN_BLOCKS \
                                                              : ST_SLAB_MIN_BYTES)
 /* Class of n <= ST_SMALL_FAST_MAX as a constant expression (see st__size_to_class). */
 #define ST_SMALL_CLASS_OF(n)                                                                    \
-  ((n) <= 128   ? ((n) == 0 ? 0 : ((n)-1) / 16)                                                \
-   : (n) <= 256 ? 8 + ((n)-1 - 128) / 16                                                        \
-   : (n) <= 512 ? 16 + ((n)-1 - 256) / 32                                                       \
-                : 24 + ((n)-1 - 512) / 64)
-
+  ((n) <= 128   ? ST_SUB0(n, 1) / 16                                                            \
+   : (n) <= 256 ? 8 + ST_SUB0(n, 129) / 16                                                      \
+   : (n) <= 512 ? 16 + ST_SUB0(n, 257) / 32                                                     \
+                : 24 + ST_SUB0(n, 513) / 64)
 /* offset / size == (offset * magic) >> ST_DIV_SHIFT for every offset inside a span
  * (offset * size < 2^ST_DIV_SHIFT), so block boundaries are checked without a division. */
 #define ST_DIV_SHIFT 40

@@ -56,6 +56,18 @@ ST_HIDDEN bool st__tcache_validate(st_tcache_t *tc);
 /* Frees abandoned spans of a shard that became empty through remote frees. */
 ST_HIDDEN void st__tcache_sweep_abandoned_locked(st_pageheap_t *ph);
 
+/* The allocation fast path: pop a block of class cls from the current span, or NULL when
+ * it has none (always so for the empty sentinel, which sends a new thread to the slow path). */
+ST_INLINE void *st__tcache_pop(st_tcache_t *tc, unsigned cls) {
+  st_span_t *span = tc->current[cls];
+  st_block_t *block = span->free;
+  if (ST_LIKELY(block != NULL)) {
+    span->free = block->next;
+    span->used++;
+  }
+  return block;
+}
+
 ST_INLINE bool st__tcache_owns(const st_tcache_t *tc, const st_span_t *span) {
   return st_load_relaxed(&span->xowner) == &tc->owner;
 }

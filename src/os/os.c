@@ -52,10 +52,12 @@ const st_os_ops *st__os_set_ops(const st_os_ops *ops) {
 }
 
 size_t st__os_page_size(void) {
-  static size_t page_size;
+  static st_atomic_size xpage_size; /* racing first callers store the same value */
+  size_t page_size = st_load_relaxed(&xpage_size);
   if (page_size == 0) {
     unsigned long v = getauxval(AT_PAGESZ);
     page_size = v != 0 ? v : 4096;
+    st_store_relaxed(&xpage_size, page_size);
   }
   return page_size;
 }

@@ -92,30 +92,53 @@ static size_t next_pow2(size_t x) {
   return p;
 }
 
+/* This process's address-space size in bytes (/proc/self/statm), 0 if unreadable. */
+static size_t vm_size(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  if (f && fscanf(f, "%lu", &pages) != 1) pages = 0;
+  if (f) fclose(f);
+  return pages * PAGE;
+}
+
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
+/* Writes the whole of a block of up to 256 KiB. Of a larger one: the first and last 64 KiB,
+ * one byte in every page up to 4 MiB and one in every 16th page beyond (page faults cost
+ * ~10 us here, and glibc's usable size of a block with a 64 MiB alignment is ~64 MiB). */
+static void write_all(unsigned char *b, size_t n) {
+  const size_t edge = 64 * 1024;
+  if (n <= 4 * edge) {
+    memset(b, 0x5a, n);
+    return;
+  }
+  memset(b, 0x5a, edge);
+  for (size_t i = edge; i < n - edge; i += i < 4 * MiB ? PAGE : 16 * PAGE) b[i] = 0x5a;
+  memset(b + n - edge, 0x5a, edge);
+}
+
 /* Checks what every successful allocation must give: non-NULL, aligned, usable_size >= n
- * and every usable byte writable (written, then read back). Returns p. */
+ * and the usable bytes writable (write_all, then read back). Returns p. */
 static void *check_block(void *p, size_t n, size_t align, const char *what) {
   if (!CHECK_MSG(p != NULL, "%s(%zu) returned NULL", what, n)) return NULL;
-  CHECK_MSG((uintptr_t)p % max_size(align, 16) == 0, "%s(%zu) = %p not aligned to %zu", what,
-            n, p, max_size(align, 16));
+  CHECK_MSG((uintptr_t)p % max_size(align, 16) == 0, "%s(%zu) = %p not aligned to %zu", what, n, p,
+            max_size(align, 16));
   size_t usable = A.usable_size_(p);
   CHECK_MSG(usable >= n, "%s(%zu): usable size %zu", what, n, usable);
-  memset(p, 0x5a, usable);
+  write_all(p, usable);
   const unsigned char *b = p;
   CHECK_MSG(b[0] == 0x5a && b[usable ? usable - 1 : 0] == 0x5a, "%s(%zu)", what, n);
   return p;
 }
 
 /* Expects NULL with errno == want (errno is set to a sentinel first). */
-#define CHECK_FAILS(call, want)                                                                 \
-  do {                                                                                          \
-    errno = 0;                                                                                  \
-    void *got_ = (call);                                                                        \
-    CHECK_MSG(got_ == NULL && errno == (want), "%s = %p errno %d, want NULL errno %d", #call,   \
-              got_, errno, want);                                                           \
-    if (got_) A.free_(got_);                                                                   \
+#define CHECK_FAILS(call, want)                                                                    \
+  do {                                                                                             \
+    errno = 0;                                                                                     \
+    void *got_ = (call);                                                                           \
+    CHECK_MSG(got_ == NULL && errno == (want), "%s = %p errno %d, want NULL errno %d", #call,      \
+              got_, errno, want);                                                                  \
+    if (got_) A.free_(got_);                                                                       \
   } while (0)
 
 /* ---- malloc and free ------------------------------------------------------------------- */
@@ -130,8 +153,7 @@ static void case_malloc_every_small_size(void) {
   }
   for (size_t n = 0; n < N; n++) {
     if (!blocks[n]) continue;
-    CHECK_MSG(first_mismatch(blocks[n], n, (unsigned)n) == SIZE_MAX, "block of %zu overwritten",
-              n);
+    CHECK_MSG(first_mismatch(blocks[n], n, (unsigned)n) == SIZE_MAX, "block of %zu overwritten", n);
     A.free_(blocks[n]);
   }
 }
@@ -140,8 +162,9 @@ static void case_malloc_every_small_size(void) {
 static void case_malloc_large_sweep(void) {
   for (unsigned k = 11; k <= 26; k++) {
     size_t base = (size_t)1 << k;
-    size_t sizes[] = {base - 1, base, base + 1, base + 16, base + base / 2, base + base / 2 + 8};
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t sizes[] = {base - 1, base + 1, base + base / 2 + 8, base, base + 16, base + base / 2};
+    size_t count = k < 20 ? 6 : 3; /* fewer of the 1..96 MiB ones: page faults are slow here */
+    for (size_t i = 0; i < count; i++) {
       void *p = check_block(A.malloc_(sizes[i]), sizes[i], 16, "malloc");
       A.free_(p);
     }
@@ -201,9 +224,14 @@ static void case_impossible_sizes(void) {
 
 static void case_calloc_overflow(void) {
   const size_t pairs[][2] = {
-      {HALF_PLUS_1, 2}, {2, HALF_PLUS_1}, {SIZE_MAX, SIZE_MAX}, {(size_t)1 << 32, (size_t)1 << 32},
+      {HALF_PLUS_1, 2},
+      {2, HALF_PLUS_1},
+      {SIZE_MAX, SIZE_MAX},
+      {(size_t)1 << 32, (size_t)1 << 32},
       {((size_t)1 << 32) + 1, ((size_t)1 << 32) - 1}, /* = SIZE_MAX: fits, but > PTRDIFF_MAX */
-      {SIZE_MAX / 3 + 1, 3}, {PTRDIFF_MAX, 1}, {1, PTRDIFF_MAX_PLUS_1}};
+      {SIZE_MAX / 3 + 1, 3},
+      {PTRDIFF_MAX, 1},
+      {1, PTRDIFF_MAX_PLUS_1}};
   for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
     CHECK_FAILS(A.calloc_(pairs[i][0], pairs[i][1]), ENOMEM);
   void *a = A.calloc_(0, 100), *b = A.calloc_(100, 0), *c = A.calloc_(0, SIZE_MAX);
@@ -267,7 +295,8 @@ static void case_realloc_null_and_zero(void) {
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
     A.free_(check_block(A.realloc_(NULL, sizes[i]), sizes[i], 16, "realloc(NULL)"));
   /* glibc: realloc(p, 0) frees p and returns NULL. Repeat with 1 MiB blocks so a leak
-   * would show as address-space growth. */
+   * would show as address-space growth (300 MiB). */
+  size_t before = vm_size();
   for (int i = 0; i < 300; i++) {
     char *p = A.malloc_(MiB);
     REQUIRE(p != NULL);
@@ -277,12 +306,13 @@ static void case_realloc_null_and_zero(void) {
     CHECK_MSG(q == NULL, "realloc(p, 0) returned %p", q);
     if (q) A.free_(q);
   }
+  CHECK_LE(vm_size(), before + 100 * MiB);
 }
 
 static void case_realloc_keeps_contents(void) {
-  const size_t steps[] = {1,      7,        16,          17,          100,     1000,
-                          1100,   4096,     5000,        64 * 1024,   100000,  256 * 1024 + 1,
-                          MiB,    4 * MiB + 1, 16 * MiB, 64 * MiB};
+  const size_t steps[] = {1,    7,           16,       17,        100,    1000,
+                          1100, 4096,        5000,     64 * 1024, 100000, 256 * 1024 + 1,
+                          MiB,  4 * MiB + 1, 16 * MiB, 64 * MiB};
   const size_t nsteps = sizeof steps / sizeof steps[0];
   char *p = NULL;
   size_t cur = 0;
@@ -383,8 +413,8 @@ static void case_posix_memalign(void) {
       if (rc == 0) A.free_(check_block(out, sizes[s], align, "posix_memalign"));
     }
   }
-  const size_t nomem[][2] = {{64, SIZE_MAX}, {64, PTRDIFF_MAX_PLUS_1}, {4096, PTRDIFF_MAX},
-                             {HALF_PLUS_1, 16}};
+  const size_t nomem[][2] = {
+      {64, SIZE_MAX}, {64, PTRDIFF_MAX_PLUS_1}, {4096, PTRDIFF_MAX}, {HALF_PLUS_1, 16}};
   for (size_t i = 0; i < sizeof nomem / sizeof nomem[0]; i++) {
     void *out = NULL;
     errno = 4242;
@@ -401,9 +431,14 @@ static void case_posix_memalign(void) {
  * 2^63 itself can never be satisfied (ENOMEM). */
 static void check_aligned_fn(void *(*fn)(size_t, size_t), const char *what) {
   const size_t sizes[] = {0, 1, 15, 16, 17, 100, 1000, 4095, 4096, 4097, 65539, MiB, 3 * MiB + 5};
-  for (size_t align = 1; align <= ((size_t)1 << 26); align *= 2)
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+  for (size_t align = 1; align <= ((size_t)1 << 26); align *= 2) {
+    /* The small sizes with every alignment; the 1 and 3 MiB blocks with 1, 8, 64, ...
+     * 256 KiB and every alignment from 1 MiB up, to keep the run short. */
+    bool big = __builtin_ctzll(align) % 3 == 0 || align >= MiB;
+    size_t count = sizeof sizes / sizeof sizes[0] - (big ? 0 : 2);
+    for (size_t s = 0; s < count; s++)
       A.free_(check_block(fn(align, sizes[s]), sizes[s], align, what));
+  }
   const size_t odd[] = {0, 3, 5, 6, 7, 12, 24, 48, 100, 1000, 3000, 4095, 4097, 65535, 100000};
   for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
     A.free_(check_block(fn(odd[i], 40), 40, next_pow2(odd[i]), what));
@@ -482,30 +517,91 @@ static void case_trim_and_validate(void) {
   if (A.heap_validate_) CHECK_EQ(A.heap_validate_(), 0);
 }
 
+/* ---- misuse that strata always detects (DESIGN.md "Always on and cheap") ------------- */
+
+static char not_from_the_heap[64];
+static void free_static_address(void *arg) { (void)arg, A.free_(not_from_the_heap + 16); }
+static void free_interior_pointer(void *arg) {
+  char *p = A.malloc_(100000);
+  (void)arg, A.free_(p + 4096);
+}
+static void free_large_twice(void *arg) {
+  void *p = A.malloc_(300000);
+  (void)arg, A.free_(p), A.free_(p);
+}
+static void free_huge_twice(void *arg) {
+  void *p = A.malloc_(30u << 20);
+  (void)arg, A.free_(p), A.free_(p);
+}
+
+/* Each must end in a one-line "strata: ..." diagnostic and abort(). Only for strata: glibc
+ * detects some of these too, with its own words. */
+static void case_misuse_dies_with_diagnostic(void) {
+  expect_death(free_static_address, NULL, "strata: ");
+  expect_death(free_interior_pointer, NULL, "strata: ");
+  expect_death(free_large_twice, NULL, "strata: ");
+  expect_death(free_huge_twice, NULL, "strata: ");
+}
+
 /* ---- wiring ----------------------------------------------------------------------------- */
 
 #ifdef API_STRATA
 static size_t st_usable_size_mut(void *p) { return st_usable_size(p); }
 static void select_api(void) {
-  A = (alloc_api){"strata (st_*)", true, st_malloc, st_calloc, st_realloc, st_reallocarray,
-                  st_free, st_free_sized, st_free_aligned_sized, st_aligned_alloc,
-                  st_posix_memalign, st_memalign, st_valloc, st_pvalloc, st_usable_size_mut,
-                  st_trim, st_heap_validate, false};
+  A = (alloc_api){"strata (st_*)",
+                  true,
+                  st_malloc,
+                  st_calloc,
+                  st_realloc,
+                  st_reallocarray,
+                  st_free,
+                  st_free_sized,
+                  st_free_aligned_sized,
+                  st_aligned_alloc,
+                  st_posix_memalign,
+                  st_memalign,
+                  st_valloc,
+                  st_pvalloc,
+                  st_usable_size_mut,
+                  st_trim,
+                  st_heap_validate,
+                  false};
 }
 #else
 /* glibc 2.36 has no free_sized/free_aligned_sized; when the preloaded strata provides them
  * they are looked up, else these stand-ins call free. */
-static void plain_free_sized(void *p, size_t n) { (void)n; free(p); }
-static void plain_free_aligned_sized(void *p, size_t a, size_t n) { (void)a, (void)n; free(p); }
+static void plain_free_sized(void *p, size_t n) {
+  (void)n;
+  free(p);
+}
+static void plain_free_aligned_sized(void *p, size_t a, size_t n) {
+  (void)a, (void)n;
+  free(p);
+}
 /* Stores dlsym(name) into the function pointer at slot when the symbol exists. */
 static void lookup(const char *name, void *slot) {
   void *f = dlsym(RTLD_DEFAULT, name);
   if (f) memcpy(slot, &f, sizeof f);
 }
 static void select_api(void) {
-  A = (alloc_api){"libc names", false, malloc, calloc, realloc, reallocarray, free,
-                  plain_free_sized, plain_free_aligned_sized, aligned_alloc, posix_memalign,
-                  memalign, valloc, pvalloc, malloc_usable_size, malloc_trim, NULL, true};
+  A = (alloc_api){"libc names",
+                  false,
+                  malloc,
+                  calloc,
+                  realloc,
+                  reallocarray,
+                  free,
+                  plain_free_sized,
+                  plain_free_aligned_sized,
+                  aligned_alloc,
+                  posix_memalign,
+                  memalign,
+                  valloc,
+                  pvalloc,
+                  malloc_usable_size,
+                  malloc_trim,
+                  NULL,
+                  true};
   lookup("free_sized", &A.free_sized_);
   lookup("free_aligned_sized", &A.free_aligned_sized_);
   lookup("st_heap_validate", &A.heap_validate_);
@@ -519,9 +615,19 @@ static void select_api(void) {
 /* Under LD_PRELOAD: every libc name must resolve into libstrata, and malloc_usable_size must
  * be strata's own answer. */
 static void case_libc_names_come_from_strata(void) {
-  const char *names[] = {"malloc", "calloc", "realloc", "reallocarray", "free",
-                         "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc",
-                         "malloc_usable_size", "malloc_trim", "free_sized",
+  const char *names[] = {"malloc",
+                         "calloc",
+                         "realloc",
+                         "reallocarray",
+                         "free",
+                         "posix_memalign",
+                         "aligned_alloc",
+                         "memalign",
+                         "valloc",
+                         "pvalloc",
+                         "malloc_usable_size",
+                         "malloc_trim",
+                         "free_sized",
                          "free_aligned_sized"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     void *sym = dlsym(RTLD_DEFAULT, names[i]);
@@ -576,5 +682,6 @@ int main(int argc, char **argv) {
   RUN_CASE_FORKED(case_valloc_pvalloc);
   RUN_CASE_FORKED(case_free_sized);
   RUN_CASE_FORKED(case_trim_and_validate);
+  if (A.is_strata) RUN_CASE_FORKED(case_misuse_dies_with_diagnostic);
   return check_summary();
 }

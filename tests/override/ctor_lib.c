@@ -21,7 +21,9 @@ __attribute__((constructor)) static void ctor_lib_init(void) {
     size_t n = (size_t)1 << (i % 20); /* 1 B .. 512 KiB */
     void *p = NULL;
     switch (i % 6) {
-    case 0: p = malloc(n); break;
+    case 0:
+      p = malloc(n);
+      break;
     case 1:
       p = calloc(1, n);
       for (size_t k = 0; p && k < n; k++) failures += ((unsigned char *)p)[k] != 0;
@@ -32,11 +34,20 @@ __attribute__((constructor)) static void ctor_lib_init(void) {
       if (p && !pattern_ok(p, 16, 99)) failures++;
       if (p) p = realloc(p, n);
       break;
-    case 3: failures += posix_memalign(&p, 64, n) != 0; break;
-    case 4: p = aligned_alloc(4096, n); break;
-    case 5: free(escape(malloc(n * 3))), p = malloc(n); break;
+    case 3:
+      failures += posix_memalign(&p, 64, n) != 0;
+      break;
+    case 4:
+      p = aligned_alloc(4096, n);
+      break;
+    case 5:
+      free(escape(malloc(n * 3))), p = malloc(n);
+      break;
     }
-    if (p == NULL) { failures++; continue; }
+    if (p == NULL) {
+      failures++;
+      continue;
+    }
     pattern_fill(p, n, (uint32_t)i);
     blocks[i] = p;
     sizes[i] = n;

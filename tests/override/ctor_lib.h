@@ -6,7 +6,7 @@
 
 enum { CTOR_BLOCKS = 60 };
 
-int ctor_lib_result(void);                /* 0: the constructor ran and its blocks are intact */
+int ctor_lib_result(void);                 /* 0: the constructor ran and its blocks are intact */
 void *ctor_lib_block(int i, size_t *size); /* block i, for main to check and free */
 
 #endif

@@ -27,16 +27,27 @@ __attribute__((constructor)) static void dlo_init(void) {
     size_t n = (size_t)(i + 1) * (size_t)(i + 1) * 97;
     void *p = NULL;
     switch (i % 5) {
-    case 0: p = malloc(n); break;
+    case 0:
+      p = malloc(n);
+      break;
     case 1:
       p = calloc(n, 1);
       for (size_t k = 0; p && k < n; k++) init_failed |= ((unsigned char *)p)[k] != 0;
       break;
-    case 2: p = realloc(malloc(10), n); break;
-    case 3: init_failed |= posix_memalign(&p, 256, n) != 0; break;
-    case 4: p = aligned_alloc(4096, n); break;
+    case 2:
+      p = realloc(malloc(10), n);
+      break;
+    case 3:
+      init_failed |= posix_memalign(&p, 256, n) != 0;
+      break;
+    case 4:
+      p = aligned_alloc(4096, n);
+      break;
     }
-    if (p == NULL) { init_failed = 1; continue; }
+    if (p == NULL) {
+      init_failed = 1;
+      continue;
+    }
     pattern_fill(p, n, (uint32_t)i);
     kept[i] = p;
     kept_size[i] = n;

@@ -83,7 +83,7 @@ static void *child_thread(void *arg) {
 }
 
 static int child_main(int round) {
-  alarm(20); /* a deadlock after fork becomes SIGALRM instead of a hung test */
+  alarm(60); /* a deadlock after fork becomes SIGALRM instead of a hung test */
   int bad = 0;
   for (int i = 0; i < GIFTS; i++) { /* blocks from parent threads that no longer exist */
     if (gifts[i].p && !pattern_ok(gifts[i].p, gifts[i].size, gifts[i].seed)) bad++;
@@ -148,7 +148,7 @@ static void case_fork_while_threads_allocate(void) {
 }
 
 int main(void) {
-  alarm(90); /* a hang in the parent (a lock left held by fork) fails with SIGALRM */
+  alarm(240); /* a hang in the parent (a lock left held by fork) fails with SIGALRM */
   RUN_CASE(case_fork_while_threads_allocate);
   return check_summary();
 }

@@ -156,8 +156,8 @@ static void *oom_worker(void *arg) {
 }
 
 static void case_four_threads(void) {
-  worker w[THREADS] = {{SMALL_K, 0, 0, 0}, {LARGE_K, 0, 0, 0}, {HUGE_K, 0, 0, 0},
-                       {{"small-2", 200}, 0, 0, 0}};
+  worker w[THREADS] = {
+      {SMALL_K, 0, 0, 0}, {LARGE_K, 0, 0, 0}, {HUGE_K, 0, 0, 0}, {{"small-2", 200}, 0, 0, 0}};
   pthread_t t[THREADS];
   pthread_barrier_init(&barrier, NULL, THREADS + 1);
   for (int i = 0; i < THREADS; i++) REQUIRE(pthread_create(&t[i], NULL, oom_worker, &w[i]) == 0);

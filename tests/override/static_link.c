@@ -39,12 +39,25 @@ static void *family_thread(void *arg) {
   for (unsigned i = 0; i < 3000; i++) {
     size_t n = 1 + (size_t)(i * 37u % 5000u);
     switch (i % 6) {
-    case 0: p = malloc(n); break;
-    case 1: p = calloc(n, 1); bad += p && ((unsigned char *)p)[n - 1] != 0; break;
-    case 2: p = realloc(malloc(8), n); break;
-    case 3: bad += posix_memalign(&p, 64, n) != 0; break;
-    case 4: p = aligned_alloc(256, n); break;
-    case 5: p = memalign(512, n); break;
+    case 0:
+      p = malloc(n);
+      break;
+    case 1:
+      p = calloc(n, 1);
+      bad += p && ((unsigned char *)p)[n - 1] != 0;
+      break;
+    case 2:
+      p = realloc(malloc(8), n);
+      break;
+    case 3:
+      bad += posix_memalign(&p, 64, n) != 0;
+      break;
+    case 4:
+      p = aligned_alloc(256, n);
+      break;
+    case 5:
+      p = memalign(512, n);
+      break;
     }
     if (p == NULL) return (void *)1;
     pattern_fill(p, n, i);

@@ -84,16 +84,17 @@ static void case_thread_churn_stays_bounded(void) {
   free_leftovers(works[1]);
   REQUIRE(proc_memory(&v1, &r1));
   bool have = strata_counters(&c1);
-  printf("after warm-up: rss %zu KiB -> %zu KiB, vsize %zu KiB -> %zu KiB\n", r0 >> 10,
-         r1 >> 10, v0 >> 10, v1 >> 10);
+  printf("after warm-up: rss %zu KiB -> %zu KiB, vsize %zu KiB -> %zu KiB\n", r0 >> 10, r1 >> 10,
+         v0 >> 10, v1 >> 10);
   const size_t MiB = (size_t)1 << 20;
   CHECK_LE(r1, r0 + 32 * MiB);
   CHECK_LE(v1, v0 + 128 * MiB);
   if (have) {
     printf("strata: threads_live %zu -> %zu, mapped %zu KiB -> %zu KiB, metadata %zu KiB -> "
-           "%zu KiB\n", c0.threads_live, c1.threads_live, c0.mapped_bytes >> 10,
-           c1.mapped_bytes >> 10, c0.metadata_bytes >> 10, c1.metadata_bytes >> 10);
-    CHECK_LE(c1.threads_live, 2);        /* only the main thread is left */
+           "%zu KiB\n",
+           c0.threads_live, c1.threads_live, c0.mapped_bytes >> 10, c1.mapped_bytes >> 10,
+           c0.metadata_bytes >> 10, c1.metadata_bytes >> 10);
+    CHECK_LE(c1.threads_live, 2); /* only the main thread is left */
     CHECK_LE(c1.mapped_bytes, c0.mapped_bytes + 64 * MiB);
     CHECK_LE(c1.metadata_bytes, c0.metadata_bytes + 4 * MiB);
     CHECK_EQ(strata_validate(), 0);

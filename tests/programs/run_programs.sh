@@ -3,9 +3,12 @@
 # malloc and with LD_PRELOAD=LIBSTRATA, and passes when
 #   - both runs print byte-identical stdout (every step also prints its exit status), and
 #   - the strata run's stderr holds strata's exit line with spans > 0 (STRATA_VERBOSE=1),
-#     so strata really served the program.
+#     so strata really served the program (sort closes its own stderr before exiting, so
+#     for sort the proof is libstrata.so mapped into a running, preloaded sort instead).
 # CASE is one of: python perl git sort gcc. Exits 77 (CTest skip) when the program is not
 # installed, naming the Debian package to install.
+# The case_* functions are called indirectly, as "case_$name":
+# shellcheck disable=SC2317
 set -u
 [ $# -eq 3 ] || { echo "usage: $0 python|perl|git|sort|gcc LIBSTRATA WORKDIR" >&2; exit 64; }
 case_name=$1
@@ -32,7 +35,10 @@ case_perl() {
     my %h;
     for my $i (1 .. 300000) { $h{"k" . ($i * 7919 % 1000003)} .= "v" x ($i % 13) }
     my ($sum, $count) = (0, 0);
-    for my $k (sort keys %h) { $sum = ($sum * 33 + length($h{$k}) + length($k)) % 4294967296; $count++ }
+    for my $k (sort keys %h) {
+      $sum = ($sum * 33 + length($h{$k}) + length($k)) % 4294967296;
+      $count++;
+    }
     delete $h{$_} for grep { /7/ } keys %h;
     my @words = map { join "", reverse split //, $_ } sort keys %h;
     print "$count $sum ", scalar(keys %h), " ", length(join ",", @words), "\n";'
@@ -46,11 +52,12 @@ case_git() {
   mkdir -p home
   git init -q -b main repo && cd repo || return 1
   i=1
-  while [ $i -le 40 ]; do
+  while [ "$i" -le 40 ]; do
     mkdir -p "dir$((i % 5))"
-    seq $i $((i * 50)) > "dir$((i % 5))/file$i.txt"
-    [ $i -gt 3 ] && seq 1 $i >> "dir$(((i - 3) % 5))/file$((i - 3)).txt"
-    export GIT_AUTHOR_DATE="2024-01-01T00:$((i % 60)):00Z" GIT_COMMITTER_DATE="2024-01-01T00:$((i % 60)):00Z"
+    seq "$i" $((i * 50)) > "dir$((i % 5))/file$i.txt"
+    [ "$i" -gt 3 ] && seq 1 "$i" >> "dir$(((i - 3) % 5))/file$((i - 3)).txt"
+    export GIT_AUTHOR_DATE="2024-01-01T00:$((i % 60)):00Z"
+    export GIT_COMMITTER_DATE="$GIT_AUTHOR_DATE"
     git add -A && git commit -q -m "commit $i" || echo "commit $i failed"
     i=$((i + 1))
   done
@@ -103,7 +110,8 @@ int main(void) {
     free(head);
     head = next;
   }
-  printf("%u %u %u\n", h, f1(h) + f2(h) + f4(h) + f5(h) + f6(h), f8(h) + f9(h) + f10(h) + f11(h) + f12(h));
+  printf("%u %u %u\n", h, f1(h) + f2(h) + f4(h) + f5(h) + f6(h),
+         f8(h) + f9(h) + f10(h) + f11(h) + f12(h));
   return 0;
 }
 EOC
@@ -134,7 +142,8 @@ rm -rf "$work"
 mkdir -p "$work" || exit 1
 if [ "$case_name" = sort ]; then # 200k lines of numbers and words, the same for both runs
   awk 'BEGIN { x = 12345; for (i = 0; i < 200000; i++) { x = (x * 16807) % 2147483647;
-        printf "%d w%d %s\n", x % 100000, x % 977, substr("abcdefghijklmnopqrstuvwxyz", x % 26 + 1, x % 9 + 1) } }' \
+        printf "%d w%d %s\n", x % 100000, x % 977,
+               substr("abcdefghijklmnopqrstuvwxyz", x % 26 + 1, x % 9 + 1) } }' \
     > "$work/input-sort.txt" || exit 1
 fi
 
@@ -189,7 +198,8 @@ elif ! grep -Eq '^strata: exit pid=[0-9]+ spans=[1-9]' "$work/strata.err"; then
   fail=1
 fi
 served=$(grep -c '^strata: exit pid=' "$work/strata.err")
-echo "$case_name: $(wc -l < "$work/glibc.out") lines of output compared; $served processes served by strata"
+echo "$case_name: $(wc -l < "$work/glibc.out") lines of output compared;" \
+  "$served processes printed strata's exit line"
 if [ $fail -ne 0 ]; then
   echo "--- stderr of the strata run (last 40 lines):"
   tail -n 40 "$work/strata.err"

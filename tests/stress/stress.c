@@ -6,9 +6,10 @@
  * operations from its own seeded PRNG: malloc/calloc/realloc/aligned_alloc/posix_memalign of
  * small (8 B..1 KiB), medium (1..256 KiB) and a few huge (1..8 MiB) blocks. Every block is
  * filled with a pattern derived from its id and verified before it is freed or resized.
- * About a third of the releases go to another slot's mailbox (a mutex-protected array) and
- * are freed, or adopted and later resized, by that slot's thread: cross-thread frees.
- * At the end everything is freed and, when strata is present, st_heap_validate() must be 0.
+ * More than half of the releases go to another slot's mailbox (a mutex-protected array)
+ * and are freed, or adopted and later resized, by that slot's thread: cross-thread frees.
+ * At the end the main thread frees what is left (blocks whose owner threads have exited)
+ * and, when strata is present, st_heap_validate() must return 0.
  * Built twice: -DSTRESS_STRATA calls st_* (linked to strata_prefixed or a sanitizer
  * variant); otherwise plain malloc/free, run under LD_PRELOAD with --expect-strata.
  */
@@ -41,7 +42,7 @@
 #define S_USABLE_SIZE malloc_usable_size
 #endif
 
-enum { LIVE_MAX = 256, MAILBOX_CAP = 512, DRAIN_EVERY = 48, MAX_SLOTS = 64 };
+enum { LIVE_MAX = 256, MAILBOX_CAP = 512, ADOPT_MAX = 64, DRAIN_EVERY = 48, MAX_SLOTS = 64 };
 
 typedef struct block {
   unsigned char *p; /* NULL: empty slot */
@@ -51,18 +52,22 @@ typedef struct block {
 
 typedef struct mailbox {
   pthread_mutex_t lock;
-  size_t count;               /* guarded by lock */
-  block items[MAILBOX_CAP];   /* guarded by lock */
+  size_t count;             /* guarded by lock */
+  block items[MAILBOX_CAP]; /* guarded by lock */
 } mailbox;
 
 /* One worker slot. Only the thread currently running the slot touches the fields below
- * the mailbox; pthread_join/pthread_create order successive generations. */
+ * the mailbox; pthread_join/pthread_create order successive generations.
+ * Determinism: `rng` drives the slot's own operations on `live` and never depends on what
+ * arrives in the mailbox, which varies with timing; `mail_rng` decides about arrivals. */
 typedef struct slot {
   mailbox box;
   unsigned index;
-  uint64_t rng;
+  uint64_t rng, mail_rng;
   block live[LIVE_MAX];
-  uint64_t allocs, frees, sent, received, adopted, reallocs, huge;
+  block adopted[ADOPT_MAX]; /* foreign blocks kept until the next drain, then resized */
+  size_t n_adopted;
+  uint64_t allocs, frees, sent, received, adopted_count, reallocs, huge;
 } slot;
 
 static struct config {
@@ -92,12 +97,12 @@ static size_t rng_size(uint64_t *s, size_t lo, size_t hi) {
   return size < lo ? lo : size > hi ? hi : size;
 }
 
-static size_t pick_size(slot *sl) {
-  uint64_t r = rng_below(&sl->rng, 1000);
-  if (r < 800) return rng_size(&sl->rng, 8, 1024);
-  if (r < 997) return rng_size(&sl->rng, 1025, 256 * 1024);
+static size_t pick_size(slot *sl, uint64_t *rng) {
+  uint64_t r = rng_below(rng, 1000);
+  if (r < 800) return rng_size(rng, 8, 1024);
+  if (r < 997) return rng_size(rng, 1025, 256 * 1024);
   sl->huge++;
-  return rng_size(&sl->rng, 1 << 20, 8 << 20);
+  return rng_size(rng, 1 << 20, 8 << 20);
 }
 
 static uint64_t pattern_word(uint64_t id, size_t k) {
@@ -108,14 +113,18 @@ static uint64_t pattern_word(uint64_t id, size_t k) {
 
 /* Byte i of the block is byte (i % 8) of pattern_word(id, i / 8), so any prefix of a block
  * is well defined and realloc only has to fill the grown part. */
+static unsigned char pattern_byte(uint64_t id, size_t i) {
+  return (unsigned char)(pattern_word(id, i / 8) >> (8 * (i % 8)));
+}
+
 static void fill(unsigned char *p, size_t from, size_t to, uint64_t id) {
   size_t i = from;
-  for (; i < to && i % 8 != 0; i++) p[i] = (unsigned char)(pattern_word(id, i / 8) >> (8 * (i % 8)));
+  for (; i < to && i % 8 != 0; i++) p[i] = pattern_byte(id, i);
   for (; i + 8 <= to; i += 8) {
     uint64_t w = pattern_word(id, i / 8);
     memcpy(p + i, &w, 8);
   }
-  for (; i < to; i++) p[i] = (unsigned char)(pattern_word(id, i / 8) >> (8 * (i % 8)));
+  for (; i < to; i++) p[i] = pattern_byte(id, i);
 }
 
 static void verify(const block *b, size_t len, const char *when) {
@@ -125,9 +134,11 @@ static void verify(const block *b, size_t len, const char *when) {
     memcpy(&got, b->p + i, n);
     if (n < 8) want &= ((uint64_t)1 << (8 * n)) - 1;
     if (got != want) {
-      fprintf(stderr, "stress: block id %llu at %p (%zu bytes) corrupted at offset %zu %s: "
-              "%#llx != %#llx\n", (unsigned long long)b->id, (void *)b->p, b->size, i, when,
-              (unsigned long long)got, (unsigned long long)want);
+      fprintf(stderr,
+              "stress: block id %llu at %p (%zu bytes) corrupted at offset %zu %s: "
+              "%#llx != %#llx\n",
+              (unsigned long long)b->id, (void *)b->p, b->size, i, when, (unsigned long long)got,
+              (unsigned long long)want);
       abort();
     }
   }
@@ -141,7 +152,7 @@ static void die(const char *what, size_t size) {
 /* ---- operations --------------------------------------------------------------------------- */
 
 static void allocate(slot *sl, block *b) {
-  size_t size = pick_size(sl);
+  size_t size = pick_size(sl, &sl->rng);
   uint64_t kind = rng_below(&sl->rng, 100);
   unsigned char *p;
   size_t align = 16;
@@ -171,7 +182,10 @@ static void allocate(slot *sl, block *b) {
 
 static void release_local(slot *sl, block *b) {
   verify(b, b->size, "before free");
-  if (b->id & 1) S_FREE(b->p); else S_FREE_SIZED(b->p, b->size);
+  if (b->id & 1)
+    S_FREE(b->p);
+  else
+    S_FREE_SIZED(b->p, b->size);
   sl->frees++;
   b->p = NULL;
 }
@@ -192,8 +206,8 @@ static void release_remote(slot *sl, block *b) {
   b->p = NULL;
 }
 
-static void resize(slot *sl, block *b) {
-  size_t size = pick_size(sl);
+static void resize(slot *sl, block *b, uint64_t *rng) {
+  size_t size = pick_size(sl, rng);
   verify(b, b->size, "before realloc");
   unsigned char *p = S_REALLOC(b->p, size);
   if (p == NULL) die("realloc", size);
@@ -206,8 +220,14 @@ static void resize(slot *sl, block *b) {
   sl->reallocs++;
 }
 
-/* Frees what other threads sent here, keeping some blocks to resize or free later. */
+/* Resizes and frees the foreign blocks adopted at the last drain, then frees what other
+ * threads sent since, adopting some of it for the next drain. */
 static void drain_mailbox(slot *sl) {
+  for (size_t i = 0; i < sl->n_adopted; i++) {
+    resize(sl, &sl->adopted[i], &sl->mail_rng); /* realloc of another thread's block */
+    release_local(sl, &sl->adopted[i]);
+  }
+  sl->n_adopted = 0;
   block got[MAILBOX_CAP];
   pthread_mutex_lock(&sl->box.lock);
   size_t n = sl->box.count;
@@ -216,11 +236,10 @@ static void drain_mailbox(slot *sl) {
   pthread_mutex_unlock(&sl->box.lock);
   for (size_t i = 0; i < n; i++) {
     sl->received++;
-    block *dst = &sl->live[rng_below(&sl->rng, LIVE_MAX)];
-    if (dst->p == NULL && rng_below(&sl->rng, 100) < 30) {
+    if (sl->n_adopted < ADOPT_MAX && rng_below(&sl->mail_rng, 100) < 30) {
       verify(&got[i], got[i].size, "on adoption");
-      *dst = got[i];
-      sl->adopted++;
+      sl->adopted[sl->n_adopted++] = got[i];
+      sl->adopted_count++;
     } else {
       release_local(sl, &got[i]);
     }
@@ -232,11 +251,16 @@ static void *run_generation(void *arg) {
   for (unsigned long op = 0; op < cfg.ops; op++) {
     block *b = &sl->live[rng_below(&sl->rng, LIVE_MAX)];
     uint64_t r = rng_below(&sl->rng, 100);
-    if (b->p == NULL) allocate(sl, b);
-    else if (r < 25) release_local(sl, b);
-    else if (r < 55) release_remote(sl, b);
-    else if (r < 80) resize(sl, b);
-    else verify(b, b->size, "while live");
+    if (b->p == NULL)
+      allocate(sl, b);
+    else if (r < 25)
+      release_local(sl, b);
+    else if (r < 55)
+      release_remote(sl, b);
+    else if (r < 80)
+      resize(sl, b, &sl->rng);
+    else
+      verify(b, b->size, "while live");
     if (op % DRAIN_EVERY == 0) drain_mailbox(sl);
   }
   /* A quarter of the live blocks die with the thread; the rest outlive it and are freed or
@@ -250,20 +274,28 @@ static void *run_generation(void *arg) {
 
 static void parse_args(int argc, char **argv, bool *expect_strata) {
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--expect-strata") == 0) { *expect_strata = true; continue; }
+    if (strcmp(argv[i], "--expect-strata") == 0) {
+      *expect_strata = true;
+      continue;
+    }
     if (i + 1 >= argc) goto usage;
     unsigned long v = strtoul(argv[i + 1], NULL, 10);
-    if (strcmp(argv[i], "--threads") == 0 && v >= 2 && v <= MAX_SLOTS) cfg.threads = (unsigned)v;
-    else if (strcmp(argv[i], "--generations") == 0 && v >= 1) cfg.generations = (unsigned)v;
-    else if (strcmp(argv[i], "--ops") == 0 && v >= 1) cfg.ops = v;
-    else if (strcmp(argv[i], "--seed") == 0) cfg.seed = v;
-    else goto usage;
+    if (strcmp(argv[i], "--threads") == 0 && v >= 2 && v <= MAX_SLOTS)
+      cfg.threads = (unsigned)v;
+    else if (strcmp(argv[i], "--generations") == 0 && v >= 1)
+      cfg.generations = (unsigned)v;
+    else if (strcmp(argv[i], "--ops") == 0 && v >= 1)
+      cfg.ops = v;
+    else if (strcmp(argv[i], "--seed") == 0)
+      cfg.seed = v;
+    else
+      goto usage;
     i++;
   }
   return;
 usage:
   fprintf(stderr, "usage: stress [--threads 2..64] [--generations G] [--ops N] [--seed S] "
-          "[--expect-strata]\n");
+                  "[--expect-strata]\n");
   exit(64);
 }
 
@@ -299,6 +331,7 @@ static void case_stress(void) {
   for (unsigned s = 0; s < cfg.threads; s++) {
     slots[s].index = s;
     slots[s].rng = (cfg.seed + 1) * 0x9e3779b97f4a7c15ull ^ (s + 1) * 0xd1b54a32d192ed03ull;
+    slots[s].mail_rng = slots[s].rng ^ 0x5851f42d4c957f2dull;
     pthread_mutex_init(&slots[s].box.lock, NULL);
   }
   run_all_generations();
@@ -306,21 +339,23 @@ static void case_stress(void) {
   uint64_t allocs = 0, frees = 0, sent = 0, received = 0, adopted = 0, reallocs = 0, huge = 0;
   for (unsigned s = 0; s < cfg.threads; s++) { /* the main thread frees what is left */
     drain_mailbox(&slots[s]);
+    drain_mailbox(&slots[s]); /* the blocks the first drain adopted */
     for (size_t i = 0; i < LIVE_MAX; i++)
       if (slots[s].live[i].p) release_local(&slots[s], &slots[s].live[i]);
   }
   for (unsigned s = 0; s < cfg.threads; s++) {
     slot *sl = &slots[s];
     allocs += sl->allocs, frees += sl->frees, sent += sl->sent, received += sl->received;
-    adopted += sl->adopted, reallocs += sl->reallocs, huge += sl->huge;
+    adopted += sl->adopted_count, reallocs += sl->reallocs, huge += sl->huge;
   }
   printf("stress: threads=%u generations=%u ops=%lu allocs=%llu frees=%llu reallocs=%llu "
-         "sent=%llu adopted=%llu huge=%llu\n", cfg.threads, cfg.generations, cfg.ops,
-         (unsigned long long)allocs, (unsigned long long)frees, (unsigned long long)reallocs,
-         (unsigned long long)sent, (unsigned long long)adopted, (unsigned long long)huge);
-  CHECK_EQ(allocs, frees);     /* nothing lost in the mailboxes */
+         "sent=%llu adopted=%llu huge=%llu\n",
+         cfg.threads, cfg.generations, cfg.ops, (unsigned long long)allocs,
+         (unsigned long long)frees, (unsigned long long)reallocs, (unsigned long long)sent,
+         (unsigned long long)adopted, (unsigned long long)huge);
+  CHECK_EQ(allocs, frees); /* nothing lost in the mailboxes */
   CHECK_EQ(sent, received);
-  CHECK_GE(sent * 5, frees);   /* at least ~20% of blocks were freed by another thread */
+  CHECK_GE(sent * 5, frees); /* at least ~20% of blocks were freed by another thread */
   CHECK(huge > 0 && adopted > 0 && reallocs > 0);
 
   int (*validate)(void) = find_validate();

@@ -32,7 +32,7 @@ static void *pop(st_span_t *s) {
 }
 
 static void blocks_are_carved_a_page_at_a_time(void) {
-  st_span_owner owner = {0};
+  st_span_owner owner = {NULL};
   st_span_t *s = new_slab(1 /* 32 bytes */, &owner);
   REQUIRE(s != NULL);
   CHECK_EQ(s->capacity, st__span_bytes(s) / 32);
@@ -67,7 +67,7 @@ static void *free_remotely(void *arg) {
 
 static void remote_frees_from_many_threads_lose_nothing(void) {
   enum { THREADS = 4 };
-  st_span_owner owner = {0};
+  st_span_owner owner = {NULL};
   st_span_t *s = new_slab(0 /* 16 bytes */, &owner);
   REQUIRE(s != NULL);
   size_t cap = s->capacity;
@@ -108,7 +108,7 @@ static void *free_when_handed(void *arg) {
 }
 
 static void a_remote_free_hands_a_parked_span_back_to_its_owner(void) {
-  st_span_owner owner = {0};
+  st_span_owner owner = {NULL};
   st_span_t *s = new_slab(ST_NUM_CLASSES - 1 /* 32 KiB: few blocks */, &owner);
   REQUIRE(s != NULL);
   park_job job = {.span = s};
@@ -144,7 +144,7 @@ static void a_remote_free_hands_a_parked_span_back_to_its_owner(void) {
 }
 
 static void unparking_stops_the_hand_over(void) {
-  st_span_owner owner = {0};
+  st_span_owner owner = {NULL};
   st_span_t *s = new_slab(3, &owner);
   REQUIRE(s != NULL);
   void *b;
