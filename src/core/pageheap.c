@@ -173,34 +173,30 @@ static st_span_t *split_off(st_pageheap_t *ph, st_span_t *s, size_t pages) {
   return rest;
 }
 
-/* True if `n` is a free span of this shard that ends at / starts at `addr`. */
+/* True if `n` is a free span of this shard (its shard is read first: it is const). */
 static bool is_free_neighbour(st_pageheap_t *ph, const st_span_t *n) {
   return n != NULL && n->shard == ph->index && n->kind == ST_SPAN_FREE && n->pages != 0;
+}
+
+/* Merges the listed free span `gone`, adjacent to the off-list free span `keep` on either
+ * side, into `keep`. */
+static void absorb_listed(st_pageheap_t *ph, st_span_t *keep, st_span_t *gone) {
+  free_list_remove(ph, gone);
+  unmap_free_bounds(gone);
+  if (gone->start < keep->start) keep->start = gone->start;
+  keep->pages += gone->pages;
+  keep->dirty_pages += gone->dirty_pages;
+  keep->lazily_purged |= gone->lazily_purged;
+  if (gone->freed_at_ms > keep->freed_at_ms) keep->freed_at_ms = gone->freed_at_ms;
+  st__pageheap_desc_free_locked(ph, gone);
 }
 
 /* Merges the off-list free span s with free neighbours, then lists it. */
 static void insert_coalesced(st_pageheap_t *ph, st_span_t *s) {
   st_span_t *left = s->start >= ST_PAGE_SIZE ? st__pagemap_lookup((void *)(s->start - ST_PAGE_SIZE)) : NULL;
-  if (is_free_neighbour(ph, left) && st__span_end(left) == s->start) {
-    free_list_remove(ph, left);
-    unmap_free_bounds(left);
-    left->pages += s->pages;
-    left->dirty_pages += s->dirty_pages;
-    left->lazily_purged |= s->lazily_purged;
-    if (s->freed_at_ms > left->freed_at_ms) left->freed_at_ms = s->freed_at_ms;
-    st__pageheap_desc_free_locked(ph, s);
-    s = left;
-  }
+  if (is_free_neighbour(ph, left) && st__span_end(left) == s->start) absorb_listed(ph, s, left);
   st_span_t *right = st__pagemap_lookup((void *)st__span_end(s));
-  if (is_free_neighbour(ph, right) && right->start == st__span_end(s)) {
-    free_list_remove(ph, right);
-    unmap_free_bounds(right);
-    s->pages += right->pages;
-    s->dirty_pages += right->dirty_pages;
-    s->lazily_purged |= right->lazily_purged;
-    if (right->freed_at_ms > s->freed_at_ms) s->freed_at_ms = right->freed_at_ms;
-    st__pageheap_desc_free_locked(ph, right);
-  }
+  if (is_free_neighbour(ph, right) && right->start == st__span_end(s)) absorb_listed(ph, s, right);
   map_free_bounds(s);
   free_list_insert(ph, s);
 }
