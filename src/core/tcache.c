@@ -125,6 +125,23 @@ static void *tcache_use(st_tcache_t *tc, st_span_t *span) {
   return NULL;
 }
 
+/* Allocating from the fullest of the first few partial spans packs live blocks together,
+ * so the emptier spans drain and go back to the page heap (less resident memory under
+ * random frees); the bound keeps a refill O(1). */
+#define PARTIAL_SCAN 8
+
+static st_span_t *tcache_fullest_partial(st_tcache_t *tc, unsigned cls) {
+  st_span_t *best = NULL;
+  int scanned = 0;
+  st_list_t *pos, *tmp;
+  st_list_for_each_safe(pos, tmp, &tc->partial[cls]) {
+    st_span_t *span = ST_CONTAINER_OF(pos, st_span_t, link);
+    if (best == NULL || span->used > best->used) best = span;
+    if (++scanned == PARTIAL_SCAN) break;
+  }
+  return best;
+}
+
 void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls) {
   st_span_t *span = tc->current[cls];
   if (span != &st__span_empty) {
@@ -133,7 +150,7 @@ void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls) {
   }
   tcache_drain_reclaimed(tc);
   while (!st_list_empty(&tc->partial[cls])) {
-    span = ST_CONTAINER_OF(tc->partial[cls].next, st_span_t, link);
+    span = tcache_fullest_partial(tc, cls);
     st_list_remove(&span->link);
     void *block = tcache_use(tc, span);
     if (block != NULL) return block;
