@@ -36,6 +36,9 @@ typedef struct st_pageheap {
   st_list_t free_large;                        /* lock: longer free spans, unordered */
   st_list_t dirty;                             /* lock: dirty free spans, oldest first */
   st_list_t abandoned[ST_NUM_CLASSES];         /* lock: slab spans whose owner exited */
+  st_atomic_size xabandoned_count;             /* written under lock, read without: spans on
+                                                  the abandoned lists */
+  uint64_t next_sweep_ms;                      /* lock: when abandoned spans are next checked */
   uint64_t next_purge_ms;                      /* lock: earliest time a purge is due */
   st_span_t *desc_free;                        /* lock: recycled descriptors */
   char *desc_cursor, *desc_end;                /* lock: descriptor carving area */

@@ -11,6 +11,8 @@
 #include <sched.h>
 
 #include "base/check.h"
+#include "base/options.h"
+#include "os/os.h"
 #include "core/page.h"
 
 st_span_t st__span_empty;
@@ -26,11 +28,9 @@ void st__tcache_init(st_tcache_t *tc) {
   tc->heap = st__pageheap_of_cpu(sched_getcpu());
 }
 
-ST_INLINE void *span_pop(st_span_t *span) {
-  st_block_t *b = span->free;
-  span->free = b->next;
-  span->used++;
-  return b;
+/* Under the shard lock; others read the count without it to skip empty shards. */
+static void abandoned_count_add(st_pageheap_t *ph, long delta) {
+  st_store_relaxed(&ph->xabandoned_count, st_load_relaxed(&ph->xabandoned_count) + (size_t)delta);
 }
 
 /* The current span carries one extra `used` (a pin) so that freeing its last block on the
@@ -97,6 +97,7 @@ static st_span_t *tcache_adopt(st_tcache_t *tc, unsigned cls) {
   while (found == NULL && !st_list_empty(&ph->abandoned[cls])) {
     st_span_t *span = ST_CONTAINER_OF(ph->abandoned[cls].next, st_span_t, link);
     st_list_remove(&span->link);
+    abandoned_count_add(ph, -1);
     st__page_collect(span);
     if (st__page_all_free(span)) st__pageheap_free_locked(ph, span);
     else found = span;
@@ -109,8 +110,27 @@ static st_span_t *tcache_adopt(st_tcache_t *tc, unsigned cls) {
   return found;
 }
 
+/* Spans of exited threads that remote frees emptied are released when a thread needs a new
+ * span, at most once per purge delay and shard, so exited threads do not pin memory until
+ * someone happens to need their size class. */
+static void tcache_sweep_abandoned_if_due(void) {
+  long delay = st_option(ST_OPTION_PURGE_DELAY_MS);
+  for (unsigned i = 0; i < st__pageheap_shard_count(); i++) {
+    st_pageheap_t *ph = st__pageheap_of_cpu((int)i);
+    if (st_load_relaxed(&ph->xabandoned_count) == 0) continue;
+    st__pageheap_lock(ph);
+    uint64_t now = st__os_now_ms();
+    if (now >= ph->next_sweep_ms) {
+      st__tcache_sweep_abandoned_locked(ph);
+      ph->next_sweep_ms = now + (delay > 0 ? (uint64_t)delay : 0);
+    }
+    st__pageheap_unlock(ph);
+  }
+}
+
 static st_span_t *tcache_new_span(st_tcache_t *tc, unsigned cls) {
   tc->heap = st__pageheap_of_cpu(sched_getcpu());
+  tcache_sweep_abandoned_if_due();
   st_span_t *span = st__pageheap_alloc(tc->heap, st__class_span_pages[cls], ST_PAGE_SIZE, ST_SPAN_SLAB);
   if (span != NULL) st__page_format(span, cls, &tc->owner);
   return span;
@@ -120,7 +140,7 @@ static st_span_t *tcache_new_span(st_tcache_t *tc, unsigned cls) {
 static void *tcache_use(st_tcache_t *tc, st_span_t *span) {
   if (span->free == NULL && st__page_collect(span) == 0) st__page_extend(span);
   if (tc->current[span->size_class] != span) set_current(tc, span);
-  if (span->free != NULL) return span_pop(span);
+  if (span->free != NULL) return st__tcache_pop(tc, span->size_class);
   if (!tcache_park_current(tc, span)) return tcache_use(tc, span);
   return NULL;
 }
@@ -211,8 +231,12 @@ static void span_abandon(st_tcache_t *tc, st_span_t *span, bool forced) {
   st_pageheap_t *home = st__pageheap_home(span);
   st__pageheap_lock(home);
   st__page_collect(span);
-  if (st__page_all_free(span)) st__pageheap_free_locked(home, span);
-  else st_list_push_back(&home->abandoned[span->size_class], &span->link);
+  if (st__page_all_free(span)) {
+    st__pageheap_free_locked(home, span);
+  } else {
+    st_list_push_back(&home->abandoned[span->size_class], &span->link);
+    abandoned_count_add(home, 1);
+  }
   st__pageheap_unlock(home);
 }
 
@@ -242,6 +266,7 @@ void st__tcache_sweep_abandoned_locked(st_pageheap_t *ph) {
       st__page_collect(span);
       if (st__page_all_free(span)) {
         st_list_remove(&span->link);
+        abandoned_count_add(ph, -1);
         st__pageheap_free_locked(ph, span);
       }
     }

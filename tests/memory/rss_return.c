@@ -3,12 +3,15 @@
  *   rss_return small   20 million small blocks allocated then freed: RSS back within 10 MiB
  *                      of the start within 1 s, with default options
  *   rss_return huge    a freed 256 MiB block leaves RSS at once
+ *   rss_return exited  blocks of a thread that exited, freed by another thread, do not stay
+ *                      resident once that thread allocates again
  *   rss_return trim    with purging held back (STRATA_PURGE_DELAY_MS=-1 and a huge
  *                      STRATA_PURGE_RETAIN_KB), trim gives the memory back at once and
  *                      returns 1
  * Built twice: against st_* (API_STRATA) and with the libc names under LD_PRELOAD.
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +101,39 @@ static void a_huge_block_leaves_at_once(void) {
   CHECK_LE(rss, base + 2 * MiB);
 }
 
+enum { EXITED_BLOCKS = 2 * 1000 * 1000 };
+static void *exited_blocks[EXITED_BLOCKS];
+
+static void *allocate_and_exit(void *arg) {
+  (void)arg;
+  for (long i = 0; i < EXITED_BLOCKS; i++) {
+    exited_blocks[i] = MALLOC(64);
+    if (exited_blocks[i] != NULL) memset(exited_blocks[i], 3, 64);
+  }
+  return NULL;
+}
+
+static void blocks_of_exited_threads_come_back(void) {
+  void *warm = MALLOC(64);
+  FREE(warm);
+  memset(exited_blocks, 0, sizeof exited_blocks); /* the test's own 16 MB are in the base */
+  escape(exited_blocks);
+  size_t base = rss_bytes();
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, allocate_and_exit, NULL) == 0);
+  pthread_join(t, NULL);
+  size_t peak = rss_bytes();
+  for (long i = 0; i < EXITED_BLOCKS; i++) FREE(exited_blocks[i]); /* remote frees */
+  void *other = MALLOC(3000); /* a new span: the heap looks at abandoned spans */
+  escape(other);
+  size_t rss = wait_for_rss(base, 10 * MiB, 1000);
+  FREE(other);
+  fprintf(stderr, "exited: base %zu MiB, peak %zu MiB, after free %zu MiB\n", base / MiB,
+          peak / MiB, rss / MiB);
+  CHECK(peak > base + 100 * MiB);
+  CHECK_LE(rss, base + 10 * MiB);
+}
+
 static void trim_gives_back_at_once(void) {
   enum { BLOCKS = 2000 };
   size_t base = rss_bytes();
@@ -123,6 +159,7 @@ int main(int argc, char **argv) {
   if (strcmp(which, "small") == 0) RUN_CASE(small_blocks_come_back);
   else if (strcmp(which, "huge") == 0) RUN_CASE(a_huge_block_leaves_at_once);
   else if (strcmp(which, "trim") == 0) RUN_CASE(trim_gives_back_at_once);
+  else if (strcmp(which, "exited") == 0) RUN_CASE(blocks_of_exited_threads_come_back);
   else return 64;
   return check_summary();
 }
