@@ -55,13 +55,6 @@ static void *large_alloc(size_t size, size_t align, bool zero) {
   return st__span_start(span);
 }
 
-static void large_free(st_span_t *span) {
-  st_pageheap_t *home = st__pageheap_home(span);
-  st__pageheap_lock(home);
-  st__pageheap_free_locked(home, span);
-  st__pageheap_unlock(home);
-}
-
 /* Shrinks or grows a LARGE span in place; false if it has to move. */
 static bool large_resize_in_place(st_span_t *span, size_t size) {
   size_t pages = st__bytes_to_pages(size);
@@ -127,7 +120,7 @@ ST_NOINLINE static void free_pages(void *p, st_span_t *span, const char *fn) {
   span = span_of_block(p, fn);
   switch ((st_span_kind)span->kind) {
   case ST_SPAN_SLAB: small_free(p, span, fn); break;
-  case ST_SPAN_LARGE: large_free(span); break;
+  case ST_SPAN_LARGE: st__pageheap_free(span); break;
   case ST_SPAN_HUGE: st__huge_free(span); break;
   case ST_SPAN_FREE: invalid_pointer(fn, p, span); break;
   }

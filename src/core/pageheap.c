@@ -226,13 +226,42 @@ static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
   return find_free(ph, pages);
 }
 
-/* Dirty pages a shard keeps for quick reuse: STRATA_PURGE_RETAIN_KB, or 1/8 of the pages
- * it has in use when that is more. Beyond it, the oldest dirty spans are purged at once, so
- * resident memory follows live memory without waiting for the delay or for a later call. */
-static size_t dirty_budget_pages(const st_pageheap_t *ph) {
-  size_t in_use = (ph->reserved_bytes >> ST_PAGE_SHIFT) - ph->free_pages;
+/* A program whose memory in use collapses (to under 1/8 of a recent peak of at least
+ * COLLAPSE_MIN_BYTES) is shrinking, not cycling: its dirty memory beyond
+ * max(STRATA_PURGE_RETAIN_KB, 1/8 of the pages in use) is purged at once, so resident
+ * memory follows live memory while it frees, without a background thread. A heap that
+ * cycles through less than that keeps its dirty memory for reuse until the delay passes,
+ * so alloc/free cycles do not fault their pages in again and again. */
+#define COLLAPSE_MIN_BYTES ((size_t)64 << 20)
+#define COLLAPSE_RATIO 8
+
+
+/* Pages in LARGE and SLAB spans of all shards, and their recent peak (relaxed: figures for
+ * a policy, never for synchronisation). */
+static st_atomic_size xpages_in_use, xpeak_pages_in_use;
+static _Atomic(uint64_t) xpeak_decay_ms;
+
+static void in_use_add(size_t pages) { st_counter_add(&xpages_in_use, pages); }
+static void in_use_sub(size_t pages) { st_counter_sub(&xpages_in_use, pages); }
+
+static size_t dirty_budget_pages(void) {
+  size_t in_use = st_load_relaxed(&xpages_in_use), peak = st_load_relaxed(&xpeak_pages_in_use);
+  if (peak < (COLLAPSE_MIN_BYTES >> ST_PAGE_SHIFT) || in_use >= peak / COLLAPSE_RATIO) return SIZE_MAX;
   size_t retain = ((size_t)st_option(ST_OPTION_PURGE_RETAIN_KB) << 10) >> ST_PAGE_SHIFT;
   return in_use / 8 > retain ? in_use / 8 : retain;
+}
+
+/* The peak halves every PEAK_HALF_LIFE_MS, so it stays recent; slower than a program
+ * takes to free a large heap, so the collapse is seen while it frees. */
+#define PEAK_HALF_LIFE_MS 2000
+
+static void track_peak(uint64_t now) {
+  size_t in_use = st_load_relaxed(&xpages_in_use), peak = st_load_relaxed(&xpeak_pages_in_use);
+  if (now >= st_load_relaxed(&xpeak_decay_ms)) {
+    st_store_relaxed(&xpeak_decay_ms, now + PEAK_HALF_LIFE_MS);
+    peak /= 2;
+  }
+  st_store_relaxed(&xpeak_pages_in_use, in_use > peak ? in_use : peak);
 }
 
 typedef enum purge_mode {
@@ -245,7 +274,8 @@ static size_t purge_locked(st_pageheap_t *ph, purge_mode mode) {
   long delay = st_option(ST_OPTION_PURGE_DELAY_MS);
   bool lazy = st_option(ST_OPTION_PURGE_LAZY) != 0;
   uint64_t now = st__os_now_ms();
-  size_t budget = dirty_budget_pages(ph), purged = 0;
+  size_t budget = dirty_budget_pages(), purged = 0;
+  if (budget == SIZE_MAX) budget = ph->dirty_pages * 2; /* no budget: nothing is over it */
   bool failed = false;
   while (!st_list_empty(&ph->dirty)) {
     st_span_t *s = ST_CONTAINER_OF(ph->dirty.next, st_span_t, dirty_link);
@@ -278,9 +308,21 @@ size_t st__pageheap_purge_locked(st_pageheap_t *ph, bool all) {
   return purge_locked(ph, all ? PURGE_ALL : PURGE_DUE);
 }
 
-static void purge_if_due(st_pageheap_t *ph, uint64_t now) {
-  if (ph->dirty_pages > dirty_budget_pages(ph)) purge_locked(ph, PURGE_OVER_BUDGET);
-  else if (now >= ph->next_purge_ms) purge_locked(ph, PURGE_DUE);
+/* Set when one shard found the heap collapsed: the others may hold dirty memory of the
+ * same program phase and no further activity to purge it (st__pageheap_free sees to it). */
+static st_atomic_int xcollapse_seen;
+
+/* check_collapse: only the release of slab spans looks for a collapse. A heap of many small
+ * blocks that empties is a program shrinking; large blocks come and go in big steps, and
+ * purging them at once would fault their pages in again at the next step. */
+static void purge_if_due(st_pageheap_t *ph, uint64_t now, bool check_collapse) {
+  track_peak(now);
+  if (check_collapse && ph->dirty_pages > dirty_budget_pages()) {
+    purge_locked(ph, PURGE_OVER_BUDGET);
+    st_store_relaxed(&xcollapse_seen, 1);
+  } else if (now >= ph->next_purge_ms) {
+    purge_locked(ph, PURGE_DUE);
+  }
 }
 
 /* ---- allocation and release ---------------------------------------------------------- */
@@ -312,12 +354,13 @@ static st_span_t *alloc_locked(st_pageheap_t *ph, size_t pages, size_t align, st
     insert_coalesced(ph, rest);
   }
   s->kind = (uint8_t)kind;
+  in_use_add(s->pages);
   s->zeroed = s->dirty_pages == 0 && !s->lazily_purged;
   s->dirty_pages = 0;
   s->lazily_purged = 0;
   map_in_use(s);
   ph->spans_allocated++;
-  purge_if_due(ph, st__os_now_ms());
+  purge_if_due(ph, st__os_now_ms(), false);
   return s;
 no_descriptor:
   insert_coalesced(ph, s);
@@ -380,11 +423,28 @@ size_t st__pageheap_unmap_free(void) {
   return bytes;
 }
 
+void st__pageheap_free(st_span_t *span) {
+  st_pageheap_t *home = st__pageheap_home(span);
+  st__pageheap_lock(home);
+  st__pageheap_free_locked(home, span);
+  st__pageheap_unlock(home);
+  if (st_load_relaxed(&xcollapse_seen) && st_exchange_acq_rel(&xcollapse_seen, 0)) {
+    for (unsigned i = 0; i < shard_count; i++) {
+      st_pageheap_t *ph = &shards[i];
+      st__pageheap_lock(ph);
+      if (ph->dirty_pages > dirty_budget_pages()) purge_locked(ph, PURGE_OVER_BUDGET);
+      st__pageheap_unlock(ph);
+    }
+  }
+}
+
 void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
   ST_ASSERT(1, s->shard == ph->index && (s->kind == ST_SPAN_SLAB || s->kind == ST_SPAN_LARGE));
   if (s->kind == ST_SPAN_SLAB) st__pagemap_set(s->start, s->pages, NULL);
   else st__pagemap_set_one(s->start, NULL);
   uint64_t now = st__os_now_ms();
+  bool was_slab = s->kind == ST_SPAN_SLAB;
+  in_use_sub(s->pages);
   s->kind = ST_SPAN_FREE;
   s->dirty_pages = s->pages;
   s->freed_at_ms = now;
@@ -395,13 +455,14 @@ void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
     long delay = st_option(ST_OPTION_PURGE_DELAY_MS);
     if (delay >= 0) ph->next_purge_ms = now + (uint64_t)delay;
   }
-  purge_if_due(ph, now);
+  purge_if_due(ph, now, was_slab);
 }
 
 void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *s, size_t keep_pages) {
   ST_ASSERT(1, s->kind == ST_SPAN_LARGE && keep_pages > 0 && keep_pages < s->pages);
   st_span_t *tail = split_off(ph, s, keep_pages);
   if (tail == NULL) return; /* keep the pages: shrinking is an optimisation */
+  in_use_sub(tail->pages);
   tail->dirty_pages = tail->pages;
   tail->freed_at_ms = st__os_now_ms();
   insert_coalesced(ph, tail);
@@ -423,6 +484,7 @@ bool st__pageheap_grow_locked(st_pageheap_t *ph, st_span_t *s, size_t pages) {
     }
     insert_coalesced(ph, rest);
   }
+  in_use_add(pages - s->pages);
   s->pages = pages;
   s->zeroed = 0;
   st__pageheap_desc_free_locked(ph, right);

@@ -67,6 +67,9 @@ ST_HIDDEN st_span_t *st__pageheap_alloc_locked(st_pageheap_t *ph, size_t pages, 
  * free spans of other shards and then to unmapping all free spans and growing again. */
 ST_HIDDEN st_span_t *st__pageheap_alloc(st_pageheap_t *ph, size_t pages, size_t align,
                                         st_span_kind kind);
+/* Locks the span's home shard and frees it there; if the heap as a whole collapsed (see
+ * pageheap.c), also purges the other shards' dirty memory beyond the budget. */
+ST_HIDDEN void st__pageheap_free(st_span_t *span);
 /* Unmaps the free spans of every shard (out of address space); returns bytes released. */
 ST_HIDDEN size_t st__pageheap_unmap_free(void);
 /* Returns a SLAB or LARGE span to the free lists, coalescing it with free neighbours. */

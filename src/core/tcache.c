@@ -84,10 +84,7 @@ static void tcache_release_span(st_tcache_t *tc, st_span_t *span) {
   tcache_drain_reclaimed(tc);
   if (st_list_linked(&span->link)) st_list_remove(&span->link);
   if (tc->current[span->size_class] == span) clear_current(tc, span);
-  st_pageheap_t *home = st__pageheap_home(span);
-  st__pageheap_lock(home);
-  st__pageheap_free_locked(home, span);
-  st__pageheap_unlock(home);
+  st__pageheap_free(span);
 }
 
 static st_span_t *tcache_adopt(st_tcache_t *tc, unsigned cls) {

@@ -156,21 +156,50 @@ static void free_spans_are_purged_after_the_delay(void) {
   st__pageheap_unlock(ph);
 }
 
-static void dirty_memory_beyond_the_budget_is_purged_at_once(void) {
+/* Lets the fake clock run until the recent peak of memory in use has decayed away. */
+static void forget_peak(void) {
+  for (int i = 0; i < 40; i++) {
+    fake.now_ms += 2000;
+    st_span_t *s = alloc_span(1, ST_PAGE_SIZE, ST_SPAN_LARGE);
+    if (s != NULL) free_span(s);
+  }
+}
+
+static void a_collapse_purges_dirty_memory_at_once(void) {
   st__option_values[ST_OPTION_PURGE_DELAY_MS] = 1000000; /* the delay never passes here */
   st__option_values[ST_OPTION_PURGE_RETAIN_KB] = 1024;
-  enum { N = 64 };
+  forget_peak();
+  enum { N = 96 };
   st_span_t *spans[N];
   for (int i = 0; i < N; i++) {
-    spans[i] = alloc_span(64, ST_PAGE_SIZE, ST_SPAN_SLAB); /* 256 KiB each, 16 MiB in all */
+    spans[i] = alloc_span(256, ST_PAGE_SIZE, ST_SPAN_SLAB); /* 1 MiB each, 96 MiB in all */
     REQUIRE(spans[i] != NULL);
   }
-  size_t in_use = (ph->reserved_bytes >> ST_PAGE_SHIFT) - ph->free_pages;
-  for (int i = 0; i < N; i++) {
-    free_span(spans[i]);
-    size_t budget = in_use / 8 > 256 ? in_use / 8 : 256; /* 1024 KiB = 256 pages */
-    CHECK_LE(ph->dirty_pages, budget);
+  for (int i = 0; i < N; i++) free_span(spans[i]);
+  /* Everything was freed: at most the 1 MiB retained stays dirty. */
+  CHECK_LE(ph->dirty_pages, 256);
+  CHECK(heap_valid());
+}
+
+static void alloc_free_cycles_keep_their_dirty_memory(void) {
+  st__option_values[ST_OPTION_PURGE_DELAY_MS] = 1000000;
+  st__option_values[ST_OPTION_PURGE_RETAIN_KB] = 1024;
+  forget_peak();
+  st__pageheap_lock(ph);
+  st__pageheap_purge_locked(ph, true);
+  st__pageheap_unlock(ph);
+  long purges = fake.purges;
+  enum { N = 16 };
+  st_span_t *spans[N];
+  for (int round = 0; round < 3; round++) { /* 16 MiB allocated and freed, three times */
+    for (int i = 0; i < N; i++) {
+      spans[i] = alloc_span(256, ST_PAGE_SIZE, ST_SPAN_SLAB);
+      REQUIRE(spans[i] != NULL);
+    }
+    for (int i = 0; i < N; i++) free_span(spans[i]);
   }
+  CHECK_EQ(fake.purges, purges);
+  CHECK_GE(ph->dirty_pages, N * 256);
   CHECK(heap_valid());
 }
 
@@ -226,7 +255,8 @@ int main(void) {
   RUN_CASE(aligned_spans_start_on_their_alignment);
   RUN_CASE(large_spans_shrink_and_grow_in_place);
   RUN_CASE(free_spans_are_purged_after_the_delay);
-  RUN_CASE(dirty_memory_beyond_the_budget_is_purged_at_once);
+  RUN_CASE(a_collapse_purges_dirty_memory_at_once);
+  RUN_CASE(alloc_free_cycles_keep_their_dirty_memory);
   RUN_CASE(a_refused_purge_keeps_the_span_dirty);
   RUN_CASE(a_refused_map_gives_null_and_a_consistent_heap);
   return check_summary();
