@@ -19,12 +19,17 @@
  */
 #include "common.h"
 
-#define POOL_PAIRS 100000u    /* malloc/free pairs per repetition, as the classic comparison */
-#define POOL_FIXED_SIZE 64u   /* the object size of seq and interleaved */
-#define POOL_MIN_SIZE 16u     /* random: log-uniform in [POOL_MIN_SIZE, POOL_MAX_SIZE] */
+#define POOL_PAIRS 100000u  /* malloc/free pairs per repetition, as the classic comparison */
+#define POOL_FIXED_SIZE 64u /* the object size of seq and interleaved */
+#define POOL_MIN_SIZE 16u   /* random: log-uniform in [POOL_MIN_SIZE, POOL_MAX_SIZE] */
 #define POOL_MAX_SIZE 1024u
-#define POOL_TABLE 4096u      /* interleaved: live slots, a power of two */
-#define POOL_REPS_FULL 300ull /* repetitions at full scale, for every pattern */
+#define POOL_TABLE 4096u /* interleaved: live slots, a power of two */
+
+/* Repetitions at full scale, per pattern (seq, random, interleaved), each about a second
+ * under the faster allocators on the 2-core development machine. random is the costly
+ * one: 24 MB are allocated and freed per repetition, and an allocator that gives the
+ * freed pages back to the kernel faults them in again in the next one. */
+static const uint64_t pool_reps_full[] = {200, 20, 200};
 
 typedef struct pool_block {
   void *p;
@@ -44,8 +49,8 @@ static void pool_new(pool_block *b, size_t size, bench_rng *rng) {
 /* seq and random: allocate a whole repetition, then free it in allocation order. */
 static uint64_t pool_bulk(int random_sizes, bench_rng *rng, uint64_t h) {
   for (size_t i = 0; i < POOL_PAIRS; i++) {
-    size_t size = random_sizes ? bench_size_log_uniform(rng, POOL_MIN_SIZE, POOL_MAX_SIZE)
-                               : POOL_FIXED_SIZE;
+    size_t size =
+        random_sizes ? bench_size_log_uniform(rng, POOL_MIN_SIZE, POOL_MAX_SIZE) : POOL_FIXED_SIZE;
     pool_new(&pool_blocks[i], size, rng);
   }
   for (size_t i = 0; i < POOL_PAIRS; i++) {
@@ -94,7 +99,7 @@ int main(int argc, char **argv) {
   bench_name = name;
 
   bench_rng rng = bench_rng_seed(7 + (uint64_t)mode);
-  uint64_t reps = bench_scaled(POOL_REPS_FULL, scale, 1), h = (uint64_t)mode;
+  uint64_t reps = bench_scaled(pool_reps_full[mode], scale, 1), h = (uint64_t)mode;
   double t0 = bench_now();
   for (uint64_t r = 0; r < reps; r++)
     h = mode == 2 ? pool_interleaved(&rng, h) : pool_bulk(mode == 1, &rng, h);

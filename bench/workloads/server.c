@@ -27,7 +27,7 @@
 
 #define SV_WORKERS_DEFAULT 16
 #define SV_WORKERS_MAX 64
-#define SV_REQUESTS_FULL 2000000ull /* requests at full scale, shared by the workers */
+#define SV_REQUESTS_FULL 1200000ull /* requests at full scale, shared by the workers */
 #define SV_INFLIGHT 64u             /* a worker's unanswered requests before it waits */
 #define SV_BATCH 16u                /* requests sent per turn */
 #define SV_SESSIONS 64u             /* kept-alive requests per worker; a power of two */

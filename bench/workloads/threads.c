@@ -1,5 +1,5 @@
 /*
- * threads — the `random` pattern run by N threads at once (N = 1, 2, 4 or 8), for scaling.
+ * threads — the `random` pattern run by N threads at once (N = 1, 2, 4, 8, 32), for scaling.
  *
  * Each thread runs the pattern on its own THREADS_SLOTS live blocks (~10 MB) with its own
  * seed, and the threads share a fixed total number of steps. Keeping each thread's working
@@ -10,7 +10,9 @@
  * same N. Blocks never cross threads here (see `xthread` for that).
  * The checksum combines the threads' checksums in thread order, so it is deterministic.
  * ops counts malloc calls. The result line names the workload `threads-N`.
- * Usage: threads [SCALE [NTHREADS]]
+ * SLOTS overrides the live blocks per thread; only smoke tests use it, because at 32
+ * threads filling the full working set (~320 MB) alone takes seconds.
+ * Usage: threads [SCALE [NTHREADS [SLOTS]]]
  */
 #include <pthread.h>
 
@@ -18,10 +20,11 @@
 
 #define THREADS_MAX 64
 #define THREADS_SLOTS (RANDOM_SLOTS / 4) /* per thread: threads-4 has random's live set */
-#define THREADS_STEPS_FULL 8000000ull    /* replacements at full scale, shared by all threads */
+#define THREADS_STEPS_FULL 6000000ull    /* replacements at full scale, shared by all threads */
 
 typedef struct threads_job {
   uint64_t seed;
+  size_t slots;
   uint64_t steps;
   uint64_t ops;      /* out */
   uint64_t checksum; /* out */
@@ -29,16 +32,18 @@ typedef struct threads_job {
 
 static void *threads_main(void *arg) {
   threads_job *job = arg;
-  job->checksum = random_pattern_run(job->seed, THREADS_SLOTS, job->steps, &job->ops);
+  job->checksum = random_pattern_run(job->seed, job->slots, job->steps, &job->ops);
   return NULL;
 }
 
 int main(int argc, char **argv) {
-  const char *usage = "[SCALE [NTHREADS]]";
+  const char *usage = "[SCALE [NTHREADS [SLOTS]]]";
   unsigned long scale = bench_start("threads", argc, argv, usage);
   unsigned long n = argc > 2 ? strtoul(argv[2], NULL, 10) : 1;
-  if (n == 0 || n > THREADS_MAX) {
-    fprintf(stderr, "usage: %s %s (1 <= NTHREADS <= %d)\n", argv[0], usage, THREADS_MAX);
+  unsigned long slots = argc > 3 ? strtoul(argv[3], NULL, 10) : THREADS_SLOTS;
+  if (n == 0 || n > THREADS_MAX || slots == 0 || slots > THREADS_SLOTS) {
+    fprintf(stderr, "usage: %s %s (1 <= NTHREADS <= %d, 1 <= SLOTS <= %u)\n", argv[0], usage,
+            THREADS_MAX, THREADS_SLOTS);
     return 64;
   }
   char name[32];
@@ -50,6 +55,7 @@ int main(int argc, char **argv) {
   uint64_t steps = bench_scaled(THREADS_STEPS_FULL, scale, n);
   for (unsigned long i = 0; i < n; i++) {
     jobs[i].seed = 1000 + i;
+    jobs[i].slots = slots;
     jobs[i].steps = steps / n;
     /* Always run the work on created threads, even for N = 1, so every N pays for the
      * thread start and the allocator's multi-threaded mode alike. */
