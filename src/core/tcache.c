@@ -180,11 +180,19 @@ void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls) {
   return span != NULL ? tcache_use(tc, span) : NULL;
 }
 
+/* A parked span goes back to the partial list once an eighth of it is free: unparking it at
+ * its first free would hand the next refill a single block, and frees in random order
+ * would then cost a park and an unpark per malloc/free pair. */
+static bool worth_unparking(const st_span_t *span) {
+  uint32_t free_blocks = span->capacity - span->used;
+  return free_blocks >= span->capacity / 8 || free_blocks == span->capacity;
+}
+
 void st__tcache_free_local_slow(st_tcache_t *tc, st_span_t *span, st_block_t *block) {
   block->next = span->free;
   span->free = block;
   span->used--;
-  if (span->in_full) {
+  if (span->in_full && worth_unparking(span)) {
     st__page_unpark(span);
     st_list_remove(&span->link);
     span_set_owned(tc, span);

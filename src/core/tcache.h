@@ -13,7 +13,8 @@
  *
  * Invariants: current[c] is &st__span_empty or a SLAB span of class c owned by this cache
  * and on no list; spans on partial[c] are owned, not parked; spans on full[c] are parked
- * (in_full, xfast_owner NULL, tag NOTIFY until a remote free hands them back).
+ * (in_full, xfast_owner NULL, tag NOTIFY until a remote free hands them back); a parked
+ * span may hold local free blocks, fewer than an eighth of it (st__tcache_free_local_slow).
  */
 #ifndef ST_CORE_TCACHE_H
 #define ST_CORE_TCACHE_H
