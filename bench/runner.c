@@ -391,7 +391,7 @@ static void describe_source(void) {
     pclose(p);
   }
   rev[strcspn(rev, "\n")] = '\0';
-  add_info("source", "%s %s", BENCH_SOURCE_DIR, rev[0] ? rev : "(no git revision)");
+  add_info("source", "strata %s", rev[0] ? rev : "(no git revision)");
 }
 
 static void describe_machine(int argc, char **argv) {
@@ -399,9 +399,13 @@ static void describe_machine(int argc, char **argv) {
   time_t now = time(NULL);
   strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
   add_info("date", "%s", buf);
+  /* Arguments by their last path component: the result files name no directory of the
+   * machine they were made on. */
   size_t n = 0;
-  for (int i = 0; i < argc && n < sizeof buf; i++)
-    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", i ? " " : "", argv[i]);
+  for (int i = 0; i < argc && n < sizeof buf; i++) {
+    const char *slash = strrchr(argv[i], '/');
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", i ? " " : "", slash ? slash + 1 : argv[i]);
+  }
   add_info("command", "%s", buf);
   read_field("/proc/cpuinfo", "model name\t: ", buf, sizeof buf);
   add_info("cpu", "%s", buf[0] ? buf : "?");
