@@ -19,8 +19,8 @@
   X(PURGE_DELAY_MS, 250, -1, 3600000,                                                            \
     "Milliseconds a free span stays resident before it is purged; 0 purges at once, -1 never")  \
   X(PURGE_RETAIN_KB, 4096, 0, 1048576,                                                          \
-    "Dirty free memory a page-heap shard keeps beyond the delay (at least 1/8 of its pages "    \
-    "in use); more is purged at once")                                                          \
+    "After memory in use collapses below 1/8 of a recent peak, dirty free memory a shard "     \
+    "keeps (at least 1/8 of the pages in use); more is purged at once")                         \
   X(PURGE_LAZY, 0, 0, 1,                                                                        \
     "Purge with MADV_FREE (the kernel reclaims the pages only under memory pressure) "          \
     "instead of MADV_DONTNEED")                                                                 \
