@@ -423,19 +423,22 @@ size_t st__pageheap_unmap_free(void) {
   return bytes;
 }
 
+void st__pageheap_purge_after_collapse(void) {
+  if (!st_load_relaxed(&xcollapse_seen) || !st_exchange_acq_rel(&xcollapse_seen, 0)) return;
+  for (unsigned i = 0; i < shard_count; i++) {
+    st_pageheap_t *ph = &shards[i];
+    st__pageheap_lock(ph);
+    if (ph->dirty_pages > dirty_budget_pages()) purge_locked(ph, PURGE_OVER_BUDGET);
+    st__pageheap_unlock(ph);
+  }
+}
+
 void st__pageheap_free(st_span_t *span) {
   st_pageheap_t *home = st__pageheap_home(span);
   st__pageheap_lock(home);
   st__pageheap_free_locked(home, span);
   st__pageheap_unlock(home);
-  if (st_load_relaxed(&xcollapse_seen) && st_exchange_acq_rel(&xcollapse_seen, 0)) {
-    for (unsigned i = 0; i < shard_count; i++) {
-      st_pageheap_t *ph = &shards[i];
-      st__pageheap_lock(ph);
-      if (ph->dirty_pages > dirty_budget_pages()) purge_locked(ph, PURGE_OVER_BUDGET);
-      st__pageheap_unlock(ph);
-    }
-  }
+  st__pageheap_purge_after_collapse();
 }
 
 void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {

@@ -70,6 +70,10 @@ ST_HIDDEN st_span_t *st__pageheap_alloc(st_pageheap_t *ph, size_t pages, size_t 
 /* Locks the span's home shard and frees it there; if the heap as a whole collapsed (see
  * pageheap.c), also purges the other shards' dirty memory beyond the budget. */
 ST_HIDDEN void st__pageheap_free(st_span_t *span);
+/* When a shard has seen memory in use collapse, purges every shard's dirty memory beyond
+ * the budget (callers that free spans with st__pageheap_free_locked call it after
+ * unlocking). */
+ST_HIDDEN void st__pageheap_purge_after_collapse(void);
 /* Unmaps the free spans of every shard (out of address space); returns bytes released. */
 ST_HIDDEN size_t st__pageheap_unmap_free(void);
 /* Returns a SLAB or LARGE span to the free lists, coalescing it with free neighbours. */

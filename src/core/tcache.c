@@ -123,6 +123,7 @@ static void tcache_sweep_abandoned_if_due(void) {
     }
     st__pageheap_unlock(ph);
   }
+  st__pageheap_purge_after_collapse();
 }
 
 static st_span_t *tcache_new_span(st_tcache_t *tc, unsigned cls) {
@@ -252,6 +253,7 @@ void st__tcache_abandon(st_tcache_t *tc, bool forced) {
   if (forced) st_store_relaxed(&tc->owner.xreclaim, NULL);
   else st__page_take_reclaimed(&tc->owner);
   tcache_for_each_span(tc, span_abandon, forced);
+  st__pageheap_purge_after_collapse();
 }
 
 void st__tcache_release_empty(st_tcache_t *tc) {
