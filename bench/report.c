@@ -295,7 +295,9 @@ static void print_table(int w, int base) {
   print_measured(w);
 }
 
-static void print_failures(void) {
+/* Writes every failed run to f: `heading` once before the first, then one `row` each, a
+ * format taking workload, allocator, round and status (text table and markdown alike). */
+static void write_failures(FILE *f, const char *heading, const char *row) {
   int n = 0;
   char sbuf[32];
   for (int w = 0; w < st.nworkloads; w++)
@@ -303,10 +305,14 @@ static void print_failures(void) {
       for (int r = 0; r < st.rounds; r++) {
         const bench_run *run = &st.runs[w][a][r];
         if (run->status == RUN_OK || run->status == RUN_NONE) continue;
-        if (n++ == 0) printf("\nfailed runs (left out of every figure):\n");
-        printf("  %-17s %-9s round %d: %s\n", st.workloads[w].name, st.allocs[a].name, r + 1,
-               status_text(run, sbuf, sizeof sbuf));
+        if (n++ == 0) fputs(heading, f);
+        fprintf(f, row, st.workloads[w].name, st.allocs[a].name, r + 1,
+                status_text(run, sbuf, sizeof sbuf));
       }
+}
+
+static void print_failures(void) {
+  write_failures(stdout, "\nfailed runs (left out of every figure):\n", "  %-17s %-9s round %d: %s\n");
 }
 
 static void print_summary(const summary *s) {
@@ -524,19 +530,10 @@ void report_write_markdown(const char *stem, int charts) {
   }
   const char *slash = strrchr(stem, '/');
   md_body(f, slash != NULL ? slash + 1 : stem, charts);
-  int nfail = 0;
-  char sbuf[32];
-  for (int w = 0; w < st.nworkloads; w++)
-    for (int a = 0; a < st.nallocs; a++)
-      for (int r = 0; r < st.rounds; r++) {
-        const bench_run *run = &st.runs[w][a][r];
-        if (run->status == RUN_OK || run->status == RUN_NONE) continue;
-        if (nfail++ == 0)
-          fprintf(f, "\n## Failed runs\n\nLeft out of every figure above.\n\n"
-                     "| workload | allocator | round | status |\n|---|---|---:|---|\n");
-        fprintf(f, "| %s | %s | %d | %s |\n", st.workloads[w].name, st.allocs[a].name, r + 1,
-                status_text(run, sbuf, sizeof sbuf));
-      }
+  write_failures(f,
+                 "\n## Failed runs\n\nLeft out of every figure above.\n\n"
+                 "| workload | allocator | round | status |\n|---|---|---:|---|\n",
+                 "| %s | %s | %d | %s |\n");
   if (fclose(f) != 0)
     fprintf(stderr, "bench: cannot write %s\n", path);
   else
