@@ -33,7 +33,7 @@ void *st__api_malloc_slow(size_t size) {
 }
 
 void st__api_free_slow(void *p, st_span_t *span) {
-  if (p != NULL) st__core_free(p, span, "free");
+  if (p != NULL) st__core_free(p, span != &st__pagemap.none ? span : NULL, "free");
 }
 
 void *st__api_calloc(size_t count, size_t size) {

@@ -16,6 +16,7 @@
 #include "core/thread.h"
 
 ST_HIDDEN ST_NOINLINE void *st__api_malloc_slow(size_t size);
+/* span: the lookup's answer, &st__pagemap.none included. */
 ST_HIDDEN ST_NOINLINE void st__api_free_slow(void *p, st_span_t *span);
 ST_HIDDEN void *st__api_calloc(size_t count, size_t size);
 ST_HIDDEN void *st__api_realloc(void *p, size_t size);
@@ -39,18 +40,17 @@ ST_INLINE void *st__api_malloc(size_t size) {
 }
 
 /* Push onto the span's free list when this thread owns the span and it is not parked;
- * foreign pointers, NULL and every other case take the slow path. */
+ * foreign pointers, NULL and every other case take the slow path (no thread owns
+ * st__pagemap.none, the lookup's answer for them). */
 ST_INLINE void st__api_free(void *p) {
-  st_span_t *span = st__pagemap_lookup(p);
-  if (ST_LIKELY(span != NULL)) {
-    st_tcache_t *tc = st__tls_tcache;
-    if (ST_LIKELY(st_load_relaxed(&span->xfast_owner) == &tc->owner)) {
-      st_block_t *block = p;
-      block->next = span->free;
-      span->free = block;
-      if (ST_UNLIKELY(--span->used == 0)) st__tcache_retire(tc, span);
-      return;
-    }
+  st_span_t *span = st__pagemap_lookup_or_none(p);
+  st_tcache_t *tc = st__tls_tcache;
+  if (ST_LIKELY(st_load_relaxed(&span->xfast_owner) == &tc->owner)) {
+    st_block_t *block = p;
+    block->next = span->free;
+    span->free = block;
+    if (ST_UNLIKELY(--span->used == 0)) st__tcache_retire(tc, span);
+    return;
   }
   st__api_free_slow(p, span);
 }

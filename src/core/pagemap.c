@@ -10,24 +10,29 @@
 #include "base/lock.h"
 #include "os/os.h"
 
-_Atomic(st_pagemap_entry *) st__pagemap_root[ST_PAGEMAP_ROOT_LEN];
+st_pagemap_t st__pagemap;
 
 static st_lock_t leaf_lock = ST_LOCK_INIT;
 static st_atomic_size xleaf_bytes;
 
+static uintptr_t reference_to(const void *object) { return (uintptr_t)object - (uintptr_t)&st__pagemap; }
+
+static bool leaf_exists(size_t root_index) { return st_load_acquire(&st__pagemap.root[root_index]) != 0; }
+
 static st_pagemap_entry *leaf_of(uintptr_t addr) {
-  return st_load_acquire(&st__pagemap_root[addr >> ST_PAGEMAP_LEAF_SHIFT]);
+  uintptr_t reference = st_load_acquire(&st__pagemap.root[addr >> ST_PAGEMAP_LEAF_SHIFT]);
+  return (st_pagemap_entry *)((uintptr_t)&st__pagemap + reference);
 }
 
 static bool leaf_create(size_t root_index) {
   bool ok = true;
   st_lock_acquire(&leaf_lock);
-  if (st_load_relaxed(&st__pagemap_root[root_index]) == NULL) {
+  if (!leaf_exists(root_index)) {
     size_t bytes = ST_PAGEMAP_LEAF_LEN * sizeof(st_pagemap_entry);
     st_pagemap_entry *leaf = st__os_map_aligned(bytes, ST_PAGE_SIZE);
     if (leaf != NULL) {
       st_counter_add(&xleaf_bytes, bytes);
-      st_store_release(&st__pagemap_root[root_index], leaf);
+      st_store_release(&st__pagemap.root[root_index], reference_to(leaf));
     } else {
       ok = false;
     }
@@ -40,14 +45,15 @@ bool st__pagemap_reserve(uintptr_t addr, size_t pages) {
   uintptr_t end = addr + st__pages_to_bytes(pages);
   if (end > ((uintptr_t)ST_PAGEMAP_ROOT_LEN << ST_PAGEMAP_LEAF_SHIFT)) return false;
   for (size_t i = addr >> ST_PAGEMAP_LEAF_SHIFT; i <= (end - 1) >> ST_PAGEMAP_LEAF_SHIFT; i++) {
-    if (st_load_acquire(&st__pagemap_root[i]) == NULL && !leaf_create(i)) return false;
+    if (!leaf_exists(i) && !leaf_create(i)) return false;
   }
   return true;
 }
 
 void st__pagemap_set_one(uintptr_t addr, struct st_span *span) {
   st_pagemap_entry *leaf = leaf_of(addr);
-  st_store_release(&leaf[(addr >> ST_PAGE_SHIFT) & (ST_PAGEMAP_LEAF_LEN - 1)], span);
+  uintptr_t reference = span != NULL ? reference_to(span) : 0;
+  st_store_release(&leaf[(addr >> ST_PAGE_SHIFT) & (ST_PAGEMAP_LEAF_LEN - 1)], reference);
 }
 
 void st__pagemap_set(uintptr_t addr, size_t pages, struct st_span *span) {

@@ -5,11 +5,17 @@
  *
  *   address bits:  46 ........ 30 | 29 ........ 12 | 11 .. 0
  *                  root index     | leaf index     | offset in page
- *   root: static array of 2^17 leaf pointers (1 MiB of .bss, touched sparsely);
- *   leaf: 2^18 span pointers (2 MiB mapped on first use, never freed).
+ *   root: static array of 2^17 leaf references (1 MiB of .bss, touched sparsely);
+ *   leaf: 2^18 span references (2 MiB mapped on first use, never freed).
+ *
+ * References are offsets from st__pagemap itself, so that 0, the value of every entry
+ * never written, refers to something readable: in the root, the empty leaf (a .bss leaf
+ * never written, whose entries are all 0), and in a leaf, st__pagemap.none (a span whose
+ * fields are all zero, so no thread owns it). A lookup is then two loads and two adds
+ * with no test for absent levels, which keeps two branches off the free fast path.
  *
  * Invariants: a slab span maps every one of its pages; a large or huge span maps its
- * first page; a free span maps its first and last page; every other entry is NULL.
+ * first page; a free span maps its first and last page; every other entry is 0 (none).
  * Writers are the page heap and huge layers (under their locks); readers are any thread.
  * A pointer the program legitimately holds was published to it through some other
  * synchronisation, so readers use relaxed loads.
@@ -24,24 +30,42 @@
 #include "base/macros.h"
 #include "core/sizeclass.h"
 
-struct st_span;
+#include "core/span.h"
 
 #define ST_PAGEMAP_LEAF_SHIFT 30
 #define ST_PAGEMAP_ROOT_LEN ((size_t)1 << (47 - ST_PAGEMAP_LEAF_SHIFT))
 #define ST_PAGEMAP_LEAF_LEN ((size_t)1 << (ST_PAGEMAP_LEAF_SHIFT - ST_PAGE_SHIFT))
 
-typedef _Atomic(struct st_span *) st_pagemap_entry;
+/* An entry: the referenced object's address minus &st__pagemap (unsigned, may wrap). */
+typedef st_atomic_uptr st_pagemap_entry;
 
-ST_HIDDEN extern _Atomic(st_pagemap_entry *) st__pagemap_root[ST_PAGEMAP_ROOT_LEN];
+/* Invariant: none and empty_leaf are never written, so both read as zero. */
+typedef struct st_pagemap {
+  union {
+    struct st_span none;
+    st_pagemap_entry empty_leaf[ST_PAGEMAP_LEAF_LEN];
+  };
+  st_pagemap_entry root[ST_PAGEMAP_ROOT_LEN];
+} st_pagemap_t;
 
-/* The span owning addr's page, or NULL (not strata's, interior of a large block, ...). */
-ST_INLINE struct st_span *st__pagemap_lookup(const void *addr) {
+ST_HIDDEN extern st_pagemap_t st__pagemap;
+
+/* The span owning addr's page, or &st__pagemap.none when there is none (not strata's,
+ * interior of a large block, ...). No thread owns none, so the free fast path needs no
+ * other test before it compares the owner. */
+ST_INLINE struct st_span *st__pagemap_lookup_or_none(const void *addr) {
   uintptr_t a = (uintptr_t)addr;
   uintptr_t root_index = a >> ST_PAGEMAP_LEAF_SHIFT;
-  if (ST_UNLIKELY(root_index >= ST_PAGEMAP_ROOT_LEN)) return NULL;
-  st_pagemap_entry *leaf = st_load_relaxed(&st__pagemap_root[root_index]);
-  if (ST_UNLIKELY(leaf == NULL)) return NULL;
-  return st_load_relaxed(&leaf[(a >> ST_PAGE_SHIFT) & (ST_PAGEMAP_LEAF_LEN - 1)]);
+  if (ST_UNLIKELY(root_index >= ST_PAGEMAP_ROOT_LEN)) return &st__pagemap.none;
+  uintptr_t base = (uintptr_t)&st__pagemap;
+  st_pagemap_entry *leaf = (st_pagemap_entry *)(base + st_load_relaxed_word(&st__pagemap.root[root_index]));
+  return (struct st_span *)(base + st_load_relaxed_word(&leaf[(a >> ST_PAGE_SHIFT) & (ST_PAGEMAP_LEAF_LEN - 1)]));
+}
+
+/* The span owning addr's page, or NULL. */
+ST_INLINE struct st_span *st__pagemap_lookup(const void *addr) {
+  struct st_span *span = st__pagemap_lookup_or_none(addr);
+  return span != &st__pagemap.none ? span : NULL;
 }
 
 /* Makes sure the leaves covering [addr, addr + pages) exist; false when out of memory. */

@@ -11,13 +11,18 @@
       REPEAT8(X, (base) + 24), REPEAT8(X, (base) + 32), REPEAT8(X, (base) + 40),                \
       REPEAT8(X, (base) + 48), REPEAT8(X, (base) + 56)
 
-#define SMALL_ENTRY(i) ST_SMALL_CLASS_OF((size_t)(i)*16)
+#define REPEAT512(X, base)                                                                      \
+  REPEAT64(X, (base) + 0), REPEAT64(X, (base) + 64), REPEAT64(X, (base) + 128),                 \
+      REPEAT64(X, (base) + 192), REPEAT64(X, (base) + 256), REPEAT64(X, (base) + 320),          \
+      REPEAT64(X, (base) + 384), REPEAT64(X, (base) + 448)
+
+#define SMALL_ENTRY(n) ST_SMALL_CLASS_OF((size_t)(n))
 #define SIZE_ENTRY(c) (uint32_t) ST_CLASS_SIZE(c)
 #define MAGIC_ENTRY(c) ST_CLASS_DIV_MAGIC(c)
 #define PAGES_ENTRY(c) (uint16_t)((ST_CLASS_SPAN_BYTES(c) + ST_PAGE_SIZE - 1) / ST_PAGE_SIZE)
 
-const uint8_t st__class_of_small[ST_SMALL_FAST_MAX / 16 + 1] = {REPEAT64(SMALL_ENTRY, 0),
-                                                                SMALL_ENTRY(64)};
+const uint8_t st__class_of_small[ST_SMALL_FAST_MAX + 1] = {
+    REPEAT512(SMALL_ENTRY, 0), REPEAT512(SMALL_ENTRY, 512), SMALL_ENTRY(1024)};
 const uint32_t st__class_size[ST_NUM_CLASSES] = {REPEAT64(SIZE_ENTRY, 0), REPEAT8(SIZE_ENTRY, 64)};
 const uint64_t st__class_div_magic[ST_NUM_CLASSES] = {REPEAT64(MAGIC_ENTRY, 0),
                                                       REPEAT8(MAGIC_ENTRY, 64)};
