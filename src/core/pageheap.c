@@ -1,5 +1,5 @@
 /*
- * pageheap.c — per-CPU page heaps of free spans (see pageheap.h).
+ * pageheap.c — the sharded page heaps of free spans (see pageheap.h).
  *
  * Free spans live on exact-length lists (1..256 pages, with a bitmap of non-empty lists
  * for a best-fit search by count-trailing-zeros) or on one list of longer spans, which
@@ -55,6 +55,11 @@ unsigned st__pageheap_shard_count(void) { return shard_count; }
 st_pageheap_t *st__pageheap_of_cpu(int cpu) {
   unsigned index = cpu < 0 ? 0 : (unsigned)cpu % shard_count;
   return &shards[index];
+}
+
+st_pageheap_t *st__pageheap_for_new_cache(void) {
+  static st_atomic_size xcaches_assigned;
+  return &shards[st_fetch_add_relaxed(&xcaches_assigned, 1) % shard_count];
 }
 
 st_pageheap_t *st__pageheap_home(const st_span_t *span) { return &shards[span->shard]; }
