@@ -139,8 +139,27 @@ static void free_list_remove(st_pageheap_t *ph, st_span_t *s) {
   }
 }
 
-/* Best fit: the shortest free span of at least `pages` pages. */
+/* How many of the most recently dirtied free spans find_free looks at first. */
+#define DIRTY_FIRST_SCAN 16
+
+/* The shortest of the most recently dirtied free spans that holds `pages`, or NULL. */
+static st_span_t *find_dirty(st_pageheap_t *ph, size_t pages) {
+  st_span_t *best = NULL;
+  unsigned seen = 0;
+  for (st_list_t *pos = ph->dirty.prev; pos != &ph->dirty && seen < DIRTY_FIRST_SCAN; pos = pos->prev, seen++) {
+    st_span_t *s = ST_CONTAINER_OF(pos, st_span_t, dirty_link);
+    if (s->pages >= pages && (best == NULL || s->pages < best->pages)) best = s;
+  }
+  return best;
+}
+
+/* Resident memory first, then best fit: the shortest of the spans recently freed (still
+ * resident, so reusing them costs no page fault and no RSS), else the shortest free span
+ * of at least `pages` pages. Taking a clean span while a dirty one fits grows RSS by the
+ * clean span's pages: a program cycling through 40 MiB ended at 67 MiB resident that way. */
 static st_span_t *find_free(st_pageheap_t *ph, size_t pages) {
+  st_span_t *dirty = find_dirty(ph, pages);
+  if (dirty != NULL) return dirty;
   if (pages <= ST_FREE_EXACT_PAGES) {
     size_t first = pages - 1;
     for (size_t w = first / 64; w < ST_ARRAY_LEN(ph->nonempty); w++) {
@@ -183,6 +202,15 @@ static bool is_free_neighbour(st_pageheap_t *ph, const st_span_t *n) {
   return n != NULL && n->shard == ph->index && n->kind == ST_SPAN_FREE && n->pages != 0;
 }
 
+/* Whether free neighbours may merge: both dirty or both clean. A merged span does not know
+ * where its dirty pages lie, so an allocation carved from it could take the clean part and
+ * leave the dirty part resident and unused: a program cycling through the same amount of
+ * memory grew by 70% after each partial purge that way. Dirty memory stays in dirty spans,
+ * which best fit then reuses, and joins its clean neighbours once purged. */
+static bool may_merge(const st_span_t *a, const st_span_t *b) {
+  return (a->dirty_pages != 0) == (b->dirty_pages != 0);
+}
+
 /* Merges the listed free span `gone`, adjacent to the off-list free span `keep` on either
  * side, into `keep`. */
 static void absorb_listed(st_pageheap_t *ph, st_span_t *keep, st_span_t *gone) {
@@ -199,9 +227,11 @@ static void absorb_listed(st_pageheap_t *ph, st_span_t *keep, st_span_t *gone) {
 /* Merges the off-list free span s with free neighbours, then lists it. */
 static void insert_coalesced(st_pageheap_t *ph, st_span_t *s) {
   st_span_t *left = s->start >= ST_PAGE_SIZE ? st__pagemap_lookup((void *)(s->start - ST_PAGE_SIZE)) : NULL;
-  if (is_free_neighbour(ph, left) && st__span_end(left) == s->start) absorb_listed(ph, s, left);
+  if (is_free_neighbour(ph, left) && may_merge(left, s) && st__span_end(left) == s->start)
+    absorb_listed(ph, s, left);
   st_span_t *right = st__pagemap_lookup((void *)st__span_end(s));
-  if (is_free_neighbour(ph, right) && right->start == st__span_end(s)) absorb_listed(ph, s, right);
+  if (is_free_neighbour(ph, right) && may_merge(right, s) && right->start == st__span_end(s))
+    absorb_listed(ph, s, right);
   map_free_bounds(s);
   free_list_insert(ph, s);
 }
@@ -230,6 +260,12 @@ static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
   insert_coalesced(ph, s);
   return find_free(ph, pages);
 }
+
+/* A LARGE block of at least this much is purged as it is freed, like the mappings other
+ * allocators unmap at once: big blocks come and go in big steps, a freed one rarely fits
+ * the next request exactly, and kept resident it held the large workload's peak RSS 30%
+ * above glibc's while the next block was faulted in beside it. */
+#define LARGE_PURGE_AT_ONCE_PAGES (((size_t)1 << 20) >> ST_PAGE_SHIFT)
 
 /* A program whose memory in use collapses (to under 1/8 of a recent peak of at least
  * COLLAPSE_MIN_BYTES) is shrinking, not cycling: its dirty memory beyond
@@ -292,11 +328,11 @@ static size_t purge_locked(st_pageheap_t *ph, purge_mode mode) {
       break;
     }
     purged += st__span_bytes(s);
-    st_list_remove(&s->dirty_link);
-    s->on_dirty_list = 0;
-    ph->dirty_pages -= s->dirty_pages;
+    free_list_remove(ph, s);
+    unmap_free_bounds(s);
     s->dirty_pages = 0;
     s->lazily_purged = lazy;
+    insert_coalesced(ph, s); /* now clean: joins its clean neighbours */
   }
   if (failed) {
     ph->next_purge_ms = now + (delay > 0 ? (uint64_t)delay : 1000);
@@ -458,6 +494,11 @@ void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
   s->freed_at_ms = now;
   st_store_relaxed(&s->xowner, NULL);
   st_store_relaxed(&s->xfast_owner, NULL);
+  if (!was_slab && s->pages >= LARGE_PURGE_AT_ONCE_PAGES && st_option(ST_OPTION_PURGE_DELAY_MS) >= 0 &&
+      st__os_purge(st__span_start(s), st__span_bytes(s), st_option(ST_OPTION_PURGE_LAZY) != 0)) {
+    s->dirty_pages = 0;
+    s->lazily_purged = st_option(ST_OPTION_PURGE_LAZY) != 0;
+  }
   insert_coalesced(ph, s);
   if (ph->next_purge_ms == UINT64_MAX) {
     long delay = st_option(ST_OPTION_PURGE_DELAY_MS);
