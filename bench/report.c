@@ -323,8 +323,9 @@ static void print_failures(void) {
 static void print_summary(const summary *s) {
   const char *base = st.allocs[s->base].name;
   printf("\nsummary: geometric mean over workloads of allocator/%s (median time, median peak "
-         "RSS);\n         above 1.00 means %s is faster / smaller; workloads: in the time mean, in the "
-         "RSS mean / all\n         (footprint-small and -growshrink sleep: their time is not compared)\n",
+         "RSS);\n         above 1.00 means %s is faster / smaller; workloads: in the time "
+         "mean, in the RSS mean / all\n         (footprint-small and -growshrink sleep: their "
+         "time is not compared)\n",
          base, base);
   printf("  %-9s %9s %9s %10s\n", "allocator", "time", "RSS", "workloads");
   for (int a = 0; a < st.nallocs; a++) {

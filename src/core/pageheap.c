@@ -146,7 +146,8 @@ static void free_list_remove(st_pageheap_t *ph, st_span_t *s) {
 static st_span_t *find_dirty(st_pageheap_t *ph, size_t pages) {
   st_span_t *best = NULL;
   unsigned seen = 0;
-  for (st_list_t *pos = ph->dirty.prev; pos != &ph->dirty && seen < DIRTY_FIRST_SCAN; pos = pos->prev, seen++) {
+  for (st_list_t *pos = ph->dirty.prev; pos != &ph->dirty && seen < DIRTY_FIRST_SCAN;
+       pos = pos->prev, seen++) {
     st_span_t *s = ST_CONTAINER_OF(pos, st_span_t, dirty_link);
     if (s->pages >= pages && (best == NULL || s->pages < best->pages)) best = s;
   }
@@ -494,7 +495,8 @@ void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
   s->freed_at_ms = now;
   st_store_relaxed(&s->xowner, NULL);
   st_store_relaxed(&s->xfast_owner, NULL);
-  if (!was_slab && s->pages >= LARGE_PURGE_AT_ONCE_PAGES && st_option(ST_OPTION_PURGE_DELAY_MS) >= 0 &&
+  if (!was_slab && s->pages >= LARGE_PURGE_AT_ONCE_PAGES &&
+      st_option(ST_OPTION_PURGE_DELAY_MS) >= 0 &&
       st__os_purge(st__span_start(s), st__span_bytes(s), st_option(ST_OPTION_PURGE_LAZY) != 0)) {
     s->dirty_pages = 0;
     s->lazily_purged = st_option(ST_OPTION_PURGE_LAZY) != 0;
@@ -517,26 +519,45 @@ void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *s, size_t keep_pag
   insert_coalesced(ph, tail);
 }
 
+/* The free span of this shard that starts at addr, or NULL. */
+static st_span_t *free_span_at(st_pageheap_t *ph, uintptr_t addr) {
+  st_span_t *n = st__pagemap_lookup((void *)addr);
+  return is_free_neighbour(ph, n) && n->start == addr ? n : NULL;
+}
+
+/* Free spans of different states lie side by side (see may_merge), so growing in place
+ * takes as many consecutive free spans as it needs; only the last one may be split, and it
+ * is split before anything is taken, so a missing descriptor leaves s unchanged. */
 bool st__pageheap_grow_locked(st_pageheap_t *ph, st_span_t *s, size_t pages) {
   ST_ASSERT(1, s->kind == ST_SPAN_LARGE && pages > s->pages);
-  st_span_t *right = st__pagemap_lookup((void *)st__span_end(s));
-  if (!is_free_neighbour(ph, right) || right->start != st__span_end(s)) return false;
-  size_t extra = pages - s->pages;
-  if (right->pages < extra) return false;
-  free_list_remove(ph, right);
-  unmap_free_bounds(right);
-  if (right->pages > extra) {
-    st_span_t *rest = split_off(ph, right, extra);
+  size_t extra = pages - s->pages, found = 0;
+  st_span_t *last = NULL;
+  for (uintptr_t at = st__span_end(s); found < extra; at = st__span_end(last)) {
+    last = free_span_at(ph, at);
+    if (last == NULL) return false;
+    found += last->pages;
+  }
+  if (found > extra) {
+    free_list_remove(ph, last);
+    unmap_free_bounds(last);
+    st_span_t *rest = split_off(ph, last, last->pages - (found - extra));
     if (rest == NULL) {
-      insert_coalesced(ph, right);
+      insert_coalesced(ph, last);
       return false;
     }
     insert_coalesced(ph, rest);
+    map_free_bounds(last);
+    free_list_insert(ph, last);
   }
-  in_use_add(pages - s->pages);
-  s->pages = pages;
+  while (s->pages < pages) {
+    st_span_t *right = free_span_at(ph, st__span_end(s));
+    free_list_remove(ph, right);
+    unmap_free_bounds(right);
+    s->pages += right->pages;
+    st__pageheap_desc_free_locked(ph, right);
+  }
+  in_use_add(extra);
   s->zeroed = 0;
-  st__pageheap_desc_free_locked(ph, right);
   return true;
 }
 
