@@ -11,8 +11,11 @@
  * list, so the top chunk keeps serving small requests. Every chunk gets a sequence number
  * when mapped; a mark is (top chunk, bytes used in it), and releasing to it unmaps every
  * chunk mapped after the mark's chunk (regular or oversized) and rewinds `ptr`, so the next
- * allocation lands where the first one after the mark did. Before the first regular chunk
- * a mark has chunk NULL and carries the sequence number in `used` instead.
+ * allocation lands where the first one after the mark did. The largest regular chunk a
+ * release unmaps is kept instead as `spare` and is the next regular chunk if it is big
+ * enough, so a loop of mark, allocate, release maps nothing after its first iteration
+ * (and lands on the same addresses even when it outgrows the mark's chunk). Before the
+ * first regular chunk a mark has chunk NULL and carries the sequence number in `used`.
  *
  *   chunk:  +-------------+-----------------------------+----------+
  *           | arena_chunk | allocations ...      top ─► | unused   |
@@ -47,6 +50,7 @@ struct st_arena {
   char *ptr, *end;        /* the bump region of cur; both NULL before the first chunk */
   arena_chunk *cur;       /* top of the regular chunk stack, or NULL */
   arena_chunk *oversized; /* chunks of one oversized allocation each, newest first */
+  arena_chunk *spare;     /* a regular chunk released for reuse, or NULL */
   size_t next_size;       /* bytes of the next regular chunk */
   size_t max_chunk;       /* growth stops here */
   size_t max_bytes;       /* cap on reserved (0: none); const */
@@ -84,8 +88,14 @@ st_arena_t *st_arena_create(const st_arena_options *opts) {
 
 /* Maps a chunk of at least `need` bytes after the header (`want` bytes if the cap allows);
  * NULL with errno = ENOMEM past max_bytes or when the kernel refuses. */
+static void arena_unmap_chunk(st_arena_t *a, arena_chunk *c);
+
 static arena_chunk *arena_map_chunk(st_arena_t *a, size_t need, size_t want) {
   size_t page = st__os_page_size();
+  if (a->spare != NULL && a->max_bytes != 0 && want + need > a->max_bytes - a->reserved) {
+    arena_unmap_chunk(a, a->spare); /* the cap counts it: make room */
+    a->spare = NULL;
+  }
   size_t least = st_align_up(ARENA_HEADER + need, page);
   size_t bytes = want > least ? want : least;
   if (a->max_bytes != 0 && bytes > a->max_bytes - a->reserved) {
@@ -115,6 +125,30 @@ static void arena_unmap_chunk(st_arena_t *a, arena_chunk *c) {
   st__os_unmap(c, c->size);
 }
 
+/* A regular chunk leaves the stack: it becomes the spare if it is the largest seen. */
+static void arena_retire_chunk(st_arena_t *a, arena_chunk *c) {
+  if (a->spare != NULL && a->spare->size >= c->size) {
+    arena_unmap_chunk(a, c);
+    return;
+  }
+  if (a->spare != NULL) arena_unmap_chunk(a, a->spare);
+  a->spare = c;
+}
+
+/* A new top chunk with room for need bytes: the spare if it is large enough. */
+static arena_chunk *arena_new_top_chunk(st_arena_t *a, size_t need) {
+  arena_chunk *c = a->spare;
+  if (c != NULL && c->size - ARENA_HEADER >= need) {
+    a->spare = NULL;
+    c->seq = ++a->seq;
+    c->top = chunk_data(c);
+    return c;
+  }
+  c = arena_map_chunk(a, need, a->next_size);
+  if (c != NULL && a->next_size < a->max_chunk) a->next_size *= 2;
+  return c;
+}
+
 ST_INLINE void *arena_take(char **ptr, size_t size, size_t align) {
   char *p = (char *)st_align_up((uintptr_t)*ptr, align);
   *ptr = p + size;
@@ -136,9 +170,8 @@ static ST_NOINLINE void *arena_alloc_slow(st_arena_t *a, size_t size, size_t ali
     a->noversized++;
     return arena_take(&c->top, size, align);
   }
-  arena_chunk *c = arena_map_chunk(a, need, a->next_size);
+  arena_chunk *c = arena_new_top_chunk(a, need);
   if (c == NULL) return NULL;
-  if (a->next_size < a->max_chunk) a->next_size *= 2;
   if (a->cur != NULL) a->cur->top = a->ptr;
   c->prev = a->cur;
   a->cur = c;
@@ -241,7 +274,7 @@ void st_arena_release(st_arena_t *a, st_arena_mark_t mark) {
   while (a->cur != mark.chunk) {
     arena_chunk *c = a->cur;
     a->cur = c->prev;
-    arena_unmap_chunk(a, c);
+    arena_retire_chunk(a, c);
   }
   arena_chunk *c = a->cur;
   arena_drop_oversized_after(a, c != NULL ? c->seq : mark.used);
@@ -252,6 +285,8 @@ void st_arena_release(st_arena_t *a, st_arena_mark_t mark) {
 void st_arena_reset(st_arena_t *a) {
   arena_check_live(a, "st_arena_reset");
   arena_drop_oversized_after(a, 0);
+  if (a->spare != NULL) arena_unmap_chunk(a, a->spare);
+  a->spare = NULL;
   arena_chunk *keep = a->cur;
   if (keep == NULL) return;
   while (keep->prev != NULL) {

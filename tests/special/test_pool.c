@@ -1,0 +1,249 @@
+/*
+ * test_pool.c — st_pool_*: sizes and alignments, reuse, chunk growth and release,
+ * statistics, threads with ST_POOL_THREAD_SAFE, invalid arguments and misuse.
+ * With --threads-only (the TSan tier) it runs the thread case alone.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdalign.h>
+#include <stdint.h>
+
+#include "special_test.h"
+#include "strata.h"
+
+static void pool_sizes_and_alignments(void) {
+  static const size_t sizes[] = {1, 8, 15, 16, 24, 100, 4096, 100000};
+  static const size_t aligns[] = {0, 1, 8, 16, 64, 4096};
+  enum { N = 300 };
+  static void *objs[N];
+  for (size_t si = 0; si < (sizeof sizes / sizeof sizes[0]); si++) {
+    for (size_t ai = 0; ai < (sizeof aligns / sizeof aligns[0]); ai++) {
+      size_t size = sizes[si], align = aligns[ai] ? aligns[ai] : alignof(max_align_t);
+      st_pool_t *p = st_pool_create(size, aligns[ai], 0);
+      REQUIRE(p != NULL);
+      for (size_t i = 0; i < N; i++) {
+        objs[i] = st_pool_alloc(p);
+        REQUIRE(objs[i] != NULL);
+        CHECK_ALIGNED(objs[i], align);
+        pattern_fill(objs[i], size, i);
+      }
+      for (size_t i = 0; i < N; i++)
+        CHECK_MSG(pattern_ok(objs[i], size, i), "size %zu align %zu object %zu", size, align, i);
+      st_pool_stats s;
+      st_pool_stats_get(p, &s);
+      CHECK_EQ(s.object_size, size);
+      CHECK_GE(s.slot_size, size);
+      CHECK_EQ(s.live_objects, N);
+      for (size_t i = 0; i < N; i++) st_pool_free(p, objs[(i * 7) % N]); /* 7 is prime to N */
+      st_pool_stats_get(p, &s);
+      CHECK_EQ(s.live_objects, 0);
+      st_pool_destroy(p);
+    }
+  }
+}
+
+static void pool_reuse_lifo(void) {
+  st_pool_t *p = st_pool_create(48, 0, 0);
+  REQUIRE(p != NULL);
+  void *a = st_pool_alloc(p), *b = st_pool_alloc(p);
+  CHECK(a != b);
+  st_pool_free(p, a);
+  CHECK(st_pool_alloc(p) == a); /* the most recently freed slot comes back first */
+  st_pool_free(p, b);
+  st_pool_free(p, a);
+  st_pool_free(p, NULL); /* a no-op */
+  /* A freed object whose second word the program set to anything is fine to reuse. */
+  uintptr_t *w = st_pool_alloc(p);
+  REQUIRE(w != NULL);
+  CHECK_EQ(w[1], 0);
+  st_pool_free(p, w);
+  st_pool_destroy(p);
+  st_pool_destroy(NULL);
+}
+
+static void pool_chunks_grow_and_release(void) {
+  st_pool_t *p = st_pool_create(64, 0, 0);
+  REQUIRE(p != NULL);
+  enum { N = 20000 }; /* 1.3 MB: about 20 chunks of 64 KiB */
+  static void *objs[N];
+  for (size_t i = 0; i < N; i++) REQUIRE((objs[i] = st_pool_alloc(p)) != NULL);
+  st_pool_stats s;
+  st_pool_stats_get(p, &s);
+  CHECK_GE(s.chunks, 19);
+  CHECK_EQ(s.reserved_bytes, s.chunks * 64 * 1024);
+  CHECK_EQ(s.live_objects, N);
+  size_t grown = s.chunks;
+  for (size_t i = 0; i < N; i++) st_pool_free(p, objs[i]);
+  st_pool_stats_get(p, &s);
+  CHECK_EQ(s.live_objects, 0);
+  CHECK_LE(s.chunks, 2); /* the current chunk and one spare stay */
+  CHECK_EQ(s.chunks_released, grown - s.chunks);
+  /* Refill in random order and drain again: every chunk is found and released. */
+  uint64_t seed = 42;
+  for (size_t i = 0; i < N; i++) REQUIRE((objs[i] = st_pool_alloc(p)) != NULL);
+  for (size_t i = N - 1; i > 0; i--) {
+    size_t j = xorshift64(&seed) % (i + 1);
+    void *t = objs[i];
+    objs[i] = objs[j], objs[j] = t;
+  }
+  for (size_t i = 0; i < N; i++) st_pool_free(p, objs[i]);
+  st_pool_stats_get(p, &s);
+  CHECK_LE(s.chunks, 2);
+  CHECK_EQ(s.live_objects, 0);
+  st_pool_destroy(p);
+}
+
+static void pool_invalid(void) {
+  errno = 0;
+  CHECK(st_pool_create(0, 0, 0) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(st_pool_create(16, 3, 0) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(st_pool_create(16, 0, 2) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(st_pool_create(SIZE_MAX, 0, 0) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(st_pool_create(SIZE_MAX / 16, 0, 0) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(st_pool_create(16, (size_t)1 << 40, 0) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(st_pool_alloc(NULL) == NULL && errno == EINVAL);
+  st_pool_t *p = st_pool_create((size_t)64 << 20, 0, 0); /* large objects: 8 per chunk */
+  REQUIRE(p != NULL);
+  char *big = st_pool_alloc(p);
+  REQUIRE(big != NULL);
+  big[((size_t)64 << 20) - 1] = 1;
+  st_pool_free(p, big);
+  st_pool_destroy(p);
+}
+
+enum { THREADS = 4, SHARED_SLOTS = 2048, THREAD_OPS = 200000 };
+static _Atomic(void *) shared[SHARED_SLOTS]; /* objects any thread may take and free */
+
+/* Takes a random shared slot: frees the object in it (often another thread's) or puts a
+ * new one there. */
+static void *pool_thread(void *arg) {
+  st_pool_t *p = arg;
+  uint64_t seed = (uintptr_t)&seed | 1;
+  long bad = 0;
+  for (long i = 0; i < THREAD_OPS; i++) {
+    size_t k = xorshift64(&seed) % SHARED_SLOTS;
+    void *obj = atomic_exchange(&shared[k], NULL);
+    if (obj != NULL) {
+      bad += !pattern_ok(obj, 40, (uintptr_t)obj);
+      st_pool_free(p, obj);
+    } else if ((obj = st_pool_alloc(p)) != NULL) {
+      pattern_fill(obj, 40, (uintptr_t)obj);
+      void *expected = NULL;
+      if (!atomic_compare_exchange_strong(&shared[k], &expected, obj)) st_pool_free(p, obj);
+    } else {
+      bad++;
+    }
+  }
+  return (void *)bad;
+}
+
+/* Several threads share one pool; most objects are freed by another thread than their allocator. */
+static void pool_threads(void) {
+  st_pool_t *p = st_pool_create(40, 0, ST_POOL_THREAD_SAFE);
+  REQUIRE(p != NULL);
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++) REQUIRE(pthread_create(&t[i], NULL, pool_thread, p) == 0);
+  long bad = 0;
+  for (int i = 0; i < THREADS; i++) {
+    void *r;
+    pthread_join(t[i], &r);
+    bad += (long)r;
+  }
+  CHECK_EQ(bad, 0);
+  for (size_t k = 0; k < SHARED_SLOTS; k++) st_pool_free(p, atomic_exchange(&shared[k], NULL));
+  st_pool_stats s;
+  st_pool_stats_get(p, &s);
+  CHECK_EQ(s.live_objects, 0);
+  CHECK_LE(s.chunks, 2);
+  st_pool_destroy(p);
+}
+
+static void double_free(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  void *a = st_pool_alloc(p), *b = st_pool_alloc(p);
+  st_pool_free(p, a);
+  st_pool_free(p, b);
+  st_pool_free(p, a);
+}
+
+static void double_free_thread_safe(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(8, 0, ST_POOL_THREAD_SAFE);
+  void *a = st_pool_alloc(p);
+  st_pool_free(p, a);
+  st_pool_free(p, a);
+}
+
+static void wrong_pool(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0), *q = st_pool_create(32, 0, 0);
+  st_pool_free(q, st_pool_alloc(p));
+}
+
+static void interior_pointer(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  char *a = st_pool_alloc(p);
+  st_pool_free(p, a + 8);
+}
+
+static void never_allocated(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  char *a = st_pool_alloc(p);
+  st_pool_free(p, a + 64 * 32); /* a slot past the ones handed out */
+}
+
+static void slab_object_to_pool(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  st_slab_cache_t *c = st_slab_create("other", 32, 0, NULL, NULL);
+  st_pool_free(p, st_slab_alloc(c));
+}
+
+static void use_after_destroy(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  st_pool_destroy(p);
+  CHECK(st_pool_alloc(p) != NULL);
+}
+
+static void free_after_destroy(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  void *a = st_pool_alloc(p);
+  st_pool_destroy(p);
+  st_pool_free(p, a);
+}
+
+static void pool_misuse(void) {
+  CHECK(expect_death(double_free, NULL, "st_pool_free(): double free of 0x"));
+  CHECK(expect_death(double_free_thread_safe, NULL, "st_pool_free(): double free of 0x"));
+  CHECK(expect_death(wrong_pool, NULL, "allocated by another allocator than pool 0x"));
+  CHECK(expect_death(interior_pointer, NULL, "is not the start of an object of pool"));
+  CHECK(expect_death(never_allocated, NULL, "is not the start of an object of pool"));
+  CHECK(expect_death(slab_object_to_pool, NULL, "allocated by another allocator than pool"));
+  CHECK(expect_death(use_after_destroy, NULL, "st_pool_alloc(): 0x"));
+  CHECK(expect_death(use_after_destroy, NULL, "is not a live pool"));
+  CHECK(expect_death(free_after_destroy, NULL, "st_pool_free(): 0x"));
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--threads-only") != 0) {
+    RUN_CASE(pool_sizes_and_alignments);
+    RUN_CASE(pool_reuse_lifo);
+    RUN_CASE(pool_chunks_grow_and_release);
+    RUN_CASE(pool_invalid);
+    RUN_CASE(pool_misuse);
+  }
+  RUN_CASE(pool_threads);
+  return check_summary();
+}
