@@ -132,14 +132,18 @@ typedef struct st_pool_stats {
   size_t slot_size;      /* bytes per object in a chunk */
   size_t live_objects;   /* allocated and not freed */
   size_t free_objects;   /* slots free in mapped chunks */
-  size_t chunks;         /* chunks mapped (an empty one may be kept for reuse) */
-  size_t reserved_bytes; /* bytes mapped for the chunks */
+  size_t chunks;          /* chunks mapped */
+  size_t chunks_empty;    /* of which hold no object (kept a while for reuse) */
+  size_t reserved_bytes;  /* bytes mapped for the chunks */
   size_t chunks_released; /* empty chunks given back to the kernel so far */
 } st_pool_stats;
 ST_API st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags);
 ST_API void *st_pool_alloc(st_pool_t *p) ST_MALLOC_ATTR;
 ST_API void st_pool_free(st_pool_t *p, void *obj);
 ST_API void st_pool_destroy(st_pool_t *p);
+/* Empty chunks go back to the kernel after STRATA_PURGE_DELAY_MS (checked when the pool
+ * is used); st_pool_trim gives them all back now and returns the bytes. */
+ST_API size_t st_pool_trim(st_pool_t *p);
 ST_API void st_pool_stats_get(st_pool_t *p, st_pool_stats *out);
 
 /* Slab cache: objects kept constructed between uses. ctor runs once when an object is

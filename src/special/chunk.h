@@ -5,17 +5,25 @@
  * chunks through the os layer, and the O(1) check that a pointer is a slot that a given
  * owner handed out. Does not own free-list policy (pool.c, slab_cache.c).
  *
- * Layout: a chunk is chunk_size bytes (a power of two) aligned to chunk_size, so the
- * header of the chunk holding a slot is the slot's address with the low bits cleared:
+ * Layout: a chunk is chunk_size bytes (a power of two) aligned to chunk_size, so the chunk
+ * holding a slot is the slot's address with the low bits cleared. Its header (one cache
+ * line) sits in the first ST_CHUNK_COLORS lines, in the line given by the chunk's number
+ * (address / chunk_size) modulo ST_CHUNK_COLORS: a plain "header at offset 0" would put the
+ * headers of all chunks, which every free touches, into the same cache set (chunks are
+ * 64 KiB apart, a multiple of the cache's way size) and make them evict each other. This
+ * is Bonwick's slab colouring, applied to the headers; the address alone gives the line.
  *
- *   chunk_size-aligned ─► +----------------+-----+--------+--------+-- ... --+------+
- *                         | st_chunk_t     | pad | slot 0 | slot 1 |         | tail |
- *                         +----------------+-----+--------+--------+-- ... --+------+
- *                         0                first    first + slot              limit
+ *   chunk_size-aligned ─► +-------------------------------+--------+--------+-- ... --+------+
+ *                         | ST_CHUNK_COLORS lines, one of | slot 0 | slot 1 |         | tail |
+ *                         | them the st_chunk_t           |        |        |         |      |
+ *                         +-------------------------------+--------+--------+-- ... --+------+
+ *                         0                               first    first + slot    limit
  *
  * Slots below `fresh` have been handed out at least once; slots from `fresh` up are
  * untouched (zero pages the kernel has not made resident), so a new chunk costs nothing
- * per slot until it is used.
+ * per slot until it is used. Chunks are carved from a reserve that each owner maps in
+ * growing runs of up to ST_CHUNK_BATCH chunks: an aligned mapping costs a map and up to two
+ * trimming unmaps, which would otherwise be paid per chunk; a chunk is unmapped alone.
  * Calls: os/, base/. Not thread safe: the owner serialises access to its chunks.
  */
 #ifndef ST_SPECIAL_CHUNK_H
@@ -28,17 +36,19 @@
 #include "base/list.h"
 #include "base/macros.h"
 
-#define ST_MAGIC_CHUNK UINT64_C(0x6b6e756863747321)
+#define ST_MAGIC_CHUNK UINT32_C(0x6b6e7563)
 
 typedef struct st_chunk {
-  uint64_t magic;  /* ST_MAGIC_CHUNK while mapped; const */
+  uint32_t magic;  /* ST_MAGIC_CHUNK while mapped; const */
+  uint32_t used;   /* slots handed out and not yet freed; the owner's lock or thread */
   void *owner;     /* the pool or slab cache descriptor; const */
   void *free;      /* first free slot; the owner's lock or thread */
-  size_t used;     /* slots handed out and not yet freed; the owner's lock or thread */
   char *fresh;     /* first never-used slot; the owner's lock or thread */
   char *limit;     /* end of the last slot; const */
   st_list_t link;  /* on one of the owner's chunk lists; the owner's lock or thread */
+  uint64_t empty_since_ms; /* when it last became empty (pools); the owner's lock or thread */
 } st_chunk_t;
+_Static_assert(sizeof(st_chunk_t) <= ST_CACHE_LINE, "a chunk header is one cache line");
 
 typedef struct st_chunk_geometry {
   size_t slot;       /* bytes per slot, a multiple of the alignment */
@@ -46,9 +56,17 @@ typedef struct st_chunk_geometry {
   size_t first;      /* offset of slot 0 from the chunk's start */
   size_t capacity;   /* slots per chunk, >= ST_CHUNK_MIN_SLOTS */
   uint64_t recip;    /* ceil(2^32 / slot), for the slot-boundary test without a division */
+  unsigned shift;    /* log2(chunk_size) */
 } st_chunk_geometry;
 
-enum { ST_CHUNK_MIN_SLOTS = 8 };
+/* Address space mapped but not yet carved into chunks; owned by one pool or cache. */
+typedef struct st_chunk_reserve {
+  char *next;     /* the next chunk to hand out */
+  size_t left;    /* chunks left at next */
+  size_t batches; /* runs mapped so far: the next run is min(2^batches, ST_CHUNK_BATCH) */
+} st_chunk_reserve;
+
+enum { ST_CHUNK_MIN_SLOTS = 8, ST_CHUNK_BATCH = 16, ST_CHUNK_COLORS = 16 };
 #define ST_CHUNK_MIN_SIZE ((size_t)64 * 1024)
 #define ST_CHUNK_MAX_SIZE ((size_t)1 << 30)
 
@@ -56,16 +74,25 @@ enum { ST_CHUNK_MIN_SLOTS = 8 };
  * of two). Returns 0, or ENOMEM when ST_CHUNK_MIN_SLOTS slots cannot fit in
  * ST_CHUNK_MAX_SIZE. */
 ST_HIDDEN int st__chunk_geometry(st_chunk_geometry *g, size_t slot, size_t align);
-/* A new chunk with every slot fresh, or NULL (errno ENOMEM) when the kernel refuses. */
-ST_HIDDEN st_chunk_t *st__chunk_map(const st_chunk_geometry *g, void *owner);
+/* A new chunk with every slot fresh, from r (mapping a new run when it is used up), or NULL
+ * (errno ENOMEM) when the kernel refuses. */
+ST_HIDDEN st_chunk_t *st__chunk_map(const st_chunk_geometry *g, st_chunk_reserve *r, void *owner);
 ST_HIDDEN void st__chunk_unmap(st_chunk_t *c, const st_chunk_geometry *g);
+/* Unmaps what is left of r (when its owner is destroyed). */
+ST_HIDDEN void st__chunk_reserve_release(st_chunk_reserve *r, const st_chunk_geometry *g);
 
+ST_INLINE uintptr_t st__chunk_base(const void *addr, const st_chunk_geometry *g) {
+  return st_align_down_ptr((uintptr_t)addr, g->chunk_size);
+}
+
+/* The header of the chunk holding obj (or of the chunk starting at obj). */
 ST_INLINE st_chunk_t *st__chunk_of(const void *obj, const st_chunk_geometry *g) {
-  return (st_chunk_t *)st_align_down_ptr((uintptr_t)obj, g->chunk_size);
+  uintptr_t base = st__chunk_base(obj, g);
+  return (st_chunk_t *)(base + ((base >> g->shift) % ST_CHUNK_COLORS) * ST_CACHE_LINE);
 }
 
 ST_INLINE char *st__chunk_slots(st_chunk_t *c, const st_chunk_geometry *g) {
-  return (char *)c + g->first;
+  return (char *)st__chunk_base(c, g) + g->first;
 }
 
 /* True when obj is the start of a slot of c that was handed out at least once. The offset
@@ -78,7 +105,8 @@ ST_INLINE bool st__chunk_is_slot(st_chunk_t *c, const void *obj, const st_chunk_
 }
 
 /* Why obj does not belong to owner, or NULL when it does (header and slot checked). The
- * header read is safe for any pointer into a chunk of the same or a larger chunk size. */
+ * header read is safe for any pointer into a chunk of the same or a larger chunk size
+ * (the header lines lie within the smallest chunk). */
 ST_INLINE const char *st__chunk_misfit(const void *obj, const void *owner,
                                        const st_chunk_geometry *g) {
   st_chunk_t *c = st__chunk_of(obj, g);

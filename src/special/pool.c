@@ -1,20 +1,24 @@
 /*
  * pool.c — fixed-size object pools: st_pool_* (public API in strata.h).
  *
- * Owns: one pool's chunks and their free lists, the policy that gives empty chunks back,
- * and the misuse checks of st_pool_free. Calls: special/chunk.h, special/handle.h, base/.
+ * Owns: one pool's chunks, its free list, the policy that gives empty chunks back, and the
+ * misuse checks of st_pool_free. Calls: special/chunk.h, special/handle.h, os/, base/.
  *
- * Each chunk (chunk.h) keeps its own free list, linked through word 0 of each free slot;
- * word 1 of a free slot holds the pool's key, so a free of a slot whose word 1 is the key
- * is a suspected double free, confirmed by a walk of that chunk's free list (a live object
- * never keeps the key there: allocation clears the word). Allocation pops from the current
- * chunk `cur`; frees push to the slot's own chunk, found by masking the address.
- * Chunk states and where they are (invariant):
- *   cur    the chunk allocations come from (may be full or empty); on no list
- *   avail  other chunks with a free slot (never with fresh slots: only cur carves them)
- *   full   other chunks with no free slot
- *   spare  at most one other empty chunk, kept so a pool that drains and refills does not
- *          map and unmap a chunk each time; further empty chunks are unmapped at once
+ * One free list for the whole pool, linked through word 0 of each free slot, so alloc and
+ * free are a pop and a push whatever the order of frees (per-chunk lists would make the
+ * allocator hop between chunks holding one free slot each once frees are scattered).
+ * Word 1 of a free slot holds the pool's key: freeing a slot whose word 1 is the key is a
+ * suspected double free, confirmed by a walk of the free list (a live object never keeps
+ * the key there: allocation clears the word). When the list is empty, slots are carved
+ * from the fresh end of the current chunk `cur`, then from a new chunk.
+ * Each chunk counts its live objects (`used`), so the pool knows when one is empty; an
+ * empty chunk's slots stay on the free list and are reused first (LIFO). Chunks empty for
+ * longer than STRATA_PURGE_DELAY_MS (the core's purge delay; -1: never) are given back by
+ * a sweep that unlinks their slots from the free list; sweeps run when a chunk empties and
+ * more than one chunk is empty, at most once per half delay, and keep one empty chunk so a
+ * pool that drains and refills maps nothing after its first round. st_pool_trim gives back
+ * every empty chunk at once. Chunk fields used here: `used`, `fresh`, `empty_since_ms`;
+ * `free` is NULL, or non-NULL while the chunk is doomed by a sweep.
  * With ST_POOL_THREAD_SAFE every call takes the pool's lock (lock order: registry, pool).
  */
 #include <errno.h>
@@ -23,31 +27,35 @@
 #include "base/atomics.h"
 #include "base/check.h"
 #include "base/lock.h"
+#include "base/options.h"
+#include "os/os.h"
 #include "special/chunk.h"
 #include "special/handle.h"
 #include "strata.h"
 
 #define POOL_MIN_SLOT (2 * sizeof(void *)) /* the free-list link and the key */
 
-struct st_pool {
-  uint64_t magic;          /* ST_MAGIC_POOL while live (handle.h) */
-  st_chunk_t *cur;         /* where allocations come from; NULL before the first; lock */
-  uintptr_t key;           /* word 1 of every free slot; odd, so never a slot address; const */
-  unsigned flags;          /* ST_POOL_THREAD_SAFE or 0; const */
-  st_chunk_geometry geo;   /* const */
-  size_t object_size;      /* as created; const */
-  st_list_t avail, full;   /* chunks other than cur (see the header); lock */
-  st_chunk_t *spare;       /* one empty chunk kept for reuse, or NULL; lock */
-  size_t chunks;           /* chunks mapped, cur and spare included; lock */
-  size_t released;         /* empty chunks unmapped so far; lock */
-  st_lock_t lock;          /* taken by every call when ST_POOL_THREAD_SAFE */
-};
-_Static_assert(sizeof(struct st_pool) <= ST_HANDLE_SLOT_SIZE, "a pool fits a handle slot");
-
 typedef struct free_slot {
   struct free_slot *next; /* word 0 */
   uintptr_t key;          /* word 1: the pool's key while the slot is free */
 } free_slot;
+
+struct st_pool {
+  uint64_t magic;           /* ST_MAGIC_POOL while live (handle.h) */
+  free_slot *free;          /* the free list; lock */
+  uintptr_t key;            /* word 1 of every free slot; odd, so never a slot address; const */
+  unsigned flags;           /* ST_POOL_THREAD_SAFE or 0; const */
+  st_chunk_t *cur;          /* the chunk fresh slots are carved from, or NULL; lock */
+  st_chunk_geometry geo;    /* const */
+  st_chunk_reserve reserve; /* where new chunks come from; lock */
+  size_t object_size;       /* as created; const */
+  st_list_t chunks;         /* every chunk; lock */
+  size_t nchunks, nempty;   /* chunks mapped; of which have no live object; lock */
+  size_t released;          /* empty chunks unmapped so far; lock */
+  uint64_t next_sweep_ms;   /* no release sweep before this time; lock */
+  st_lock_t lock;           /* taken by every call when ST_POOL_THREAD_SAFE */
+};
+_Static_assert(sizeof(struct st_pool) <= ST_HANDLE_SLOT_SIZE, "a pool fits a handle slot");
 
 static ST_COLD ST_NOINLINE _Noreturn void pool_fatal_not_live(const char *fn, const void *p) {
   st__fatal("%s(): %p is not a live pool (destroyed, or never created)", fn, p);
@@ -87,54 +95,38 @@ st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags) {
   p->flags = flags;
   p->geo = geo;
   p->object_size = object_size;
-  st_list_init(&p->avail);
-  st_list_init(&p->full);
+  st_list_init(&p->chunks);
   st_lock_init(&p->lock);
   st__handle_publish(p, ST_MAGIC_POOL);
   return p;
 }
 
-/* cur has no free and no fresh slot: makes another chunk current. */
-static st_chunk_t *pool_next_chunk_locked(st_pool_t *p) {
-  st_chunk_t *c = p->cur;
-  if (c != NULL) st_list_push_front(&p->full, &c->link);
-  p->cur = NULL;
-  if (!st_list_empty(&p->avail)) {
-    c = ST_CONTAINER_OF(p->avail.next, st_chunk_t, link);
-    st_list_remove(&c->link);
-  } else if (p->spare != NULL) {
-    c = p->spare;
-    p->spare = NULL;
-  } else {
-    c = st__chunk_map(&p->geo, p);
-    if (c == NULL) return NULL;
-    p->chunks++;
-  }
-  return p->cur = c;
-}
-
+/* The free list is empty: carve a fresh slot from cur, or from a new chunk. */
 static ST_NOINLINE void *pool_alloc_slow(st_pool_t *p) {
   st_chunk_t *c = p->cur;
-  if (c == NULL || (c->free == NULL && c->fresh == c->limit)) {
-    c = pool_next_chunk_locked(p);
+  if (c == NULL || c->fresh == c->limit) {
+    c = st__chunk_map(&p->geo, &p->reserve, p);
     if (c == NULL) return NULL;
+    st_list_push_front(&p->chunks, &c->link);
+    p->nchunks++;
+    p->cur = c;
   }
-  free_slot *s = c->free;
-  if (s != NULL) c->free = s->next;
-  else s = (free_slot *)c->fresh, c->fresh += p->geo.slot;
-  s->key = 0;
-  c->used++;
+  void *s = c->fresh; /* fresh memory: its key word is already zero */
+  c->fresh += p->geo.slot;
+  c->used++; /* cur is not empty here: its freed slots would be on the free list */
   return s;
 }
 
-/* The fast path: a pop from the current chunk's free list. */
+/* The object's chunk had no live object: it is in use again. */
+static ST_NOINLINE void pool_chunk_unempty(st_pool_t *p) { p->nempty--; }
+
+/* The fast path: a pop from the free list. */
 ST_INLINE void *pool_alloc_unlocked(st_pool_t *p) {
-  st_chunk_t *c = p->cur;
-  free_slot *s;
-  if (ST_UNLIKELY(c == NULL || (s = c->free) == NULL)) return pool_alloc_slow(p);
-  c->free = s->next;
+  free_slot *s = p->free;
+  if (ST_UNLIKELY(s == NULL)) return pool_alloc_slow(p);
+  p->free = s->next;
   s->key = 0; /* a live object never shows the key (see the header) */
-  c->used++;
+  if (ST_UNLIKELY(st__chunk_of(s, &p->geo)->used++ == 0)) pool_chunk_unempty(p);
   return s;
 }
 
@@ -155,48 +147,82 @@ void *st_pool_alloc(st_pool_t *p) {
                                                       : pool_alloc_unlocked(p);
 }
 
-/* A free slot's word 1 held the key: aborts if obj is on its chunk's free list. The walk
- * is bounded by the chunk's capacity, so a corrupted list cannot loop for ever. */
-static ST_COLD ST_NOINLINE void pool_check_double_free(st_pool_t *p, st_chunk_t *c, void *obj) {
-  size_t steps = 0;
-  for (free_slot *s = c->free; s != NULL && steps < p->geo.capacity; s = s->next, steps++)
+/* Unlinks the free slots of doomed chunks (chunk->free != NULL), then unmaps those chunks. */
+static void pool_sweep_doomed(st_pool_t *p, size_t doomed) {
+  for (free_slot **link = &p->free; *link != NULL;) {
+    if (st__chunk_of(*link, &p->geo)->free != NULL) *link = (*link)->next;
+    else link = &(*link)->next;
+  }
+  st_list_t *pos, *tmp;
+  st_list_for_each_safe(pos, tmp, &p->chunks) {
+    st_chunk_t *c = ST_CONTAINER_OF(pos, st_chunk_t, link);
+    if (c->free == NULL) continue;
+    st_list_remove(&c->link);
+    st__chunk_unmap(c, &p->geo);
+  }
+  p->nchunks -= doomed;
+  p->nempty -= doomed;
+  p->released += doomed;
+}
+
+/* Gives back the empty chunks, but cur, that have been empty since before `cutoff`, so
+ * that at least `keep` empty chunks (cur included) remain; a chunk whose emptiness was not
+ * yet timed is timed now. */
+static void pool_release_empty(st_pool_t *p, uint64_t now, uint64_t cutoff, size_t keep) {
+  size_t doomed = 0, kept = 0;
+  st_list_t *pos;
+  for (pos = p->chunks.next; pos != &p->chunks; pos = pos->next) {
+    st_chunk_t *c = ST_CONTAINER_OF(pos, st_chunk_t, link);
+    if (c->used != 0) continue;
+    if (c->empty_since_ms == 0) c->empty_since_ms = now;
+    kept += c == p->cur || c->empty_since_ms > cutoff;
+  }
+  for (pos = p->chunks.next; pos != &p->chunks; pos = pos->next) {
+    st_chunk_t *c = ST_CONTAINER_OF(pos, st_chunk_t, link);
+    if (c->used != 0 || c == p->cur || c->empty_since_ms > cutoff) continue;
+    if (kept < keep) {
+      kept++;
+      continue;
+    }
+    c->free = c; /* doomed: any non-NULL value */
+    doomed++;
+  }
+  if (doomed != 0) pool_sweep_doomed(p, doomed);
+}
+
+/* c has just lost its last live object. */
+static ST_NOINLINE void pool_chunk_emptied(st_pool_t *p, st_chunk_t *c) {
+  c->empty_since_ms = 0;
+  if (++p->nempty < 2) return; /* one empty chunk is always kept: no clock needed */
+  long delay = st_option(ST_OPTION_PURGE_DELAY_MS);
+  uint64_t now = st__os_now_ms();
+  c->empty_since_ms = now;
+  if (delay < 0 || now < p->next_sweep_ms) return;
+  p->next_sweep_ms = now + (uint64_t)delay / 2;
+  if (now >= (uint64_t)delay) pool_release_empty(p, now, now - (uint64_t)delay, 1);
+}
+
+/* word 1 of obj held the key: aborts if obj is on the free list. */
+static ST_COLD ST_NOINLINE void pool_check_double_free(st_pool_t *p, void *obj) {
+  for (free_slot *s = p->free; s != NULL; s = s->next)
     if (s == (free_slot *)obj) st__fatal("st_pool_free(): double free of %p (pool %p)", obj, p);
 }
 
-/* c became empty or stopped being full (see the header for the states). */
-static ST_NOINLINE void pool_chunk_changed(st_pool_t *p, st_chunk_t *c, bool was_full) {
-  if (c == p->cur) return;
-  if (was_full) {
-    st_list_remove(&c->link);
-    st_list_push_front(&p->avail, &c->link);
-  }
-  if (c->used != 0) return;
-  st_list_remove(&c->link);
-  if (p->spare == NULL) {
-    p->spare = c;
-    return;
-  }
-  st__chunk_unmap(c, &p->geo);
-  p->chunks--;
-  p->released++;
-}
-
-static ST_COLD ST_NOINLINE _Noreturn void pool_fatal_misfit(st_pool_t *p, void *obj, const char *why) {
+static ST_COLD ST_NOINLINE _Noreturn void pool_fatal_misfit(st_pool_t *p, void *obj,
+                                                           const char *why) {
   st__fatal("st_pool_free(): %p is %s pool %p", obj, why, (void *)p);
 }
 
 ST_INLINE void pool_free_unlocked(st_pool_t *p, void *obj) {
   const char *why = st__chunk_misfit(obj, p, &p->geo); /* reads c->fresh: under the lock */
   if (ST_UNLIKELY(why != NULL)) pool_fatal_misfit(p, obj, why);
-  st_chunk_t *c = st__chunk_of(obj, &p->geo);
   free_slot *s = obj;
-  if (ST_UNLIKELY(s->key == p->key)) pool_check_double_free(p, c, obj);
-  free_slot *next = c->free;
-  s->next = next;
+  if (ST_UNLIKELY(s->key == p->key)) pool_check_double_free(p, obj);
+  s->next = p->free;
   s->key = p->key;
-  c->free = s;
-  size_t used = --c->used;
-  if (ST_UNLIKELY(next == NULL || used == 0)) pool_chunk_changed(p, c, next == NULL);
+  p->free = s;
+  st_chunk_t *c = st__chunk_of(obj, &p->geo);
+  if (ST_UNLIKELY(--c->used == 0)) pool_chunk_emptied(p, c);
 }
 
 static ST_NOINLINE void pool_free_locked(st_pool_t *p, void *obj) {
@@ -212,43 +238,38 @@ void st_pool_free(st_pool_t *p, void *obj) {
   else pool_free_unlocked(p, obj);
 }
 
-/* Calls fn on every mapped chunk: cur, spare, avail and full. fn may unmap the chunk. */
-static void pool_for_each_chunk(st_pool_t *p, void (*fn)(st_pool_t *p, st_chunk_t *c, void *arg),
-                                void *arg) {
-  st_list_t *lists[] = {&p->avail, &p->full};
-  for (size_t i = 0; i < ST_ARRAY_LEN(lists); i++) {
-    st_list_t *pos, *tmp;
-    st_list_for_each_safe(pos, tmp, lists[i]) fn(p, ST_CONTAINER_OF(pos, st_chunk_t, link), arg);
-  }
-  if (p->cur != NULL) fn(p, p->cur, arg);
-  if (p->spare != NULL) fn(p, p->spare, arg);
-}
-
-static void pool_unmap_chunk(st_pool_t *p, st_chunk_t *c, void *arg) {
-  ST_UNUSED(arg);
-  st__chunk_unmap(c, &p->geo);
-}
-
 void st_pool_destroy(st_pool_t *p) {
   if (p == NULL) return;
   pool_check_live(p, "st_pool_destroy");
-  pool_for_each_chunk(p, pool_unmap_chunk, NULL);
+  st_list_t *pos, *tmp;
+  st_list_for_each_safe(pos, tmp, &p->chunks)
+      st__chunk_unmap(ST_CONTAINER_OF(pos, st_chunk_t, link), &p->geo);
+  st__chunk_reserve_release(&p->reserve, &p->geo);
   st__handle_retire(p);
-}
-
-static void pool_count_chunk(st_pool_t *p, st_chunk_t *c, void *arg) {
-  st_pool_stats *out = arg;
-  out->live_objects += c->used;
-  out->free_objects += p->geo.capacity - c->used;
 }
 
 void st_pool_stats_get(st_pool_t *p, st_pool_stats *out) {
   pool_check_live(p, "st_pool_stats_get");
   *out = (st_pool_stats){.object_size = p->object_size, .slot_size = p->geo.slot};
   st_lock_acquire(&p->lock);
-  pool_for_each_chunk(p, pool_count_chunk, out);
-  out->chunks = p->chunks;
-  out->reserved_bytes = p->chunks * p->geo.chunk_size;
+  st_list_t *pos;
+  for (pos = p->chunks.next; pos != &p->chunks; pos = pos->next)
+    out->live_objects += ST_CONTAINER_OF(pos, st_chunk_t, link)->used;
+  out->free_objects = p->nchunks * p->geo.capacity - out->live_objects;
+  out->chunks = p->nchunks;
+  out->chunks_empty = p->nempty;
+  out->reserved_bytes = p->nchunks * p->geo.chunk_size;
   out->chunks_released = p->released;
   st_lock_release(&p->lock);
+}
+
+size_t st_pool_trim(st_pool_t *p) {
+  if (p == NULL) return 0;
+  pool_check_live(p, "st_pool_trim");
+  st_lock_acquire(&p->lock);
+  size_t before = p->released;
+  pool_release_empty(p, st__os_now_ms(), UINT64_MAX, 0);
+  size_t released = p->released - before;
+  st_lock_release(&p->lock);
+  return released * p->geo.chunk_size;
 }

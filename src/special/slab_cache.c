@@ -39,6 +39,7 @@ struct st_slab_cache {
   size_t object_size, bufctl;           /* the object's size; offset of the bufctl; const */
   uintptr_t key;                        /* bufctl of a live object: odd; const */
   st_chunk_geometry geo;                /* const */
+  st_chunk_reserve reserve;             /* where new slabs come from */
   void (*ctor)(void *), (*dtor)(void *); /* const */
   st_list_t partial, full, empty;       /* slabs by state (see the header) */
   size_t nslabs[3];                     /* slabs on partial, full, empty */
@@ -113,7 +114,7 @@ static st_chunk_t *slab_for_alloc_locked(st_slab_cache_t *c) {
     slab_move_locked(c, slab, SLAB_EMPTY, SLAB_PARTIAL);
     return slab;
   }
-  slab = st__chunk_map(&c->geo, c);
+  slab = st__chunk_map(&c->geo, &c->reserve, c);
   if (slab == NULL) return NULL;
   st_list_push_front(&c->partial, &slab->link);
   c->nslabs[SLAB_PARTIAL]++;
@@ -149,7 +150,8 @@ void *st_slab_alloc(st_slab_cache_t *c) {
 
 static ST_COLD ST_NOINLINE _Noreturn void slab_fatal_bufctl(st_slab_cache_t *c, void *obj,
                                                            st_chunk_t *slab, uintptr_t word) {
-  if (word == 0 || (word > (uintptr_t)slab && word < (uintptr_t)slab->limit))
+  if (word == 0 || (word >= (uintptr_t)st__chunk_slots(slab, &c->geo) &&
+                    word < (uintptr_t)slab->limit))
     st__fatal("st_slab_free(): double free of %p (cache \"%s\" %p)", obj, c->name, (void *)c);
   st__fatal("st_slab_free(): the word after object %p was overwritten: a write past its "
             "%zu bytes? (cache \"%s\" %p)",
@@ -234,6 +236,7 @@ void st_slab_destroy(st_slab_cache_t *c) {
     st__report("st_slab_destroy(): cache \"%s\" %p destroyed with %zu objects still allocated",
                c->name, (void *)c, c->live);
   slab_give_back_lists(c, SLAB_PARTIAL, SLAB_EMPTY);
+  st__chunk_reserve_release(&c->reserve, &c->geo);
   st__handle_retire(c);
 }
 

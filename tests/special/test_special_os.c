@@ -1,7 +1,8 @@
 /*
- * test_special_oom.c — the special allocators when the kernel refuses memory (fake os ops,
- * tests/unit/fake_os.h): NULL with errno = ENOMEM, and the allocator still consistent and
- * usable once memory comes back.
+ * test_special_os.c — the special allocators against fake os ops (tests/unit/fake_os.h):
+ * when the kernel refuses memory, NULL with errno = ENOMEM and the allocator still
+ * consistent and usable once memory comes back; and the pool's delayed release of empty
+ * chunks, driven by the fake clock.
  */
 #include <errno.h>
 
@@ -103,11 +104,59 @@ static void handles_oom(void) {
   st_pool_destroy(p);
 }
 
+/* Empty chunks stay for the purge delay (250 ms by default), then go back, but one; the
+ * sweeps that give them back run when a chunk empties, at most once per half delay. */
+static void pool_release_after_delay(void) {
+  st_pool_t *p = st_pool_create(4000, 0, 0); /* 16 objects per 64 KiB chunk */
+  REQUIRE(p != NULL);
+  enum { N = 160 };
+  static void *objs[N];
+  for (size_t i = 0; i < N; i++) REQUIRE((objs[i] = st_pool_alloc(p)) != NULL);
+  st_pool_stats s;
+  st_pool_stats_get(p, &s);
+  size_t grown = s.chunks;
+  CHECK_GE(grown, 10);
+  for (size_t i = 0; i < N / 2; i++) st_pool_free(p, objs[i]);
+  st_pool_stats_get(p, &s);
+  CHECK_EQ(s.chunks, grown); /* no time has passed: all kept */
+  CHECK_GE(s.chunks_empty, 4);
+  long maps = fake.maps;
+  for (size_t i = 0; i < N / 2; i++) REQUIRE((objs[i] = st_pool_alloc(p)) != NULL);
+  CHECK_EQ(fake.maps, maps); /* refilled from the empty chunks */
+  for (size_t i = 0; i < N / 2; i++) st_pool_free(p, objs[i]);
+  /* Chunk k holds objs[16k .. 16k+15] from the first fill; chunks 6 and 7 are not
+   * current, and nor is any empty one (the current chunk is the last, still full). */
+  st_pool_stats_get(p, &s);
+  size_t empty_before = s.chunks_empty;
+  fake.now_ms += 249;
+  for (size_t i = 96; i < 112; i++) st_pool_free(p, objs[i]);
+  st_pool_stats_get(p, &s);
+  CHECK_EQ(s.chunks, grown); /* nothing is 250 ms old yet */
+  CHECK_EQ(s.chunks_empty, empty_before + 1);
+  fake.now_ms += 125; /* the next sweep may run */
+  for (size_t i = 112; i < 128; i++) st_pool_free(p, objs[i]);
+  st_pool_stats_get(p, &s);
+  /* Those empty since t0 went back; the two that emptied late stay, and so may one whose
+   * emptying was timed only by this sweep (the first to empty after a sweep is not timed
+   * at once: one empty chunk alone is always kept). */
+  CHECK_GE(s.chunks_released, empty_before - 1);
+  CHECK_LE(s.chunks_empty, 3);
+  CHECK_EQ(s.chunks_empty + s.chunks_released, empty_before + 2);
+  CHECK_EQ(s.chunks + s.chunks_released, grown);
+  fake.now_ms += 1000;
+  for (size_t i = 80; i < 96; i++) st_pool_free(p, objs[i]);
+  st_pool_stats_get(p, &s);
+  CHECK_EQ(s.chunks_empty, 1); /* all expired but the newest, which is kept */
+  for (size_t i = 128; i < N; i++) st_pool_free(p, objs[i]);
+  st_pool_destroy(p);
+}
+
 int main(void) {
   fake_os_install();
   RUN_CASE(arena_oom);
   RUN_CASE(pool_oom);
   RUN_CASE(slab_oom);
   RUN_CASE(handles_oom);
+  RUN_CASE(pool_release_after_delay);
   return check_summary();
 }

@@ -1,0 +1,210 @@
+/*
+ * workload.c — the workloads of the special allocators, each in a malloc variant and a
+ * variant on strata's special allocator for it (bench/special/compare.c runs them).
+ *
+ *   workload objects VARIANT SCALE   VARIANT: malloc | pool | slab
+ *     many small objects of one size (64 B): 40 rounds of building 100,000 and freeing
+ *     them in allocation order, then 4,000,000 random replacements in a set of 10,000
+ *   workload ast VARIANT SCALE       VARIANT: malloc | arena
+ *     a parser's syntax trees: 40 trees of 100,000 nodes (16-32 B; a third of the leaves
+ *     carry a 4-16 byte name), built bottom-up, walked, then dropped: freed node by node
+ *     (malloc) or all at once (st_arena_reset)
+ *
+ * The malloc variant calls plain malloc/free, so LD_PRELOAD chooses the general-purpose
+ * allocator it measures. Every object carries a tag that is checked before it is freed;
+ * the checksum depends only on the seed, so it is the same for every variant and allocator.
+ * Prints `workload=NAME ops=N checksum=H cpu_ns_per_op=X`: X is the process's CPU time (user
+ * and system) per allocation, so a busy machine that preempts the run does not count.
+ */
+#include <stdbool.h>
+
+#include "../workloads/common.h"
+#include "strata.h"
+
+enum { OBJECT_SIZE = 64 };
+
+typedef enum variant { VAR_MALLOC, VAR_POOL, VAR_SLAB, VAR_ARENA } variant;
+
+/* ---- objects ------------------------------------------------------------------------ */
+
+typedef struct object_alloc {
+  variant v;
+  st_pool_t *pool;
+  st_slab_cache_t *slab;
+} object_alloc;
+
+static inline uint64_t *object_new(object_alloc *a, uint64_t tag) {
+  uint64_t *o = a->v == VAR_POOL   ? st_pool_alloc(a->pool)
+                : a->v == VAR_SLAB ? st_slab_alloc(a->slab)
+                                   : malloc(OBJECT_SIZE);
+  if (o == NULL) bench_die("out of memory");
+  o[0] = tag;
+  o[OBJECT_SIZE / 8 - 1] = ~tag;
+  return o;
+}
+
+static inline uint64_t object_drop(object_alloc *a, uint64_t *o, uint64_t h) {
+  if (o[OBJECT_SIZE / 8 - 1] != ~o[0]) bench_corrupt(o, OBJECT_SIZE, OBJECT_SIZE - 8);
+  h += o[0] * 0x9e3779b97f4a7c15ull;
+  if (a->v == VAR_POOL) st_pool_free(a->pool, o);
+  else if (a->v == VAR_SLAB) st_slab_free(a->slab, o);
+  else free(o);
+  return h;
+}
+
+static uint64_t run_objects(variant v, unsigned long scale, uint64_t *ops) {
+  object_alloc a = {v, NULL, NULL};
+  if (v == VAR_POOL) a.pool = st_pool_create(OBJECT_SIZE, 0, 0);
+  if (v == VAR_SLAB) a.slab = st_slab_create("bench-objects", OBJECT_SIZE, 0, NULL, NULL);
+  if ((v == VAR_POOL && a.pool == NULL) || (v == VAR_SLAB && a.slab == NULL))
+    bench_die("cannot create the allocator");
+  enum { BULK = 100000, SET = 10000 };
+  static uint64_t *objs[BULK];
+  uint64_t rounds = bench_scaled(40, scale, 1), churn = bench_scaled(4000000, scale, 10000);
+  uint64_t h = 0, tag = 1;
+  for (uint64_t r = 0; r < rounds; r++) {
+    for (size_t i = 0; i < BULK; i++) objs[i] = object_new(&a, tag++);
+    for (size_t i = 0; i < BULK; i++) h = object_drop(&a, objs[i], h);
+  }
+  bench_rng rng = bench_rng_seed(7);
+  for (size_t i = 0; i < SET; i++) objs[i] = object_new(&a, tag++);
+  for (uint64_t n = 0; n < churn; n++) {
+    size_t k = (size_t)bench_rng_below(&rng, SET);
+    h = object_drop(&a, objs[k], h);
+    objs[k] = object_new(&a, tag++);
+  }
+  for (size_t i = 0; i < SET; i++) h = object_drop(&a, objs[i], h);
+  *ops = tag - 1;
+  st_pool_destroy(a.pool);
+  st_slab_destroy(a.slab);
+  return h;
+}
+
+/* ---- ast ---------------------------------------------------------------------------- */
+
+typedef struct ast_node {
+  uint32_t kind;  /* 0: number, 1: name, k >= 2: operator with k - 1 operands */
+  uint32_t value; /* the number, or the operator's code */
+  union {
+    char *name;                /* kind 1 */
+    struct ast_node *kids[1];  /* kind >= 2: kind - 1 of them */
+  } u;
+} ast_node;
+
+enum { AST_NODES = 100000, AST_MAX_KIDS = 3 };
+
+static inline void *ast_alloc(variant v, st_arena_t *arena, size_t size) {
+  void *p = v == VAR_ARENA ? st_arena_alloc(arena, size) : malloc(size);
+  if (p == NULL) bench_die("out of memory");
+  return p;
+}
+
+static size_t ast_node_size(uint32_t kind) {
+  return offsetof(ast_node, u) + (kind >= 2 ? (kind - 1) * sizeof(ast_node *) : sizeof(char *));
+}
+
+/* Builds one tree bottom-up, as a shift-reduce parser does: leaves are pushed, an operator
+ * pops its operands. Returns the root; *ops counts allocations. */
+static ast_node *ast_build(variant v, st_arena_t *arena, bench_rng *rng, uint64_t *ops) {
+  static ast_node *stack[AST_NODES + 1];
+  size_t depth = 0;
+  for (size_t n = 0; n < AST_NODES; n++) {
+    uint32_t kids = depth >= AST_MAX_KIDS && bench_rng_below(rng, 2) ? 1 + (uint32_t)bench_rng_below(rng, AST_MAX_KIDS) : 0;
+    uint32_t kind = kids ? kids + 1 : (uint32_t)bench_rng_below(rng, 3) == 0;
+    ast_node *node = ast_alloc(v, arena, ast_node_size(kind));
+    node->kind = kind;
+    node->value = (uint32_t)bench_rng_next(rng);
+    (*ops)++;
+    if (kind == 1) {
+      size_t len = 3 + (size_t)bench_rng_below(rng, 13);
+      char *name = ast_alloc(v, arena, len + 1);
+      for (size_t i = 0; i < len; i++) name[i] = (char)('a' + (node->value >> (i % 24)) % 26);
+      name[len] = '\0';
+      node->u.name = name;
+      (*ops)++;
+    }
+    for (uint32_t k = kids; k > 0; k--) node->u.kids[k - 1] = stack[--depth];
+    stack[depth++] = node;
+  }
+  while (depth > 1) { /* join what is left under binary operators */
+    ast_node *node = ast_alloc(v, arena, ast_node_size(3));
+    node->kind = 3;
+    node->value = 0;
+    node->u.kids[1] = stack[--depth];
+    node->u.kids[0] = stack[--depth];
+    stack[depth++] = node;
+    (*ops)++;
+  }
+  return stack[0];
+}
+
+/* Walks the tree (an explicit stack: trees can be deep), folds it into h and, for the
+ * malloc variant, frees every node and name on the way. */
+static uint64_t ast_walk(ast_node *root, bool free_nodes, uint64_t h) {
+  static ast_node *todo[AST_NODES * AST_MAX_KIDS + 16];
+  size_t depth = 0;
+  todo[depth++] = root;
+  while (depth > 0) {
+    ast_node *node = todo[--depth];
+    h = bench_mix(h, (uint64_t)node->kind << 32 | node->value);
+    if (node->kind == 1) {
+      for (const char *c = node->u.name; *c; c++) h = h * 31 + (unsigned char)*c;
+      if (free_nodes) free(node->u.name);
+    } else {
+      for (uint32_t k = 1; k < node->kind; k++) todo[depth++] = node->u.kids[k - 1];
+    }
+    if (free_nodes) free(node);
+  }
+  return h;
+}
+
+static uint64_t run_ast(variant v, unsigned long scale, uint64_t *ops) {
+  st_arena_t *arena = NULL;
+  if (v == VAR_ARENA && (arena = st_arena_create(NULL)) == NULL)
+    bench_die("cannot create the arena");
+  uint64_t trees = bench_scaled(40, scale, 1), h = 0;
+  bench_rng rng = bench_rng_seed(11);
+  for (uint64_t t = 0; t < trees; t++) {
+    ast_node *root = ast_build(v, arena, &rng, ops);
+    h = ast_walk(root, v == VAR_MALLOC, h);
+    if (v == VAR_ARENA) st_arena_reset(arena);
+  }
+  st_arena_destroy(arena);
+  return h;
+}
+
+/* ---- main --------------------------------------------------------------------------- */
+
+static double cpu_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+  static const char *const names[] = {"malloc", "pool", "slab", "arena"};
+  const char *usage = "objects|ast malloc|pool|slab|arena [SCALE]";
+  if (argc < 3) {
+    fprintf(stderr, "usage: %s %s\n", argv[0], usage);
+    return 64;
+  }
+  int v = -1;
+  for (int i = 0; i < 4; i++)
+    if (strcmp(argv[2], names[i]) == 0) v = i;
+  bool objects = strcmp(argv[1], "objects") == 0, ast = strcmp(argv[1], "ast") == 0;
+  if (v < 0 || (!objects && !ast) || (objects && v == VAR_ARENA) ||
+      (ast && (v == VAR_POOL || v == VAR_SLAB))) {
+    fprintf(stderr, "usage: %s %s (objects: malloc, pool, slab; ast: malloc, arena)\n", argv[0],
+            usage);
+    return 64;
+  }
+  unsigned long scale = bench_start(argv[1], argc - 2, argv + 2, usage);
+  uint64_t ops = 0;
+  double t0 = cpu_seconds();
+  uint64_t h = objects ? run_objects((variant)v, scale, &ops) : run_ast((variant)v, scale, &ops);
+  double t1 = cpu_seconds();
+  char measured[64];
+  snprintf(measured, sizeof measured, "cpu_ns_per_op=%.3f", (t1 - t0) * 1e9 / (double)ops);
+  bench_result_measured(argv[1], ops, h, measured);
+  return 0;
+}
