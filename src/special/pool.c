@@ -11,14 +11,15 @@
  * suspected double free, confirmed by a walk of the free list (a live object never keeps
  * the key there: allocation clears the word). When the list is empty, slots are carved
  * from the fresh end of the current chunk `cur`, then from a new chunk.
- * Each chunk counts its live objects (`used`), so the pool knows when one is empty; an
- * empty chunk's slots stay on the free list and are reused first (LIFO). Chunks empty for
- * longer than STRATA_PURGE_DELAY_MS (the core's purge delay; -1: never) are given back by
- * a sweep that unlinks their slots from the free list; sweeps run when a chunk empties and
- * more than one chunk is empty, at most once per half delay, and keep one empty chunk so a
- * pool that drains and refills maps nothing after its first round. st_pool_trim gives back
- * every empty chunk at once. Chunk fields used here: `used`, `fresh`, `empty_since_ms`;
- * `free` is NULL, or non-NULL while the chunk is doomed by a sweep.
+ * Each chunk counts its live objects (`used`); an empty chunk's slots stay on the free
+ * list and are reused first (LIFO). Every POOL_CHECK_EVERY-th time a chunk empties, a check
+ * reads the clock and times the chunks it finds empty (`empty_since_ms`, reset when it
+ * finds one in use); those found empty again STRATA_PURGE_DELAY_MS later (the core's purge
+ * delay; -1: never) are given back by a sweep that unlinks their slots from the free list.
+ * One empty chunk is always kept, so a pool that drains and refills maps nothing after its
+ * first round, and a pool that allocates and frees one object at a time pays nothing but
+ * a counter. st_pool_trim gives back every empty chunk at once. Chunk fields used here:
+ * `used`, `fresh`, `empty_since_ms`; `free` is NULL, or non-NULL while a sweep dooms it.
  * With ST_POOL_THREAD_SAFE every call takes the pool's lock (lock order: registry, pool).
  */
 #include <errno.h>
@@ -34,6 +35,7 @@
 #include "strata.h"
 
 #define POOL_MIN_SLOT (2 * sizeof(void *)) /* the free-list link and the key */
+#define POOL_CHECK_EVERY 64u                /* chunk-emptied events between release checks */
 
 typedef struct free_slot {
   struct free_slot *next; /* word 0 */
@@ -50,9 +52,9 @@ struct st_pool {
   st_chunk_reserve reserve; /* where new chunks come from; lock */
   size_t object_size;       /* as created; const */
   st_list_t chunks;         /* every chunk; lock */
-  size_t nchunks, nempty;   /* chunks mapped; of which have no live object; lock */
+  size_t nchunks;           /* chunks mapped; lock */
   size_t released;          /* empty chunks unmapped so far; lock */
-  uint64_t next_sweep_ms;   /* no release sweep before this time; lock */
+  unsigned emptied;         /* times a chunk emptied, modulo POOL_CHECK_EVERY; lock */
   st_lock_t lock;           /* taken by every call when ST_POOL_THREAD_SAFE */
 };
 _Static_assert(sizeof(struct st_pool) <= ST_HANDLE_SLOT_SIZE, "a pool fits a handle slot");
@@ -117,16 +119,13 @@ static ST_NOINLINE void *pool_alloc_slow(st_pool_t *p) {
   return s;
 }
 
-/* The object's chunk had no live object: it is in use again. */
-static ST_NOINLINE void pool_chunk_unempty(st_pool_t *p) { p->nempty--; }
-
 /* The fast path: a pop from the free list. */
 ST_INLINE void *pool_alloc_unlocked(st_pool_t *p) {
   free_slot *s = p->free;
   if (ST_UNLIKELY(s == NULL)) return pool_alloc_slow(p);
   p->free = s->next;
   s->key = 0; /* a live object never shows the key (see the header) */
-  if (ST_UNLIKELY(st__chunk_of(s, &p->geo)->used++ == 0)) pool_chunk_unempty(p);
+  st__chunk_of(s, &p->geo)->used++;
   return s;
 }
 
@@ -161,19 +160,21 @@ static void pool_sweep_doomed(st_pool_t *p, size_t doomed) {
     st__chunk_unmap(c, &p->geo);
   }
   p->nchunks -= doomed;
-  p->nempty -= doomed;
   p->released += doomed;
 }
 
-/* Gives back the empty chunks, but cur, that have been empty since before `cutoff`, so
- * that at least `keep` empty chunks (cur included) remain; a chunk whose emptiness was not
- * yet timed is timed now. */
+/* Times the empty chunks not yet timed (and forgets the time of chunks in use), then gives
+ * back the empty ones, but cur, timed before `cutoff`, keeping at least `keep` empty chunks
+ * (cur included). */
 static void pool_release_empty(st_pool_t *p, uint64_t now, uint64_t cutoff, size_t keep) {
   size_t doomed = 0, kept = 0;
   st_list_t *pos;
   for (pos = p->chunks.next; pos != &p->chunks; pos = pos->next) {
     st_chunk_t *c = ST_CONTAINER_OF(pos, st_chunk_t, link);
-    if (c->used != 0) continue;
+    if (c->used != 0) {
+      c->empty_since_ms = 0;
+      continue;
+    }
     if (c->empty_since_ms == 0) c->empty_since_ms = now;
     kept += c == p->cur || c->empty_since_ms > cutoff;
   }
@@ -190,16 +191,12 @@ static void pool_release_empty(st_pool_t *p, uint64_t now, uint64_t cutoff, size
   if (doomed != 0) pool_sweep_doomed(p, doomed);
 }
 
-/* c has just lost its last live object. */
-static ST_NOINLINE void pool_chunk_emptied(st_pool_t *p, st_chunk_t *c) {
-  c->empty_since_ms = 0;
-  if (++p->nempty < 2) return; /* one empty chunk is always kept: no clock needed */
+/* A chunk emptied POOL_CHECK_EVERY times since the last check. */
+static ST_NOINLINE void pool_check_release(st_pool_t *p) {
   long delay = st_option(ST_OPTION_PURGE_DELAY_MS);
+  if (delay < 0 || p->nchunks < 2) return;
   uint64_t now = st__os_now_ms();
-  c->empty_since_ms = now;
-  if (delay < 0 || now < p->next_sweep_ms) return;
-  p->next_sweep_ms = now + (uint64_t)delay / 2;
-  if (now >= (uint64_t)delay) pool_release_empty(p, now, now - (uint64_t)delay, 1);
+  pool_release_empty(p, now, now >= (uint64_t)delay ? now - (uint64_t)delay : 0, 1);
 }
 
 /* word 1 of obj held the key: aborts if obj is on the free list. */
@@ -222,7 +219,8 @@ ST_INLINE void pool_free_unlocked(st_pool_t *p, void *obj) {
   s->key = p->key;
   p->free = s;
   st_chunk_t *c = st__chunk_of(obj, &p->geo);
-  if (ST_UNLIKELY(--c->used == 0)) pool_chunk_emptied(p, c);
+  if (ST_UNLIKELY(--c->used == 0) && ST_UNLIKELY(++p->emptied % POOL_CHECK_EVERY == 0))
+    pool_check_release(p);
 }
 
 static ST_NOINLINE void pool_free_locked(st_pool_t *p, void *obj) {
@@ -253,11 +251,13 @@ void st_pool_stats_get(st_pool_t *p, st_pool_stats *out) {
   *out = (st_pool_stats){.object_size = p->object_size, .slot_size = p->geo.slot};
   st_lock_acquire(&p->lock);
   st_list_t *pos;
-  for (pos = p->chunks.next; pos != &p->chunks; pos = pos->next)
-    out->live_objects += ST_CONTAINER_OF(pos, st_chunk_t, link)->used;
+  for (pos = p->chunks.next; pos != &p->chunks; pos = pos->next) {
+    size_t used = ST_CONTAINER_OF(pos, st_chunk_t, link)->used;
+    out->live_objects += used;
+    out->chunks_empty += used == 0;
+  }
   out->free_objects = p->nchunks * p->geo.capacity - out->live_objects;
   out->chunks = p->nchunks;
-  out->chunks_empty = p->nempty;
   out->reserved_bytes = p->nchunks * p->geo.chunk_size;
   out->chunks_released = p->released;
   st_lock_release(&p->lock);

@@ -104,8 +104,14 @@ static void handles_oom(void) {
   st_pool_destroy(p);
 }
 
-/* Empty chunks stay for the purge delay (250 ms by default), then go back, but one; the
- * sweeps that give them back run when a chunk empties, at most once per half delay. */
+/* Empties a chunk 64 times (one object allocated and freed), which runs one release
+ * check: the pool checks every 64th time a chunk empties. */
+static void pulse(st_pool_t *p) {
+  for (int i = 0; i < 64; i++) st_pool_free(p, st_pool_alloc(p));
+}
+
+/* Empty chunks go back once found empty by two checks STRATA_PURGE_DELAY_MS (250 ms by
+ * default) apart; one is kept. */
 static void pool_release_after_delay(void) {
   st_pool_t *p = st_pool_create(4000, 0, 0); /* 16 objects per 64 KiB chunk */
   REQUIRE(p != NULL);
@@ -114,40 +120,34 @@ static void pool_release_after_delay(void) {
   for (size_t i = 0; i < N; i++) REQUIRE((objs[i] = st_pool_alloc(p)) != NULL);
   st_pool_stats s;
   st_pool_stats_get(p, &s);
-  size_t grown = s.chunks;
-  CHECK_GE(grown, 10);
-  for (size_t i = 0; i < N / 2; i++) st_pool_free(p, objs[i]);
+  CHECK_EQ(s.chunks, N / 16);
+  for (size_t i = 0; i < N; i++) st_pool_free(p, objs[i]);
+  pulse(p); /* t = 1000: every chunk is found empty and timed */
   st_pool_stats_get(p, &s);
-  CHECK_EQ(s.chunks, grown); /* no time has passed: all kept */
-  CHECK_GE(s.chunks_empty, 4);
-  long maps = fake.maps;
-  for (size_t i = 0; i < N / 2; i++) REQUIRE((objs[i] = st_pool_alloc(p)) != NULL);
-  CHECK_EQ(fake.maps, maps); /* refilled from the empty chunks */
-  for (size_t i = 0; i < N / 2; i++) st_pool_free(p, objs[i]);
-  /* Chunk k holds objs[16k .. 16k+15] from the first fill; chunks 6 and 7 are not
-   * current, and nor is any empty one (the current chunk is the last, still full). */
-  st_pool_stats_get(p, &s);
-  size_t empty_before = s.chunks_empty;
+  CHECK_EQ(s.chunks, N / 16);
+  CHECK_EQ(s.chunks_empty, N / 16);
+  for (size_t i = 0; i < 48; i++) REQUIRE((objs[i] = st_pool_alloc(p)) != NULL); /* 3 chunks */
   fake.now_ms += 249;
-  for (size_t i = 96; i < 112; i++) st_pool_free(p, objs[i]);
+  pulse(p); /* nothing is 250 ms old; the chunks in use forget their time */
   st_pool_stats_get(p, &s);
-  CHECK_EQ(s.chunks, grown); /* nothing is 250 ms old yet */
-  CHECK_EQ(s.chunks_empty, empty_before + 1);
-  fake.now_ms += 125; /* the next sweep may run */
-  for (size_t i = 112; i < 128; i++) st_pool_free(p, objs[i]);
+  CHECK_EQ(s.chunks, N / 16);
+  CHECK_EQ(s.chunks_released, 0);
+  for (size_t i = 0; i < 48; i++) st_pool_free(p, objs[i]);
+  fake.now_ms += 1;
+  pulse(p); /* 250 ms: the chunks empty since t = 1000 go; the 3 in use in between stay */
   st_pool_stats_get(p, &s);
-  /* Those empty since t0 went back; the two that emptied late stay, and so may one whose
-   * emptying was timed only by this sweep (the first to empty after a sweep is not timed
-   * at once: one empty chunk alone is always kept). */
-  CHECK_GE(s.chunks_released, empty_before - 1);
-  CHECK_LE(s.chunks_empty, 3);
-  CHECK_EQ(s.chunks_empty + s.chunks_released, empty_before + 2);
-  CHECK_EQ(s.chunks + s.chunks_released, grown);
-  fake.now_ms += 1000;
-  for (size_t i = 80; i < 96; i++) st_pool_free(p, objs[i]);
+  CHECK_EQ(s.chunks, 3);
+  CHECK_EQ(s.chunks_released, N / 16 - 3);
+  CHECK_EQ(s.live_objects, 0);
+  fake.now_ms += 250;
+  pulse(p); /* then those three, but the current chunk (the last one mapped, now empty) */
   st_pool_stats_get(p, &s);
-  CHECK_EQ(s.chunks_empty, 1); /* all expired but the newest, which is kept */
-  for (size_t i = 128; i < N; i++) st_pool_free(p, objs[i]);
+  CHECK_EQ(s.chunks, 1);
+  CHECK_EQ(s.chunks_empty, 1);
+  long maps = fake.maps;
+  for (size_t i = 0; i < 16; i++) REQUIRE((objs[i] = st_pool_alloc(p)) != NULL);
+  CHECK_EQ(fake.maps, maps); /* the kept chunk serves a refill */
+  for (size_t i = 0; i < 16; i++) st_pool_free(p, objs[i]);
   st_pool_destroy(p);
 }
 
