@@ -60,14 +60,6 @@ struct st_arena {
 };
 _Static_assert(sizeof(struct st_arena) <= ST_HANDLE_SLOT_SIZE, "an arena fits a handle slot");
 
-static ST_COLD ST_NOINLINE _Noreturn void arena_fatal_not_live(const char *fn, const void *a) {
-  st__fatal("%s(): %p is not a live arena (destroyed, or never created)", fn, a);
-}
-
-ST_INLINE void arena_check_live(st_arena_t *a, const char *fn) {
-  if (ST_UNLIKELY(st__handle_magic(a) != ST_MAGIC_ARENA)) arena_fatal_not_live(fn, a);
-}
-
 ST_INLINE char *chunk_data(arena_chunk *c) { return (char *)c + ARENA_HEADER; }
 
 st_arena_t *st_arena_create(const st_arena_options *opts) {
@@ -182,7 +174,7 @@ static ST_NOINLINE void *arena_alloc_slow(st_arena_t *a, size_t size, size_t ali
 
 /* The fast path: align the bump pointer, check the room, bump. */
 ST_INLINE void *arena_alloc_inline(st_arena_t *a, size_t size, size_t align, const char *fn) {
-  arena_check_live(a, fn);
+  st__handle_check(a, ST_MAGIC_ARENA, fn);
   uintptr_t p = st_align_up((uintptr_t)a->ptr, align), end = (uintptr_t)a->end;
   if (ST_LIKELY(p <= end && size <= end - p && size != 0)) {
     a->ptr = (char *)p + size;
@@ -240,7 +232,7 @@ char *st_arena_strdup(st_arena_t *a, const char *s) {
 }
 
 st_arena_mark_t st_arena_mark(st_arena_t *a) {
-  arena_check_live(a, "st_arena_mark");
+  st__handle_check(a, ST_MAGIC_ARENA, "st_arena_mark");
   if (a->cur == NULL) return (st_arena_mark_t){NULL, a->seq};
   return (st_arena_mark_t){a->cur, (size_t)(a->ptr - chunk_data(a->cur))};
 }
@@ -266,7 +258,7 @@ static bool arena_mark_valid(st_arena_t *a, st_arena_mark_t m) {
 }
 
 void st_arena_release(st_arena_t *a, st_arena_mark_t mark) {
-  arena_check_live(a, "st_arena_release");
+  st__handle_check(a, ST_MAGIC_ARENA, "st_arena_release");
   if (ST_UNLIKELY(!arena_mark_valid(a, mark)))
     st__fatal("st_arena_release(): mark (%p, %zu) is not a position of arena %p (released "
               "already, or taken from another arena?)",
@@ -283,7 +275,7 @@ void st_arena_release(st_arena_t *a, st_arena_mark_t mark) {
 }
 
 void st_arena_reset(st_arena_t *a) {
-  arena_check_live(a, "st_arena_reset");
+  st__handle_check(a, ST_MAGIC_ARENA, "st_arena_reset");
   arena_drop_oversized_after(a, 0);
   if (a->spare != NULL) arena_unmap_chunk(a, a->spare);
   a->spare = NULL;
@@ -299,14 +291,14 @@ void st_arena_reset(st_arena_t *a) {
 
 void st_arena_destroy(st_arena_t *a) {
   if (a == NULL) return;
-  arena_check_live(a, "st_arena_destroy");
+  st__handle_check(a, ST_MAGIC_ARENA, "st_arena_destroy");
   st_arena_reset(a);
   if (a->cur != NULL) arena_unmap_chunk(a, a->cur);
   st__handle_retire(a);
 }
 
 void st_arena_stats_get(st_arena_t *a, st_arena_stats *out) {
-  arena_check_live(a, "st_arena_stats_get");
+  st__handle_check(a, ST_MAGIC_ARENA, "st_arena_stats_get");
   *out = (st_arena_stats){.reserved_bytes = a->reserved, .chunks = a->nchunks,
                           .oversized = a->noversized};
   if (a->cur != NULL) a->cur->top = a->ptr;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/lock.h"
+#include "base/report.h"
 #include "os/os.h"
 
 #define ST_HANDLE_BLOCK ((size_t)64 * 1024)
@@ -99,4 +100,10 @@ void st__handle_foreach(uint64_t magic, void (*visit)(void *h, void *arg), void 
     }
   }
   st_lock_release(&registry.lock);
+}
+
+void st__handle_fatal_not_live(const char *fn, const void *h, uint64_t magic) {
+  const char *kind = magic == ST_MAGIC_ARENA ? "arena" : magic == ST_MAGIC_POOL ? "pool"
+                                                                                : "slab cache";
+  st__fatal("%s(): %p is not a live %s (destroyed, or never created)", fn, h, kind);
 }

@@ -42,4 +42,14 @@ ST_HIDDEN void st__handle_foreach(uint64_t magic, void (*visit)(void *h, void *a
 /* The magic word of a handle, read without a lock: a stale handle reads ST_MAGIC_DEAD. */
 ST_INLINE uint64_t st__handle_magic(const void *h) { return *(const uint64_t *)h; }
 
+/* "<fn>(): <h> is not a live <kind of magic> (destroyed, or never created)", then abort. */
+ST_HIDDEN ST_COLD ST_NOINLINE _Noreturn void st__handle_fatal_not_live(const char *fn,
+                                                                      const void *h,
+                                                                      uint64_t magic);
+
+/* The check every public call of the special allocators starts with (use after destroy). */
+ST_INLINE void st__handle_check(const void *h, uint64_t magic, const char *fn) {
+  if (ST_UNLIKELY(st__handle_magic(h) != magic)) st__handle_fatal_not_live(fn, h, magic);
+}
+
 #endif

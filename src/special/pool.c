@@ -59,14 +59,6 @@ struct st_pool {
 };
 _Static_assert(sizeof(struct st_pool) <= ST_HANDLE_SLOT_SIZE, "a pool fits a handle slot");
 
-static ST_COLD ST_NOINLINE _Noreturn void pool_fatal_not_live(const char *fn, const void *p) {
-  st__fatal("%s(): %p is not a live pool (destroyed, or never created)", fn, p);
-}
-
-ST_INLINE void pool_check_live(st_pool_t *p, const char *fn) {
-  if (ST_UNLIKELY(st__handle_magic(p) != ST_MAGIC_POOL)) pool_fatal_not_live(fn, p);
-}
-
 static uintptr_t pool_new_key(const void *p) {
   static st_atomic_size xpools_created;
   uint64_t x = (uintptr_t)p ^ ((uint64_t)st_fetch_add_relaxed(&xpools_created, 1) << 40);
@@ -141,7 +133,7 @@ void *st_pool_alloc(st_pool_t *p) {
     errno = EINVAL;
     return NULL;
   }
-  pool_check_live(p, "st_pool_alloc");
+  st__handle_check(p, ST_MAGIC_POOL, "st_pool_alloc");
   return ST_UNLIKELY(p->flags & ST_POOL_THREAD_SAFE) ? pool_alloc_locked(p)
                                                       : pool_alloc_unlocked(p);
 }
@@ -231,14 +223,14 @@ static ST_NOINLINE void pool_free_locked(st_pool_t *p, void *obj) {
 
 void st_pool_free(st_pool_t *p, void *obj) {
   if (ST_UNLIKELY(obj == NULL)) return;
-  pool_check_live(p, "st_pool_free");
+  st__handle_check(p, ST_MAGIC_POOL, "st_pool_free");
   if (ST_UNLIKELY(p->flags & ST_POOL_THREAD_SAFE)) pool_free_locked(p, obj);
   else pool_free_unlocked(p, obj);
 }
 
 void st_pool_destroy(st_pool_t *p) {
   if (p == NULL) return;
-  pool_check_live(p, "st_pool_destroy");
+  st__handle_check(p, ST_MAGIC_POOL, "st_pool_destroy");
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &p->chunks)
       st__chunk_unmap(ST_CONTAINER_OF(pos, st_chunk_t, link), &p->geo);
@@ -247,7 +239,7 @@ void st_pool_destroy(st_pool_t *p) {
 }
 
 void st_pool_stats_get(st_pool_t *p, st_pool_stats *out) {
-  pool_check_live(p, "st_pool_stats_get");
+  st__handle_check(p, ST_MAGIC_POOL, "st_pool_stats_get");
   *out = (st_pool_stats){.object_size = p->object_size, .slot_size = p->geo.slot};
   st_lock_acquire(&p->lock);
   st_list_t *pos;
@@ -265,7 +257,7 @@ void st_pool_stats_get(st_pool_t *p, st_pool_stats *out) {
 
 size_t st_pool_trim(st_pool_t *p) {
   if (p == NULL) return 0;
-  pool_check_live(p, "st_pool_trim");
+  st__handle_check(p, ST_MAGIC_POOL, "st_pool_trim");
   st_lock_acquire(&p->lock);
   size_t before = p->released;
   pool_release_empty(p, st__os_now_ms(), UINT64_MAX, 0);

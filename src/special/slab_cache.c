@@ -49,14 +49,6 @@ _Static_assert(sizeof(struct st_slab_cache) <= ST_HANDLE_SLOT_SIZE, "a cache fit
 
 enum slab_state { SLAB_PARTIAL, SLAB_FULL, SLAB_EMPTY };
 
-static ST_COLD ST_NOINLINE _Noreturn void slab_fatal_not_live(const char *fn, const void *c) {
-  st__fatal("%s(): %p is not a live slab cache (destroyed, or never created)", fn, c);
-}
-
-ST_INLINE void slab_check_live(st_slab_cache_t *c, const char *fn) {
-  if (ST_UNLIKELY(st__handle_magic(c) != ST_MAGIC_SLAB)) slab_fatal_not_live(fn, c);
-}
-
 ST_INLINE uintptr_t *slab_bufctl(st_slab_cache_t *c, void *obj) {
   return (uintptr_t *)((char *)obj + c->bufctl);
 }
@@ -126,7 +118,7 @@ void *st_slab_alloc(st_slab_cache_t *c) {
     errno = EINVAL;
     return NULL;
   }
-  slab_check_live(c, "st_slab_alloc");
+  st__handle_check(c, ST_MAGIC_SLAB, "st_slab_alloc");
   st_lock_acquire(&c->lock);
   st_chunk_t *slab = slab_for_alloc_locked(c);
   if (slab == NULL) {
@@ -165,7 +157,7 @@ static ST_COLD ST_NOINLINE _Noreturn void slab_fatal_misfit(st_slab_cache_t *c, 
 
 void st_slab_free(st_slab_cache_t *c, void *obj) {
   if (ST_UNLIKELY(obj == NULL)) return;
-  slab_check_live(c, "st_slab_free");
+  st__handle_check(c, ST_MAGIC_SLAB, "st_slab_free");
   st_lock_acquire(&c->lock);
   const char *why = st__chunk_misfit(obj, c, &c->geo);
   if (ST_UNLIKELY(why != NULL)) slab_fatal_misfit(c, obj, why);
@@ -225,13 +217,13 @@ static size_t slab_give_back_lists(st_slab_cache_t *c, enum slab_state first,
 
 size_t st_slab_shrink(st_slab_cache_t *c) {
   if (c == NULL) return 0;
-  slab_check_live(c, "st_slab_shrink");
+  st__handle_check(c, ST_MAGIC_SLAB, "st_slab_shrink");
   return slab_give_back_lists(c, SLAB_EMPTY, SLAB_EMPTY) * c->geo.chunk_size;
 }
 
 void st_slab_destroy(st_slab_cache_t *c) {
   if (c == NULL) return;
-  slab_check_live(c, "st_slab_destroy");
+  st__handle_check(c, ST_MAGIC_SLAB, "st_slab_destroy");
   if (c->live != 0)
     st__report("st_slab_destroy(): cache \"%s\" %p destroyed with %zu objects still allocated",
                c->name, (void *)c, c->live);
@@ -241,7 +233,7 @@ void st_slab_destroy(st_slab_cache_t *c) {
 }
 
 void st_slab_stats_get(st_slab_cache_t *c, st_slab_stats *out) {
-  slab_check_live(c, "st_slab_stats_get");
+  st__handle_check(c, ST_MAGIC_SLAB, "st_slab_stats_get");
   st_lock_acquire(&c->lock);
   size_t slabs = c->nslabs[SLAB_PARTIAL] + c->nslabs[SLAB_FULL] + c->nslabs[SLAB_EMPTY];
   *out = (st_slab_stats){

@@ -252,10 +252,13 @@ static void stale_mark(void *arg) {
 }
 
 static void arena_misuse(void) {
-  CHECK(expect_death(use_after_destroy, NULL, "st_arena_alloc(): 0x"));
-  CHECK(expect_death(use_after_destroy, NULL, "is not a live arena"));
-  CHECK(expect_death(foreign_mark, NULL, "st_arena_release(): mark"));
-  CHECK(expect_death(stale_mark, NULL, "is not a position of arena"));
+  static const death_case cases[] = {
+      DEATH_CASE(use_after_destroy, "st_arena_alloc(): 0x"),
+      DEATH_CASE(use_after_destroy, "is not a live arena"),
+      DEATH_CASE(foreign_mark, "st_arena_release(): mark"),
+      DEATH_CASE(stale_mark, "is not a position of arena"),
+  };
+  expect_deaths(cases, sizeof cases / sizeof cases[0]);
 }
 
 int main(void) {

@@ -4,8 +4,6 @@
  * With --threads-only (the TSan tier) it runs the thread case alone.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdalign.h>
 #include <stdint.h>
 
@@ -128,46 +126,15 @@ static void pool_invalid(void) {
   st_pool_destroy(p);
 }
 
-enum { THREADS = 4, SHARED_SLOTS = 2048, THREAD_OPS = 200000 };
-static _Atomic(void *) shared[SHARED_SLOTS]; /* objects any thread may take and free */
-
-/* Takes a random shared slot: frees the object in it (often another thread's) or puts a
- * new one there. */
-static void *pool_thread(void *arg) {
-  st_pool_t *p = arg;
-  uint64_t seed = (uintptr_t)&seed | 1;
-  long bad = 0;
-  for (long i = 0; i < THREAD_OPS; i++) {
-    size_t k = xorshift64(&seed) % SHARED_SLOTS;
-    void *obj = atomic_exchange(&shared[k], NULL);
-    if (obj != NULL) {
-      bad += !pattern_ok(obj, 40, (uintptr_t)obj);
-      st_pool_free(p, obj);
-    } else if ((obj = st_pool_alloc(p)) != NULL) {
-      pattern_fill(obj, 40, (uintptr_t)obj);
-      void *expected = NULL;
-      if (!atomic_compare_exchange_strong(&shared[k], &expected, obj)) st_pool_free(p, obj);
-    } else {
-      bad++;
-    }
-  }
-  return (void *)bad;
-}
+static void *pool_alloc_cb(void *pool) { return st_pool_alloc(pool); }
+static void pool_free_cb(void *pool, void *obj) { st_pool_free(pool, obj); }
 
 /* Several threads share one pool; most objects are freed by another thread than their allocator. */
 static void pool_threads(void) {
   st_pool_t *p = st_pool_create(40, 0, ST_POOL_THREAD_SAFE);
   REQUIRE(p != NULL);
-  pthread_t t[THREADS];
-  for (int i = 0; i < THREADS; i++) REQUIRE(pthread_create(&t[i], NULL, pool_thread, p) == 0);
-  long bad = 0;
-  for (int i = 0; i < THREADS; i++) {
-    void *r;
-    pthread_join(t[i], &r);
-    bad += (long)r;
-  }
-  CHECK_EQ(bad, 0);
-  for (size_t k = 0; k < SHARED_SLOTS; k++) st_pool_free(p, atomic_exchange(&shared[k], NULL));
+  shared_test t = {pool_alloc_cb, pool_free_cb, NULL, p, 0, 40, 200000};
+  CHECK_EQ(shared_run(&t), 0);
   st_pool_stats s;
   st_pool_stats_get(p, &s);
   CHECK_EQ(s.live_objects, 0);
@@ -237,19 +204,22 @@ static void free_after_destroy(void *arg) {
 }
 
 static void pool_misuse(void) {
-  CHECK(expect_death(double_free, NULL, "st_pool_free(): double free of 0x"));
-  CHECK(expect_death(double_free_thread_safe, NULL, "st_pool_free(): double free of 0x"));
-  CHECK(expect_death(wrong_pool, NULL, "allocated by another allocator than pool 0x"));
-  CHECK(expect_death(interior_pointer, NULL, "is not the start of an object of pool"));
-  CHECK(expect_death(never_allocated, NULL, "is not the start of an object of pool"));
-  CHECK(expect_death(slab_object_to_pool, NULL, "allocated by another allocator than pool"));
-  CHECK(expect_death(use_after_destroy, NULL, "st_pool_alloc(): 0x"));
-  CHECK(expect_death(use_after_destroy, NULL, "is not a live pool"));
-  CHECK(expect_death(free_after_destroy, NULL, "st_pool_free(): 0x"));
+  static const death_case cases[] = {
+      DEATH_CASE(double_free, "st_pool_free(): double free of 0x"),
+      DEATH_CASE(double_free_thread_safe, "st_pool_free(): double free of 0x"),
+      DEATH_CASE(wrong_pool, "allocated by another allocator than pool 0x"),
+      DEATH_CASE(interior_pointer, "is not the start of an object of pool"),
+      DEATH_CASE(never_allocated, "is not the start of an object of pool"),
+      DEATH_CASE(slab_object_to_pool, "allocated by another allocator than pool"),
+      DEATH_CASE(use_after_destroy, "st_pool_alloc(): 0x"),
+      DEATH_CASE(use_after_destroy, "is not a live pool"),
+      DEATH_CASE(free_after_destroy, "st_pool_free(): 0x"),
+  };
+  expect_deaths(cases, sizeof cases / sizeof cases[0]);
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "--threads-only") != 0) {
+  if (!threads_only(argc, argv)) {
     RUN_CASE(pool_sizes_and_alignments);
     RUN_CASE(pool_reuse_lifo);
     RUN_CASE(pool_chunks_grow_and_release);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -202,46 +203,26 @@ static void slab_invalid(void) {
   st_slab_destroy(NULL);
 }
 
-enum { THREADS = 4, SHARED_SLOTS = 1024, THREAD_OPS = 100000 };
-static _Atomic(widget *) shared[SHARED_SLOTS];
+static void *slab_alloc_cb(void *cache) { return st_slab_alloc(cache); }
+static void slab_free_cb(void *cache, void *obj) { st_slab_free(cache, obj); }
+static int widget_ready(const void *obj) { return ((const widget *)obj)->state == WIDGET_READY; }
 
-static void *slab_thread(void *arg) {
-  st_slab_cache_t *c = arg;
-  uint64_t seed = (uintptr_t)&seed | 1;
-  long bad = 0;
-  for (long i = 0; i < THREAD_OPS; i++) {
-    size_t k = xorshift64(&seed) % SHARED_SLOTS;
-    widget *w = atomic_exchange(&shared[k], NULL);
-    if (w != NULL) {
-      bad += w->state != WIDGET_READY || !pattern_ok(w->payload, 16, (uintptr_t)w);
-      st_slab_free(c, w);
-    } else if ((w = st_slab_alloc(c)) != NULL) {
-      bad += w->state != WIDGET_READY;
-      pattern_fill(w->payload, 16, (uintptr_t)w);
-      widget *expected = NULL;
-      if (!atomic_compare_exchange_strong(&shared[k], &expected, w)) st_slab_free(c, w);
-    } else {
-      bad++;
-    }
-    if (i % 20000 == 0) (void)st_slab_shrink(c); /* destructors run beside allocations */
-  }
-  return (void *)bad;
+/* Threads share a cache while st_slab_shrink runs destructors beside them. */
+static void *shrinker(void *cache) {
+  for (int i = 0; i < 20; i++) (void)st_slab_shrink(cache), sched_yield();
+  return NULL;
 }
 
 static void slab_threads(void) {
   reset_calls();
   st_slab_cache_t *c = st_slab_create("threads", sizeof(widget), 0, widget_ctor, widget_dtor);
   REQUIRE(c != NULL);
-  pthread_t t[THREADS];
-  for (int i = 0; i < THREADS; i++) REQUIRE(pthread_create(&t[i], NULL, slab_thread, c) == 0);
-  long bad = 0;
-  for (int i = 0; i < THREADS; i++) {
-    void *r;
-    pthread_join(t[i], &r);
-    bad += (long)r;
-  }
-  CHECK_EQ(bad, 0);
-  for (size_t k = 0; k < SHARED_SLOTS; k++) st_slab_free(c, atomic_exchange(&shared[k], NULL));
+  pthread_t shrink;
+  REQUIRE(pthread_create(&shrink, NULL, shrinker, c) == 0);
+  shared_test t = {slab_alloc_cb, slab_free_cb, widget_ready, c, offsetof(widget, payload), 16,
+                   100000};
+  CHECK_EQ(shared_run(&t), 0);
+  pthread_join(shrink, NULL);
   st_slab_stats s;
   st_slab_stats_get(c, &s);
   CHECK_EQ(s.live_objects, 0);
@@ -282,15 +263,18 @@ static void use_after_destroy(void *arg) {
 }
 
 static void slab_misuse(void) {
-  CHECK(expect_death(double_free, NULL, "st_slab_free(): double free of 0x"));
-  CHECK(expect_death(overrun, NULL, "st_slab_free(): the word after object 0x"));
-  CHECK(expect_death(wrong_cache, NULL, "allocated by another allocator than slab cache \"two\""));
-  CHECK(expect_death(use_after_destroy, NULL, "st_slab_alloc(): 0x"));
-  CHECK(expect_death(use_after_destroy, NULL, "is not a live slab cache"));
+  static const death_case cases[] = {
+      DEATH_CASE(double_free, "st_slab_free(): double free of 0x"),
+      DEATH_CASE(overrun, "st_slab_free(): the word after object 0x"),
+      DEATH_CASE(wrong_cache, "allocated by another allocator than slab cache \"two\""),
+      DEATH_CASE(use_after_destroy, "st_slab_alloc(): 0x"),
+      DEATH_CASE(use_after_destroy, "is not a live slab cache"),
+  };
+  expect_deaths(cases, sizeof cases / sizeof cases[0]);
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "--threads-only") != 0) {
+  if (!threads_only(argc, argv)) {
     RUN_CASE(slab_ctor_once_per_object);
     RUN_CASE(slab_lists);
     RUN_CASE(slab_reentrant_ctor);
