@@ -191,7 +191,10 @@ static void write_markdown(const char *dir, int argc, char **argv, int rounds, c
   struct utsname u;
   uname(&u);
   fprintf(f, "# special allocators against malloc, %s\n\n- command:", stamp);
-  for (int i = 0; i < argc; i++) fprintf(f, " %s", i == 0 ? "bench/special/compare" : argv[i]);
+  for (int i = 0; i < argc; i++) { /* paths by their last component: no machine's directories */
+    const char *slash = strrchr(argv[i], '/');
+    fprintf(f, " %s", i == 0 ? "bench/special/compare" : slash ? slash + 1 : argv[i]);
+  }
   fprintf(f, "\n- rounds: %d, scale: %s, kernel: %s %s, cores online: %ld\n", rounds, scale,
           u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN));
   report(f, 1, rounds);

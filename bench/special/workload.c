@@ -7,8 +7,8 @@
  *     them in allocation order, then 4,000,000 random replacements in a set of 10,000
  *   workload ast VARIANT SCALE       VARIANT: malloc | arena
  *     a parser's syntax trees: 400 trees of 10,000 nodes (16-32 B; names of 5-20 bytes on
- *     the name leaves), built bottom-up, walked, then dropped: freed node by node
- *     (malloc) or all at once (st_arena_reset)
+ *     the name leaves), built bottom-up, walked once (the use), then dropped: freed node by
+ *     node in a second walk (malloc) or all at once (st_arena_reset)
  *
  * The malloc variant calls plain malloc/free, so LD_PRELOAD chooses the general-purpose
  * allocator it measures. Every object carries a tag that is checked before it is freed;
@@ -152,18 +152,18 @@ static ast_node *ast_build(variant v, st_arena_t *arena, bench_rng *rng, uint64_
   return stack[0];
 }
 
-/* Walks the tree (an explicit stack: trees can be deep), folds it into h and, for the
- * malloc variant, frees every node and name on the way. */
+/* Walks the tree (an explicit stack: trees can be deep): uses it (folds it into h), or
+ * frees every node and name, as a program's free_tree() does before malloc'd trees go. */
 static uint64_t ast_walk(ast_node *root, bool free_nodes, uint64_t h) {
   static ast_node *todo[AST_NODES * AST_MAX_KIDS + 16];
   size_t depth = 0;
   todo[depth++] = root;
   while (depth > 0) {
     ast_node *node = todo[--depth];
-    h = h * 31 + node->value + node->kind;
+    if (!free_nodes) h = h * 31 + node->value + node->kind;
     if (node->kind == 1) {
-      h += (unsigned char)node->u.name[0] + (unsigned char)node->u.name[3];
-      if (free_nodes) free(node->u.name);
+      if (!free_nodes) h += (unsigned char)node->u.name[0] + (unsigned char)node->u.name[3];
+      else free(node->u.name);
     } else {
       for (uint32_t k = 1; k < node->kind; k++) todo[depth++] = node->u.kids[k - 1];
     }
@@ -180,8 +180,9 @@ static uint64_t run_ast(variant v, unsigned long scale, uint64_t *ops) {
   bench_rng rng = bench_rng_seed(11);
   for (uint64_t t = 0; t < trees; t++) {
     ast_node *root = ast_build(v, arena, &rng, ops);
-    h = ast_walk(root, v == VAR_MALLOC, h);
-    if (v == VAR_ARENA) st_arena_reset(arena);
+    h = ast_walk(root, false, h); /* the program uses its tree */
+    if (v == VAR_ARENA) st_arena_reset(arena); /* then drops it */
+    else ast_walk(root, true, 0);
   }
   st_arena_destroy(arena);
   return h;
