@@ -89,10 +89,7 @@ static uint64_t run_objects(variant v, unsigned long scale, uint64_t *ops) {
 typedef struct ast_node {
   uint32_t kind;  /* 0: number, 1: name, k >= 2: operator with k - 1 operands */
   uint32_t value; /* the number, or the operator's code */
-  union {
-    char *name;                /* kind 1 */
-    struct ast_node *kids[1];  /* kind >= 2: kind - 1 of them */
-  } u;
+  void *slot[];   /* kind 1: the name (char *); kind >= 2: the operands (ast_node *) */
 } ast_node;
 
 enum { AST_NODES = 10000, AST_MAX_KIDS = 3 };
@@ -104,7 +101,7 @@ static inline void *ast_alloc(variant v, st_arena_t *arena, size_t size) {
 }
 
 static size_t ast_node_size(uint32_t kind) {
-  return offsetof(ast_node, u) + (kind >= 2 ? (kind - 1) * sizeof(ast_node *) : sizeof(char *));
+  return sizeof(ast_node) + (kind >= 2 ? kind - 1 : 1) * sizeof(void *);
 }
 
 /* The names leaves carry, as a parser copies them out of its input. */
@@ -134,18 +131,18 @@ static ast_node *ast_build(variant v, st_arena_t *arena, bench_rng *rng, uint64_
       char *name = ast_alloc(v, arena, len + 1);
       memcpy(name, ast_names + from, len);
       name[len] = '\0';
-      node->u.name = name;
+      node->slot[0] = name;
       (*ops)++;
     }
-    for (uint32_t k = kids; k > 0; k--) node->u.kids[k - 1] = stack[--depth];
+    for (uint32_t k = kids; k > 0; k--) node->slot[k - 1] = stack[--depth];
     stack[depth++] = node;
   }
   while (depth > 1) { /* join what is left under binary operators */
     ast_node *node = ast_alloc(v, arena, ast_node_size(3));
     node->kind = 3;
     node->value = 0;
-    node->u.kids[1] = stack[--depth];
-    node->u.kids[0] = stack[--depth];
+    node->slot[1] = stack[--depth];
+    node->slot[0] = stack[--depth];
     stack[depth++] = node;
     (*ops)++;
   }
@@ -162,10 +159,11 @@ static uint64_t ast_walk(ast_node *root, bool free_nodes, uint64_t h) {
     ast_node *node = todo[--depth];
     if (!free_nodes) h = h * 31 + node->value + node->kind;
     if (node->kind == 1) {
-      if (!free_nodes) h += (unsigned char)node->u.name[0] + (unsigned char)node->u.name[3];
-      else free(node->u.name);
+      const char *name = node->slot[0];
+      if (!free_nodes) h += (unsigned char)name[0] + (unsigned char)name[3];
+      else free(node->slot[0]);
     } else {
-      for (uint32_t k = 1; k < node->kind; k++) todo[depth++] = node->u.kids[k - 1];
+      for (uint32_t k = 1; k < node->kind; k++) todo[depth++] = node->slot[k - 1];
     }
     if (free_nodes) free(node);
   }
