@@ -63,12 +63,9 @@ void *st__handle_new(void) {
   st_lock_acquire(&registry.lock);
   void *slot = registry_reuse_locked();
   if (slot == NULL) slot = registry_carve_locked();
+  if (slot != NULL) memset(slot, 0, ST_HANDLE_SLOT_SIZE); /* under the lock: foreach reads it */
   st_lock_release(&registry.lock);
-  if (slot == NULL) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  memset(slot, 0, ST_HANDLE_SLOT_SIZE);
+  if (slot == NULL) errno = ENOMEM;
   return slot;
 }
 

@@ -23,7 +23,8 @@ enum {
   ST_HANDLE_SLOT_SIZE = 512,  /* bytes per descriptor; each kind asserts it fits */
   ST_HANDLE_QUARANTINE = 64,  /* retired slots waiting before reuse */
 };
-#define ST_MAGIC_ARENA UINT64_C(0x616e657261747321) /* "!stareana"-ish tags, distinct */
+/* Distinct 64-bit tags, ASCII so that a memory dump shows them. */
+#define ST_MAGIC_ARENA UINT64_C(0x616e657261747321)
 #define ST_MAGIC_POOL UINT64_C(0x6c6f6f7074732121)
 #define ST_MAGIC_SLAB UINT64_C(0x62616c7374732121)
 #define ST_MAGIC_DEAD UINT64_C(0x646165647374dead)
