@@ -31,7 +31,7 @@
 #define FIT_HEADER 16
 #define FIT_MIN_BLOCK 32 /* header, prev link and footer of a free block */
 #define FIT_BINS 128
-#define FIT_EXACT_MAX 1024 /* segregated: one bin per 16-byte size up to here */
+#define FIT_EXACT_MAX 1024 /* one bin per 16-byte size up to here */
 #define FIT_COOKIE_KEY ((uintptr_t)0x9e3779b97f4a7c15ull)
 
 typedef struct fit_block {
@@ -86,11 +86,12 @@ static unsigned bin_single(size_t size) {
   return 0;
 }
 
-static unsigned bin_log2(size_t size) { return st_log2_floor(size); }
-
-static unsigned bin_segregated(size_t size) {
+/* One bin per 16-byte size up to FIT_EXACT_MAX, then four per power of two (bins hold
+ * blocks in [lower bound, next bin's lower bound)). Used by best, worst and segregated. */
+static unsigned bin_sized(size_t size) {
   if (size <= FIT_EXACT_MAX) return (unsigned)(size / 16);
-  return FIT_EXACT_MAX / 16 + st_log2_floor(size) - 10;
+  unsigned log = st_log2_floor(size);
+  return FIT_EXACT_MAX / 16 + (log - 10) * 4 + (unsigned)((size >> (log - 2)) & 3);
 }
 
 /* The first non-empty bin >= b, or FIT_BINS. */
@@ -149,11 +150,12 @@ static fit_block *search_next(fit_state *s, size_t need) {
   return f;
 }
 
-/* Best-fit: bins by power of two, each sorted by size. In need's bin the first block that
+/* Best-fit: the size bins, each kept sorted by size. In need's bin the first block that
  * fits is the smallest that fits; any higher bin's first block is larger than all of it.
- * O(blocks in one bin) instead of O(free blocks). */
+ * Exact bins hold one size, so they sort for free; a search or insertion walks at most one
+ * bin of sizes within 25% of each other, instead of every free block. */
 static fit_block *search_best(fit_state *s, size_t need) {
-  unsigned b = bin_log2(need);
+  unsigned b = bin_sized(need);
   fit_block *f = scan_bin(s, b, s->bins[b].next, need);
   if (f != NULL) return f;
   b = next_nonempty(s, b + 1);
@@ -171,11 +173,11 @@ static fit_block *search_worst(fit_state *s, size_t need) {
   return NULL;
 }
 
-/* Segregated fits: an exact bin per 16-byte size up to 1 KiB, power-of-two bins above.
- * A small request takes the first block of the first non-empty bin >= its own, which
- * always fits: O(1). Larger ones scan their own bin first. */
+/* Segregated fits: the size bins, unsorted. A small request takes the first block of the
+ * first non-empty bin >= its own, which always fits: O(1). Larger ones scan their own bin
+ * first (its blocks may be a little smaller than need). */
 static fit_block *search_segregated(fit_state *s, size_t need) {
-  unsigned b = bin_segregated(need);
+  unsigned b = bin_sized(need);
   if (need > FIT_EXACT_MAX) {
     fit_block *f = scan_bin(s, b, s->bins[b].next, need);
     if (f != NULL) return f;
@@ -358,9 +360,9 @@ static void fit_visit(const void *state, const st_region_t *r, st_heap_visitor f
 
 static const fit_policy policy_first = {bin_single, false, search_first};
 static const fit_policy policy_next = {bin_single, false, search_next};
-static const fit_policy policy_best = {bin_log2, true, search_best};
-static const fit_policy policy_worst = {bin_log2, true, search_worst};
-static const fit_policy policy_segregated = {bin_segregated, false, search_segregated};
+static const fit_policy policy_best = {bin_sized, true, search_best};
+static const fit_policy policy_worst = {bin_sized, true, search_worst};
+static const fit_policy policy_segregated = {bin_sized, false, search_segregated};
 
 static void fit_init(fit_state *s, const fit_policy *policy) {
   memset(s, 0, sizeof *s);
