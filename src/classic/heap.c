@@ -102,6 +102,35 @@ static void big_check_locked(const st_classic_heap_t *h, const st_region_t *r, c
            (size_t)(r->end - r->data), (void *)r->data, h->owner_name);
 }
 
+/* Grows or shrinks a BIG block's region with mremap: in place when the address space after
+ * it is free, else onto a new mapping (pages move, nothing is copied). Blocks aligned
+ * beyond the region header keep their alignment only in place, so they are not moved.
+ * NULL when neither works (the block is untouched). */
+static void *big_resize_locked(st_classic_heap_t *h, st_region_t *r, size_t size) {
+  size_t offset = (size_t)(r->data - (char *)r), page = st__os_page_size();
+  if (size > PTRDIFF_MAX - offset - page) return NULL;
+  size_t total = st_align_up(offset + size, page), old_total = r->size;
+  if (total > old_total && !within_limit_locked(h, total - old_total)) return NULL;
+  st__region_table_remove(&h->regions, r); /* frees the entry the result takes */
+  st_region_t *moved = st__os_remap(r, old_total, total, NULL);
+  if (moved == NULL && offset == ST_REGION_DATA_ALIGN) {
+    void *target = st__os_map_aligned(total, page);
+    if (target != NULL && (moved = st__os_remap(r, old_total, total, target)) == NULL)
+      st__os_unmap(target, total);
+  }
+  if (moved == NULL) {
+    ST_CHECK(st__region_table_add(&h->regions, r), "a table entry was just freed");
+    return NULL;
+  }
+  moved->size = total;
+  moved->data = (char *)moved + offset;
+  moved->end = (char *)moved + total;
+  ST_CHECK(st__region_table_add(&h->regions, moved), "a table entry was just freed");
+  h->live_bytes += (total - old_total);
+  if (h->live_bytes > h->peak_live_bytes) h->peak_live_bytes = h->live_bytes;
+  return moved->data;
+}
+
 /* ---- arena regions -------------------------------------------------------------------- */
 
 static bool grow_locked(st_classic_heap_t *h) {
@@ -196,7 +225,9 @@ static void *realloc_locked(st_classic_heap_t *h, void *p, size_t size) {
   st_region_t *r = region_of_locked(h, p, "realloc");
   size_t old = usable_locked(h, p, "realloc");
   if (r->kind == ST_REGION_BIG) {
-    if (size <= old && size > old / 2 && size > ST_REGION_ARENA_MAX) return p;
+    if (size <= old && size > old / 2) return p;
+    void *q = size > ST_REGION_ARENA_MAX ? big_resize_locked(h, r, size) : NULL;
+    if (q != NULL) return q;
   } else if (size + ST_MIN_ALIGN <= ST_REGION_ARENA_MAX) {
     size_t now;
     if (h->backend->resize(h->state, r, p, size, &now)) {
