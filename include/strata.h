@@ -80,7 +80,6 @@ ST_API void st_core_counters_get(st_core_counters *out);
  * inconsistency (layer and address) to stderr and returns -1. */
 ST_API int st_heap_validate(void);
 
-
 /* ---- Strategies and first-class heaps -------------------------------------------------- */
 
 /* The allocation strategies (docs/strategies.md). DEFAULT is the production allocator; the
@@ -126,9 +125,9 @@ typedef struct st_heap_stats {
   size_t peak_mapped_bytes; /* the highest mapped_bytes so far: the peak footprint */
   size_t live_bytes;        /* usable bytes of live blocks */
   size_t peak_live_bytes;   /* the highest live_bytes so far */
-  size_t live_blocks;
-  size_t allocations; /* blocks ever allocated */
-  size_t regions; /* arena regions plus blocks mapped on their own */
+  size_t live_blocks;       /* blocks allocated and not yet freed */
+  size_t allocations;       /* blocks ever allocated */
+  size_t regions;           /* arena regions plus blocks mapped on their own */
 } st_heap_stats;
 
 /* options NULL: segregated fits, no limit. NULL with errno EINVAL (bad options) or ENOMEM. */

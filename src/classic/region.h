@@ -54,7 +54,7 @@ typedef struct st_region_table {
 /* Every arena region: 4 MiB, aligned to its size (the buddy backend relies on it). Requests
  * whose size plus alignment exceed ST_REGION_ARENA_MAX get a BIG region of their own. */
 #define ST_REGION_ARENA_BYTES ((size_t)4 << 20)
-#define ST_REGION_ARENA_MAX ((size_t)1 << 20)
+#define ST_REGION_ARENA_MAX ((size_t)256 << 10) /* like the mmap threshold of classic mallocs */
 
 /* Maps a region with at least `data_bytes` after the header, its start aligned to align
  * (a power of two) and its data at offset data_offset (a multiple of 16, >= the header).
