@@ -25,8 +25,8 @@
 extern char etext, edata, end; /* set by the linker: ends of text, data and bss */
 
 static const char greeting[] = "hello"; /* read-only data */
-static int answer = 42;                  /* data */
-static long counter;                     /* bss */
+static int answer = 42;                 /* data */
+static long counter;                    /* bss */
 
 typedef struct sample {
   const char *what;

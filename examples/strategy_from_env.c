@@ -30,10 +30,13 @@ int main(void) {
   }
   int (*current)(void) = NULL;
   const char *(*name)(int) = NULL;
-  void *f = dlsym(RTLD_DEFAULT, "st_strategy_current"), *g = dlsym(RTLD_DEFAULT, "st_strategy_name");
+  void *f = dlsym(RTLD_DEFAULT, "st_strategy_current"),
+       *g = dlsym(RTLD_DEFAULT, "st_strategy_name");
   memcpy(&current, &f, sizeof f);
   memcpy(&name, &g, sizeof g);
-  if (current && name) printf("strategy: %s\n", name(current()));
-  else printf("strategy: glibc's malloc (libstrata.so is not preloaded)\n");
+  if (current && name)
+    printf("strategy: %s\n", name(current()));
+  else
+    printf("strategy: glibc's malloc (libstrata.so is not preloaded)\n");
   return 0;
 }

@@ -109,8 +109,10 @@ static void w_realloc(void) {
 static void w_fit_holes(void) {
   size_t n = ops(20000);
   if (n * 6 > MAX_LIVE) n = MAX_LIVE / 6;
-  void **keep = slot_ptr, **big = slot_ptr + n, **mid = slot_ptr + 2 * n, **keep2 = slot_ptr + 3 * n;
-  for (size_t i = 0; i < n; i++) big[i] = take(4096), keep[i] = take(16), mid[i] = take(2200), keep2[i] = take(16);
+  void **keep = slot_ptr, **big = slot_ptr + n, **mid = slot_ptr + 2 * n,
+       **keep2 = slot_ptr + 3 * n;
+  for (size_t i = 0; i < n; i++)
+    big[i] = take(4096), keep[i] = take(16), mid[i] = take(2200), keep2[i] = take(16);
   for (size_t i = 0; i < n; i++) give(mid[i], 2200);
   for (size_t i = 0; i < n; i++) give(big[i], 4096);
   void **later = slot_ptr + 4 * n;
@@ -143,7 +145,9 @@ static const struct {
     {"small", "random replacement, 20k live blocks of 16..1040 B", w_small},
     {"medium", "random replacement, 2k live blocks of 0.5..64 KiB", w_medium},
     {"realloc", "16 buffers grown by 25% steps with realloc", w_realloc},
-    {"fit-holes", "worst case of first/next/worst fit: 2100 B and 4000 B into 2200 B and 4096 B holes", w_fit_holes},
+    {"fit-holes",
+     "worst case of first/next/worst fit: 2100 B and 4000 B into 2200 B and 4096 B holes",
+     w_fit_holes},
     {"pow2-plus", "worst case of buddy: sizes 2^k + 16", w_pow2_plus},
     {"scan", "worst case of list and bitmap scans: 2000 B among small holes", w_scan},
 };
@@ -218,7 +222,7 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static void write_charts(const char *stem, double med[NW][ST_STRATEGY_COUNT][3]) {
+static void write_charts(const char *stem, double values[NW][ST_STRATEGY_COUNT][3]) {
   static const char *const what[3] = {"time", "rss", "frag"};
   for (int m = 0; m < 3; m++) {
     char path[512];
@@ -230,7 +234,7 @@ static void write_charts(const char *stem, double med[NW][ST_STRATEGY_COUNT][3])
     fprintf(f, "\n");
     for (int w = 0; w < NW; w++) {
       fprintf(f, "%s", workloads[w].name);
-      for (int s = 0; s < ST_STRATEGY_COUNT; s++) fprintf(f, " %.4f", med[w][s][m]);
+      for (int s = 0; s < ST_STRATEGY_COUNT; s++) fprintf(f, " %.4f", values[w][s][m]);
       fprintf(f, "\n");
     }
     fclose(f);
@@ -250,26 +254,18 @@ static void write_charts(const char *stem, double med[NW][ST_STRATEGY_COUNT][3])
   }
 }
 
-int main(int argc, char **argv) {
-  int rounds = 3;
-  const char *stem = NULL;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--rounds")) rounds = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--scale")) scale = (unsigned)atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--out")) stem = argv[i + 1];
-  }
-  if (rounds < 1 || rounds > MAX_ROUNDS || scale < 1) {
-    fprintf(stderr, "usage: compare [--rounds 1..%d] [--scale S] [--out STEM]\n", MAX_ROUNDS);
-    return 64;
-  }
+static int rounds = 3;
+static double med[NW][ST_STRATEGY_COUNT][3]; /* [workload][strategy][time, rss, frag] */
+
+/* Runs every round and fills med; returns 1 when a run failed or disagreed. */
+static int run_rounds(void) {
   static double v[NW][ST_STRATEGY_COUNT][3][MAX_ROUNDS];
-  static double med[NW][ST_STRATEGY_COUNT][3];
   uint64_t sums[NW] = {0};
   int failed = 0;
   for (int r = 0; r < rounds; r++)
     for (int w = 0; w < NW; w++)
       for (int i = 0; i < ST_STRATEGY_COUNT; i++) {
-        int s = (i + r) % ST_STRATEGY_COUNT;
+        int s = (i + r) % ST_STRATEGY_COUNT; /* round r starts one strategy later */
         result x = run_child(w, s);
         if (!x.ok || (sums[w] && x.checksum != sums[w])) {
           fprintf(stderr, "compare: %s under %s failed or disagreed\n", workloads[w].name,
@@ -282,21 +278,20 @@ int main(int argc, char **argv) {
   for (int w = 0; w < NW; w++)
     for (int s = 0; s < ST_STRATEGY_COUNT; s++)
       for (int m = 0; m < 3; m++) med[w][s][m] = median(v[w][s][m], rounds);
+  return failed;
+}
 
-  FILE *csv = NULL, *md = stdout;
-  char path[512];
-  if (stem) {
-    snprintf(path, sizeof path, "%s.csv", stem);
-    csv = fopen(path, "w");
-    snprintf(path, sizeof path, "%s.md", stem);
-    md = fopen(path, "w");
-    if (!csv || !md) return 1;
-    fprintf(csv, "workload,strategy,median_seconds,median_peak_rss_mib,median_fragmentation,rounds,scale\n");
-  }
-  fprintf(md, "Medians of %d interleaved rounds at scale %u%%. time s / peak RSS MiB / "
-              "fragmentation (peak RSS growth / peak live requested bytes).\n\n| workload |",
+/* The markdown table to md and, when csv is not NULL, one CSV row per cell. */
+static void write_tables(FILE *md, FILE *csv) {
+  if (csv)
+    fprintf(csv, "workload,strategy,median_seconds,median_peak_rss_mib,median_fragmentation,"
+                 "rounds,scale\n");
+  fprintf(md,
+          "Medians of %d interleaved rounds at scale %u%%. time s / peak RSS MiB / "
+          "fragmentation (peak RSS growth / peak live requested bytes).\n\n| workload |",
           rounds, scale);
-  for (int s = 0; s < ST_STRATEGY_COUNT; s++) fprintf(md, " %s |", st_strategy_name((st_strategy)s));
+  for (int s = 0; s < ST_STRATEGY_COUNT; s++)
+    fprintf(md, " %s |", st_strategy_name((st_strategy)s));
   fprintf(md, "\n|---|");
   for (int s = 0; s < ST_STRATEGY_COUNT; s++) fprintf(md, "---|");
   fprintf(md, "\n");
@@ -313,12 +308,39 @@ int main(int argc, char **argv) {
   }
   fprintf(md, "\nWorkloads:\n\n");
   for (int w = 0; w < NW; w++) fprintf(md, "- `%s`: %s\n", workloads[w].name, workloads[w].why);
-  if (stem) {
-    fclose(csv);
-    fclose(md);
-    snprintf(path, sizeof path, "%s.md", stem);
-    printf("compare: wrote %s.csv and %s.md\n", stem, stem);
-    write_charts(stem, med);
+}
+
+int main(int argc, char **argv) {
+  const char *stem = NULL;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--rounds"))
+      rounds = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--scale"))
+      scale = (unsigned)atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--out"))
+      stem = argv[i + 1];
   }
+  if (rounds < 1 || rounds > MAX_ROUNDS || scale < 1) {
+    fprintf(stderr, "usage: compare [--rounds 1..%d] [--scale S] [--out STEM]\n", MAX_ROUNDS);
+    return 64;
+  }
+  int failed = run_rounds();
+  if (stem == NULL) {
+    write_tables(stdout, NULL);
+    return failed;
+  }
+  char csv_path[512], md_path[512];
+  snprintf(csv_path, sizeof csv_path, "%s.csv", stem);
+  snprintf(md_path, sizeof md_path, "%s.md", stem);
+  FILE *csv = fopen(csv_path, "w"), *md = fopen(md_path, "w");
+  if (!csv || !md) {
+    fprintf(stderr, "compare: cannot write %s or %s\n", csv_path, md_path);
+    return 1;
+  }
+  write_tables(md, csv);
+  fclose(csv);
+  fclose(md);
+  printf("compare: wrote %s and %s\n", csv_path, md_path);
+  write_charts(stem, med);
   return failed;
 }

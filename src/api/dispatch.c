@@ -20,7 +20,7 @@
 st_atomic_int st__dispatch_xmode;
 
 static st_lock_t decide_lock = ST_LOCK_INIT;
-static st_strategy process_strategy;  /* const once decided */
+static st_strategy process_strategy;   /* const once decided */
 static st_classic_heap_t process_heap; /* serves the process when the mode is CLASSIC */
 
 static const char *const strategy_names[ST_STRATEGY_COUNT] = {
@@ -88,7 +88,8 @@ st_strategy st_strategy_current(void) {
 /* STRATA_VERBOSE under a classic strategy: one line at exit that says what it served (the
  * core prints its own line). */
 __attribute__((destructor)) static void classic_report_at_exit(void) {
-  if (st_load_acquire(&st__dispatch_xmode) != ST_DISPATCH_CLASSIC || st_option(ST_OPTION_VERBOSE) < 1)
+  if (st_load_acquire(&st__dispatch_xmode) != ST_DISPATCH_CLASSIC ||
+      st_option(ST_OPTION_VERBOSE) < 1)
     return;
   st_heap_stats s;
   st__classic_stats(&process_heap, &s);
@@ -97,6 +98,8 @@ __attribute__((destructor)) static void classic_report_at_exit(void) {
 }
 
 void st__dispatch_process_stats(st_heap_stats *out) {
-  if (st__dispatch_classic() != NULL) st__classic_stats(&process_heap, out);
-  else *out = (st_heap_stats){.strategy = ST_STRATEGY_DEFAULT};
+  if (st__dispatch_classic() != NULL)
+    st__classic_stats(&process_heap, out);
+  else
+    *out = (st_heap_stats){.strategy = ST_STRATEGY_DEFAULT};
 }

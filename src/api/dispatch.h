@@ -38,13 +38,16 @@ ST_INLINE void *st__dispatch_malloc(size_t size, bool zero) {
 
 ST_INLINE void *st__dispatch_malloc_aligned(size_t size, size_t align) {
   st_classic_heap_t *h = st__dispatch_classic();
-  return h != NULL ? st__classic_malloc(h, size, align, false) : st__core_malloc_aligned(size, align);
+  return h != NULL ? st__classic_malloc(h, size, align, false)
+                   : st__core_malloc_aligned(size, align);
 }
 
 ST_INLINE void st__dispatch_free(void *p, st_span_t *span, const char *fn) {
   st_classic_heap_t *h = st__dispatch_classic();
-  if (h != NULL) st__classic_free(h, p, fn);
-  else st__core_free(p, span, fn);
+  if (h != NULL)
+    st__classic_free(h, p, fn);
+  else
+    st__core_free(p, span, fn);
 }
 
 ST_INLINE void *st__dispatch_realloc(void *p, size_t size) {

@@ -91,10 +91,13 @@ void *st_heap_realloc(st_heap_t *heap, void *ptr, size_t size) {
   return q != NULL ? q : fail(ENOMEM);
 }
 
-void st_heap_free(st_heap_t *heap, void *ptr) { st__classic_free(classic_of(heap, "st_heap_free"), ptr, "st_heap_free"); }
+void st_heap_free(st_heap_t *heap, void *ptr) {
+  st__classic_free(classic_of(heap, "st_heap_free"), ptr, "st_heap_free");
+}
 
 size_t st_heap_usable_size(st_heap_t *heap, const void *ptr) {
-  return st__classic_usable_size(classic_of(heap, "st_heap_usable_size"), ptr, "st_heap_usable_size");
+  return st__classic_usable_size(classic_of(heap, "st_heap_usable_size"), ptr,
+                                 "st_heap_usable_size");
 }
 
 void st_heap_visit(st_heap_t *heap, st_heap_visitor fn, void *arg) {
@@ -102,8 +105,12 @@ void st_heap_visit(st_heap_t *heap, st_heap_visitor fn, void *arg) {
 }
 
 void st_heap_stats_get(st_heap_t *heap, st_heap_stats *out) {
-  if (heap == NULL) st__dispatch_process_stats(out);
-  else st__classic_stats(classic_of(heap, "st_heap_stats_get"), out);
+  if (heap == NULL)
+    st__dispatch_process_stats(out);
+  else
+    st__classic_stats(classic_of(heap, "st_heap_stats_get"), out);
 }
 
-int st_heap_check(st_heap_t *heap) { return st__classic_validate(classic_of(heap, "st_heap_check")) ? 0 : -1; }
+int st_heap_check(st_heap_t *heap) {
+  return st__classic_validate(classic_of(heap, "st_heap_check")) ? 0 : -1;
+}

@@ -28,8 +28,8 @@
 #define BITMAP_COOKIE_KEY ((uint64_t)0xc2b2ae3d27d4eb4full)
 
 typedef struct bitmap_region {
-  size_t hint;        /* every granule below is used */
-  size_t free_count;  /* free granules */
+  size_t hint;       /* every granule below is used */
+  size_t free_count; /* free granules */
   uint64_t used[WORDS];
   uint64_t start[WORDS];
 } bitmap_region;
@@ -44,7 +44,7 @@ typedef struct bitmap_state {
 } bitmap_state;
 
 /* Granules taken by the region header and the bitmaps. */
-#define METADATA_GRANULES                                                                         \
+#define METADATA_GRANULES                                                                          \
   (st_align_up(ST_REGION_DATA_ALIGN + sizeof(bitmap_region), GRANULE) / GRANULE)
 
 ST_INLINE bitmap_region *meta(const st_region_t *r) { return (bitmap_region *)r->data; }
@@ -73,8 +73,10 @@ static void set_run(uint64_t *bits, size_t g, size_t n, bool value) {
   while (n > 0) {
     size_t take = 64 - g % 64 < n ? 64 - g % 64 : n;
     uint64_t mask = (take == 64 ? ~(uint64_t)0 : (((uint64_t)1 << take) - 1)) << (g % 64);
-    if (value) bits[g / 64] |= mask;
-    else bits[g / 64] &= ~mask;
+    if (value)
+      bits[g / 64] |= mask;
+    else
+      bits[g / 64] &= ~mask;
     g += take;
     n -= take;
   }
@@ -153,7 +155,8 @@ static size_t bitmap_free(void *state, st_region_t *r, void *p, const char *fn) 
   return (n - 1) * GRANULE;
 }
 
-static size_t bitmap_usable(const void *state, const st_region_t *r, const void *p, const char *fn) {
+static size_t bitmap_usable(const void *state, const st_region_t *r, const void *p,
+                            const char *fn) {
   ST_UNUSED(state);
   const bitmap_header *h = (const bitmap_header *)granule_addr(r, live_granule(r, p, fn));
   return (h->granules - 1) * GRANULE;
@@ -222,8 +225,8 @@ static bool bitmap_validate(const void *state, const st_region_t *r) {
     g += h->granules - 1;
   }
   if (used + m->free_count != GRANULES - METADATA_GRANULES || live != r->used) {
-    st__report("bitmap: region %p: counts disagree (used %zu free %zu live %zu)", (void *)r,
-               used, m->free_count, live);
+    st__report("bitmap: region %p: counts disagree (used %zu free %zu live %zu)", (void *)r, used,
+               m->free_count, live);
     return false;
   }
   return true;
@@ -244,7 +247,13 @@ static void bitmap_init(void *state) {
   st_list_init(&s->regions);
 }
 
-const st_backend st__backend_bitmap = {"bitmap",        bitmap_init,  bitmap_add_region,
-                                       bitmap_remove_region, bitmap_alloc, bitmap_free,
-                                       bitmap_usable,   bitmap_resize, bitmap_validate,
-                                       bitmap_visit};
+const st_backend st__backend_bitmap = {.name = "bitmap",
+                                       .init = bitmap_init,
+                                       .add_region = bitmap_add_region,
+                                       .remove_region = bitmap_remove_region,
+                                       .alloc = bitmap_alloc,
+                                       .free = bitmap_free,
+                                       .usable = bitmap_usable,
+                                       .resize = bitmap_resize,
+                                       .validate = bitmap_validate,
+                                       .visit = bitmap_visit};

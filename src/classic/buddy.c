@@ -172,7 +172,8 @@ static bool buddy_validate(const void *state, const st_region_t *r) {
     uintptr_t buddy = offset ^ ((uintptr_t)1 << k);
     if ((m & BUDDY_FREE) && k < BUDDY_MAX_ORDER && buddy >= BUDDY_RESERVED &&
         order_map(r)[buddy >> BUDDY_MIN_ORDER] == (BUDDY_FREE | k)) {
-      st__report("buddy: region %p: free buddies of order %u at %zu not merged", (void *)r, k, offset);
+      st__report("buddy: region %p: free buddies of order %u at %zu not merged", (void *)r, k,
+                 offset);
       return false;
     }
     if (m & BUDDY_LIVE) live += (size_t)1 << k;
@@ -198,9 +199,17 @@ static void buddy_visit(const void *state, const st_region_t *r, st_heap_visitor
 static void buddy_init(void *state) {
   buddy_state *s = state;
   memset(s, 0, sizeof *s);
-  for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++) s->lists[k].next = s->lists[k].prev = &s->lists[k];
+  for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++)
+    s->lists[k].next = s->lists[k].prev = &s->lists[k];
 }
 
-const st_backend st__backend_buddy = {"buddy",      buddy_init,   buddy_add_region, buddy_remove_region,
-                                      buddy_alloc,  buddy_free,   buddy_usable,     buddy_resize,
-                                      buddy_validate, buddy_visit};
+const st_backend st__backend_buddy = {.name = "buddy",
+                                      .init = buddy_init,
+                                      .add_region = buddy_add_region,
+                                      .remove_region = buddy_remove_region,
+                                      .alloc = buddy_alloc,
+                                      .free = buddy_free,
+                                      .usable = buddy_usable,
+                                      .resize = buddy_resize,
+                                      .validate = buddy_validate,
+                                      .visit = buddy_visit};

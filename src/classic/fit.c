@@ -35,9 +35,9 @@
 #define FIT_COOKIE_KEY ((uintptr_t)0x9e3779b97f4a7c15ull)
 
 typedef struct fit_block {
-  size_t head;             /* size | flags */
-  struct fit_block *next;  /* free: next in bin; live: the cookie */
-  struct fit_block *prev;  /* free only: previous in bin */
+  size_t head;            /* size | flags */
+  struct fit_block *next; /* free: next in bin; live: the cookie */
+  struct fit_block *prev; /* free only: previous in bin */
 } fit_block;
 
 typedef struct fit_state fit_state;
@@ -135,7 +135,9 @@ static fit_block *scan_bin(fit_state *s, unsigned b, fit_block *from, size_t nee
 /* ---- the five searches ------------------------------------------------------------------ */
 
 /* First-fit: one list, newest free block first; the first that fits. O(free blocks). */
-static fit_block *search_first(fit_state *s, size_t need) { return scan_bin(s, 0, s->bins[0].next, need); }
+static fit_block *search_first(fit_state *s, size_t need) {
+  return scan_bin(s, 0, s->bins[0].next, need);
+}
 
 /* Next-fit: first-fit resuming where the last search ended, wrapping around once. */
 static fit_block *search_next(fit_state *s, size_t need) {
@@ -143,7 +145,8 @@ static fit_block *search_next(fit_state *s, size_t need) {
   fit_block *start = s->rover != NULL && s->rover != head ? s->rover : head->next;
   fit_block *f = scan_bin(s, 0, start, need);
   if (f == NULL) { /* wrap: from the head up to where we started */
-    for (f = head->next; f != start && block_size(f) < need; f = f->next) {}
+    for (f = head->next; f != start && block_size(f) < need; f = f->next) {
+    }
     if (f == start) f = NULL;
   }
   s->rover = f != NULL ? f->next : NULL;
@@ -343,8 +346,8 @@ static bool fit_validate(const void *state, const st_region_t *r) {
     b = block_at(b, size);
   }
   if ((char *)b != r->end - FIT_HEADER || live != r->used) {
-    st__report("fit: region %p: blocks end at %p, live %zu (expected %zu)", (void *)r,
-               (void *)b, live, r->used);
+    st__report("fit: region %p: blocks end at %p, live %zu (expected %zu)", (void *)r, (void *)b,
+               live, r->used);
     return false;
   }
   return true;
@@ -370,11 +373,18 @@ static void fit_init(fit_state *s, const fit_policy *policy) {
   for (unsigned b = 0; b < FIT_BINS; b++) s->bins[b].next = s->bins[b].prev = &s->bins[b];
 }
 
-#define FIT_BACKEND(var, label, policy)                                                         \
-  static void init_##policy(void *state) { fit_init(state, &policy); }                         \
-  const st_backend var = {label,          init_##policy, fit_add_region, fit_remove_region,     \
-                          fit_alloc,      fit_free,      fit_usable,     fit_resize,            \
-                          fit_validate,   fit_visit}
+#define FIT_BACKEND(var, label, policy)                                                            \
+  static void init_##policy(void *state) { fit_init(state, &policy); }                             \
+  const st_backend var = {.name = label,                                                           \
+                          .init = init_##policy,                                                   \
+                          .add_region = fit_add_region,                                            \
+                          .remove_region = fit_remove_region,                                      \
+                          .alloc = fit_alloc,                                                      \
+                          .free = fit_free,                                                        \
+                          .usable = fit_usable,                                                    \
+                          .resize = fit_resize,                                                    \
+                          .validate = fit_validate,                                                \
+                          .visit = fit_visit}
 
 FIT_BACKEND(st__backend_first_fit, "first-fit", policy_first);
 FIT_BACKEND(st__backend_next_fit, "next-fit", policy_next);

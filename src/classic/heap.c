@@ -19,9 +19,12 @@
 #include "os/os.h"
 
 static const st_backend *const backends[ST_STRATEGY_COUNT] = {
-    [ST_STRATEGY_FIRST_FIT] = &st__backend_first_fit,   [ST_STRATEGY_NEXT_FIT] = &st__backend_next_fit,
-    [ST_STRATEGY_BEST_FIT] = &st__backend_best_fit,     [ST_STRATEGY_WORST_FIT] = &st__backend_worst_fit,
-    [ST_STRATEGY_SEGREGATED] = &st__backend_segregated, [ST_STRATEGY_BUDDY] = &st__backend_buddy,
+    [ST_STRATEGY_FIRST_FIT] = &st__backend_first_fit,
+    [ST_STRATEGY_NEXT_FIT] = &st__backend_next_fit,
+    [ST_STRATEGY_BEST_FIT] = &st__backend_best_fit,
+    [ST_STRATEGY_WORST_FIT] = &st__backend_worst_fit,
+    [ST_STRATEGY_SEGREGATED] = &st__backend_segregated,
+    [ST_STRATEGY_BUDDY] = &st__backend_buddy,
     [ST_STRATEGY_BITMAP] = &st__backend_bitmap,
 };
 
@@ -135,8 +138,8 @@ static void *big_resize_locked(st_classic_heap_t *h, st_region_t *r, size_t size
 
 static bool grow_locked(st_classic_heap_t *h) {
   if (!within_limit_locked(h, ST_REGION_ARENA_BYTES)) return false;
-  st_region_t *r = st__region_map(ST_REGION_ARENA_BYTES - ST_REGION_DATA_ALIGN, ST_REGION_ARENA_BYTES,
-                                  ST_REGION_DATA_ALIGN, ST_REGION_ARENA);
+  st_region_t *r = st__region_map(ST_REGION_ARENA_BYTES - ST_REGION_DATA_ALIGN,
+                                  ST_REGION_ARENA_BYTES, ST_REGION_DATA_ALIGN, ST_REGION_ARENA);
   if (r == NULL || !add_region_locked(h, r)) return false;
   h->backend->add_region(h->state, r);
   return true;
@@ -297,8 +300,10 @@ void st__classic_visit(st_classic_heap_t *h, st_heap_visitor fn, void *arg) {
   st_lock_acquire(&h->lock);
   for (size_t i = 0; i < h->regions.count; i++) {
     st_region_t *r = h->regions.items[i];
-    if (r->kind == ST_REGION_BIG) fn(r->data, (size_t)(r->end - r->data), arg);
-    else h->backend->visit(h->state, r, fn, arg);
+    if (r->kind == ST_REGION_BIG)
+      fn(r->data, (size_t)(r->end - r->data), arg);
+    else
+      h->backend->visit(h->state, r, fn, arg);
   }
   st_lock_release(&h->lock);
 }
@@ -321,22 +326,26 @@ void st__classic_stats(st_classic_heap_t *h, st_heap_stats *out) {
 static void fork_prepare(void) {
   st_lock_acquire(&registry_lock);
   st_list_t *pos, *tmp;
-  st_list_for_each_safe(pos, tmp, &registry) st_lock_acquire(&ST_CONTAINER_OF(pos, st_classic_heap_t, registry_link)->lock);
+  st_list_for_each_safe(pos, tmp, &registry)
+      st_lock_acquire(&ST_CONTAINER_OF(pos, st_classic_heap_t, registry_link)->lock);
 }
 
 static void fork_parent(void) {
   st_list_t *pos, *tmp;
-  st_list_for_each_safe(pos, tmp, &registry) st_lock_release(&ST_CONTAINER_OF(pos, st_classic_heap_t, registry_link)->lock);
+  st_list_for_each_safe(pos, tmp, &registry)
+      st_lock_release(&ST_CONTAINER_OF(pos, st_classic_heap_t, registry_link)->lock);
   st_lock_release(&registry_lock);
 }
 
 static void fork_child(void) {
   st_list_t *pos, *tmp;
-  st_list_for_each_safe(pos, tmp, &registry) st_lock_init(&ST_CONTAINER_OF(pos, st_classic_heap_t, registry_link)->lock);
+  st_list_for_each_safe(pos, tmp, &registry)
+      st_lock_init(&ST_CONTAINER_OF(pos, st_classic_heap_t, registry_link)->lock);
   st_lock_init(&registry_lock);
 }
 
 void st__classic_fork_handlers_once(void) {
   static st_atomic_int xregistered;
-  if (st_exchange_acq_rel(&xregistered, 1) == 0) pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (st_exchange_acq_rel(&xregistered, 1) == 0)
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

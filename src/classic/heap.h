@@ -31,7 +31,7 @@ typedef struct st_classic_heap {
   st_region_table regions;   /* lock */
   st_region_t *spare;        /* lock: an empty arena region kept for the next growth */
   size_t live_bytes, peak_live_bytes, live_blocks, allocations; /* lock */
-  st_list_t registry_link;   /* registry lock: every heap, for fork */
+  st_list_t registry_link; /* registry lock: every heap, for fork */
   _Alignas(16) unsigned char state[ST_BACKEND_STATE_BYTES]; /* lock: the backend's */
 } st_classic_heap_t;
 

@@ -16,7 +16,8 @@ static size_t round_to_page(size_t n) {
   return n > SIZE_MAX - page ? 0 : st_align_up(n, page);
 }
 
-st_region_t *st__region_map(size_t data_bytes, size_t align, size_t data_offset, st_region_kind kind) {
+st_region_t *st__region_map(size_t data_bytes, size_t align, size_t data_offset,
+                            st_region_kind kind) {
   if (data_bytes > SIZE_MAX - data_offset) return NULL;
   size_t size = round_to_page(data_offset + data_bytes);
   if (size == 0 || size > PTRDIFF_MAX) return NULL;
@@ -42,8 +43,10 @@ static size_t table_upper_bound(const st_region_table *t, const void *p) {
   size_t lo = 0, hi = t->count;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if ((const char *)t->items[mid] <= (const char *)p) lo = mid + 1;
-    else hi = mid;
+    if ((const char *)t->items[mid] <= (const char *)p)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }

@@ -46,8 +46,8 @@ _Static_assert(sizeof(st_region_t) <= ST_REGION_DATA_ALIGN, "header fits before 
 typedef struct st_region_table {
   st_region_t **items; /* sorted by address; an os mapping of cap entries */
   size_t count, cap;
-  size_t mapped_bytes;  /* bytes of all regions in the table */
-  size_t peak_mapped;   /* highest mapped_bytes seen */
+  size_t mapped_bytes; /* bytes of all regions in the table */
+  size_t peak_mapped;  /* highest mapped_bytes seen */
   uint32_t next_serial;
 } st_region_table;
 

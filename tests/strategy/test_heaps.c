@@ -196,7 +196,8 @@ static void case_destroy_unmaps_everything(void) {
   st_core_counters_get(&before);
   st_heap_t *h = heap_of(current, 0);
   REQUIRE(h != NULL);
-  for (int i = 0; i < 2000; i++) REQUIRE(st_heap_malloc(h, (size_t)(i % 97) * 53 + (i % 400 == 0) * 3 * MiB));
+  for (int i = 0; i < 2000; i++)
+    REQUIRE(st_heap_malloc(h, (size_t)(i % 97) * 53 + (i % 400 == 0) * 3 * MiB));
   st_heap_destroy(h);
   st_core_counters_get(&after);
   CHECK_EQ(after.mapped_bytes, before.mapped_bytes);
@@ -345,7 +346,7 @@ static void case_buddy_waste_and_merge(void) {
   CHECK_EQ(st_heap_check(h), 0);
   st_heap_stats before, after;
   st_heap_stats_get(h, &before);
-  CHECK_EQ(before.regions, 1); /* the spare: the other region was given back */
+  CHECK_EQ(before.regions, 1);                    /* the spare: the other region was given back */
   void *big = st_heap_malloc(h, 256 * 1024 - 16); /* a 256 KiB block: needs the merges */
   CHECK(big != NULL);
   st_heap_stats_get(h, &after);
