@@ -175,6 +175,79 @@ ST_API void st_slab_stats_get(st_slab_cache_t *c, st_slab_stats *out);
  * must not create or destroy slab caches. */
 ST_API void st_slab_foreach(void (*visit)(const st_slab_stats *stats, void *arg), void *arg);
 
+/* ---- Strategies and first-class heaps -------------------------------------------------- */
+
+/* The allocation strategies (docs/strategies.md). DEFAULT is the production allocator; the
+ * others are the classic teaching strategies, complete allocators behind the same API. The
+ * process runs on one, chosen at its first allocation from STRATA_STRATEGY. */
+typedef enum st_strategy {
+  ST_STRATEGY_DEFAULT,
+  ST_STRATEGY_FIRST_FIT,
+  ST_STRATEGY_NEXT_FIT,
+  ST_STRATEGY_BEST_FIT,
+  ST_STRATEGY_WORST_FIT,
+  ST_STRATEGY_SEGREGATED,
+  ST_STRATEGY_BUDDY,
+  ST_STRATEGY_BITMAP,
+  ST_STRATEGY_COUNT
+} st_strategy;
+
+/* "default", "first-fit", "next-fit", "best-fit", "worst-fit", "segregated", "buddy",
+ * "bitmap"; NULL for a value out of range. */
+ST_API const char *st_strategy_name(st_strategy strategy);
+/* Returns 0 and sets *out, or EINVAL for an unknown name. */
+ST_API int st_strategy_from_name(const char *name, st_strategy *out);
+/* The strategy serving the malloc family in this process (decided at its first use). */
+ST_API st_strategy st_strategy_current(void);
+
+/* A heap of its own: allocate from it, visit its live blocks, destroy it (and every block
+ * in it) at once. Each heap has one lock, so any thread may use any heap. Blocks follow the
+ * malloc family's semantics (alignment, errno, realloc) and must be freed with the heap's
+ * functions. */
+typedef struct st_heap st_heap_t;
+
+#define ST_HEAP_OPTIONS_VERSION 1
+typedef struct st_heap_options {
+  unsigned version;     /* ST_HEAP_OPTIONS_VERSION */
+  st_strategy strategy; /* a classic strategy; DEFAULT gives segregated fits (the production
+                           allocator serves the whole process, not separate heaps) */
+  size_t limit_bytes;   /* most bytes the heap may map (0: no limit); beyond: NULL, ENOMEM */
+} st_heap_options;
+
+typedef struct st_heap_stats {
+  st_strategy strategy;
+  size_t mapped_bytes;      /* bytes of regions mapped now, headers included */
+  size_t peak_mapped_bytes; /* the highest mapped_bytes so far: the peak footprint */
+  size_t live_bytes;        /* usable bytes of live blocks */
+  size_t peak_live_bytes;   /* the highest live_bytes so far */
+  size_t live_blocks;       /* blocks allocated and not yet freed */
+  size_t allocations;       /* blocks ever allocated */
+  size_t regions;           /* arena regions plus blocks mapped on their own */
+} st_heap_stats;
+
+/* options NULL: segregated fits, no limit. NULL with errno EINVAL (bad options) or ENOMEM. */
+ST_API st_heap_t *st_heap_new(const st_heap_options *options);
+/* Frees every block of the heap and gives all its memory back. NULL is a no-op. */
+ST_API void st_heap_destroy(st_heap_t *heap);
+ST_API void *st_heap_malloc(st_heap_t *heap, size_t size) ST_MALLOC_ATTR ST_ALLOC_SIZE(2);
+ST_API void *st_heap_calloc(st_heap_t *heap, size_t count, size_t size) ST_MALLOC_ATTR
+    ST_ALLOC_SIZE2(2, 3);
+ST_API void *st_heap_realloc(st_heap_t *heap, void *ptr, size_t size) ST_ALLOC_SIZE(3);
+/* alignment: a power of two (else NULL, EINVAL). */
+ST_API void *st_heap_aligned_alloc(st_heap_t *heap, size_t alignment, size_t size) ST_MALLOC_ATTR
+    ST_ALLOC_ALIGN(2) ST_ALLOC_SIZE(3);
+ST_API void st_heap_free(st_heap_t *heap, void *ptr);
+ST_API size_t st_heap_usable_size(st_heap_t *heap, const void *ptr);
+/* Calls fn once per live block, in address order within each region, under the heap's lock
+ * (fn must not use this heap). */
+typedef void (*st_heap_visitor)(const void *block, size_t usable_size, void *arg);
+ST_API void st_heap_visit(st_heap_t *heap, st_heap_visitor fn, void *arg);
+/* heap NULL: the process's heap when it runs a classic strategy (all zero otherwise). */
+ST_API void st_heap_stats_get(st_heap_t *heap, st_heap_stats *out);
+/* Runs the heap's invariant walker: 0 when consistent, else prints the first problem and
+ * returns -1. */
+ST_API int st_heap_check(st_heap_t *heap);
+
 #ifdef __cplusplus
 }
 #endif

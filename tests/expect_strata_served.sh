@@ -4,6 +4,7 @@
 # Runs CMD with STRATA_VERBOSE=1 (and LD_PRELOAD=LIB when given) and passes when CMD exits 0
 # and its stderr holds strata's exit line for CMD's own pid with spans > 0:
 #   strata: exit pid=<pid> spans=<n> huge=<n> mapped=<bytes> threads=<n>
+#   strata: exit pid=<pid> strategy=<name> allocations=<n> ...   (a classic strategy)
 # which proves strata, not glibc, served the program. CMD's stdout and stderr are passed on.
 set -u
 preload=
@@ -31,6 +32,8 @@ if [ "$rc" -ne 0 ]; then
   exit 1
 fi
 spans=$(sed -n "s/^strata: exit pid=$pid spans=\([0-9][0-9]*\) .*/\1/p" "$err" | head -n 1)
+# Under a classic strategy (STRATA_STRATEGY) the line counts allocations instead of spans.
+[ -n "$spans" ] || spans=$(sed -n "s/^strata: exit pid=$pid strategy=[a-z-]* allocations=\([0-9][0-9]*\) .*/\1/p" "$err" | head -n 1)
 if [ -z "$spans" ]; then
   echo "expect_strata_served: no 'strata: exit pid=$pid' line: strata did not serve $1" >&2
   exit 1

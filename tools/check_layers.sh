@@ -18,6 +18,9 @@ rank() {
     core/tcache.*) echo 6 ;;
     core/thread.*) echo 7 ;;
     core/heap.*) echo 8 ;;
+    classic/region.*) echo 2 ;;       # classic/ sits beside core/: it calls os/ and base/ only
+    classic/backend.h | classic/fit.* | classic/buddy.* | classic/bitmap.*) echo 3 ;;
+    classic/heap.*) echo 4 ;;
     api/*) echo 9 ;;
     special/*) echo 2 ;; # beside core: may use base/ and os/ only (see the check below)
     strata.h) echo 0 ;; # the public header is a leaf every layer may use

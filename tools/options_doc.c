@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "base/options.h"
+#include "strata.h"
 
 int main(void) {
   printf("# strata options\n\n");
@@ -19,5 +20,11 @@ int main(void) {
     printf("| `%s` | %ld | %ld .. %ld | %s |\n", d->env_name, d->default_value, d->min, d->max,
            d->help);
   }
+  /* The one option that is a name, not a number (read by src/api/dispatch.c). */
+  printf("| `STRATA_STRATEGY` | default | ");
+  for (int s = 0; s < ST_STRATEGY_COUNT; s++)
+    printf("%s%s", s ? ", " : "", st_strategy_name((st_strategy)s));
+  printf(" | The allocation strategy serving the process (docs/strategies.md); an unknown name "
+         "gets a warning listing the valid ones, and the default |\n");
   return 0;
 }

@@ -1,5 +1,6 @@
 /*
- * api.c — the prefixed public API (st_*): argument checking and errno, then the core.
+ * api.c — the prefixed public API (st_*): argument checking and errno, then the backend
+ * the process runs on (dispatch.h).
  *
  * Semantics follow glibc 2.36 (measured, and checked by tests/api): impossible sizes give
  * ENOMEM; memalign/aligned_alloc round a non-power-of-two alignment up and reject one
@@ -11,7 +12,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "core/heap.h"
+#include "api/dispatch.h"
 #include "os/os.h"
 #include "strata.h"
 
@@ -28,12 +29,12 @@ void *st__api_malloc_slow(size_t size) {
     if (block != NULL) return block;
   }
   if (ST_UNLIKELY(size > PTRDIFF_MAX)) return out_of_memory();
-  void *p = st__core_malloc(size, false);
+  void *p = st__dispatch_malloc(size, false);
   return p != NULL ? p : out_of_memory();
 }
 
 void st__api_free_slow(void *p, st_span_t *span) {
-  if (p != NULL) st__core_free(p, span != &st__pagemap.none ? span : NULL, "free");
+  if (p != NULL) st__dispatch_free(p, span != &st__pagemap.none ? span : NULL, "free");
 }
 
 void *st__api_calloc(size_t count, size_t size) {
@@ -46,7 +47,7 @@ void *st__api_calloc(size_t count, size_t size) {
     if (p != NULL) __builtin_memset(p, 0, total);
     return p;
   }
-  p = st__core_malloc(total, true);
+  p = st__dispatch_malloc(total, true);
   return p != NULL ? p : out_of_memory();
 }
 
@@ -57,7 +58,7 @@ void *st__api_realloc(void *p, size_t size) {
     return NULL;
   }
   if (ST_UNLIKELY(size > PTRDIFF_MAX)) return out_of_memory();
-  void *q = st__core_realloc(p, size);
+  void *q = st__dispatch_realloc(p, size);
   return q != NULL ? q : out_of_memory();
 }
 
@@ -75,7 +76,7 @@ void *st__api_memalign(size_t alignment, size_t size) {
   }
   alignment = st_pow2_ceil(alignment);
   if (ST_UNLIKELY(size > PTRDIFF_MAX || alignment > PTRDIFF_MAX)) return out_of_memory();
-  void *p = st__core_malloc_aligned(size, alignment);
+  void *p = st__dispatch_malloc_aligned(size, alignment);
   return p != NULL ? p : out_of_memory();
 }
 
@@ -97,7 +98,7 @@ void *st__api_pvalloc(size_t size) {
   return st__api_memalign(page, size == 0 ? page : st_align_up(size, page));
 }
 
-size_t st__api_usable_size(const void *p) { return st__core_usable_size(p, "malloc_usable_size"); }
+size_t st__api_usable_size(const void *p) { return st__dispatch_usable_size(p, "malloc_usable_size"); }
 
 void st__api_free_sized(void *p, size_t size) {
   ST_UNUSED(size);
@@ -112,7 +113,7 @@ void st__api_free_aligned_sized(void *p, size_t alignment, size_t size) {
 
 int st__api_trim(size_t pad) {
   ST_UNUSED(pad);
-  return st__core_trim();
+  return st__dispatch_trim();
 }
 
 /* ---- the public names ---------------------------------------------------------------- */
@@ -134,4 +135,4 @@ int st_trim(size_t pad) ST_ALIAS(st__api_trim);
 
 void st_core_counters_get(st_core_counters *out) { st__core_counters(out); }
 
-int st_heap_validate(void) { return st__core_validate() ? 0 : -1; }
+int st_heap_validate(void) { return st__dispatch_validate() ? 0 : -1; }

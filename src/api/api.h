@@ -4,7 +4,7 @@
  *
  * Owns: argument checking and errno for the whole malloc family. The fast paths below are
  * the core's thread-cache pop and push (see core/tcache.h for why they need no init check);
- * everything else goes to the core backend in core/heap.c.
+ * everything else goes to the backend the process runs on (dispatch.h).
  */
 #ifndef ST_API_API_H
 #define ST_API_API_H

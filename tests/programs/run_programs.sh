@@ -3,7 +3,8 @@
 # malloc and with LD_PRELOAD=LIBSTRATA, and passes when
 #   - both runs print byte-identical stdout (every step also prints its exit status), and
 #   - the strata run's stderr holds strata's exit line with spans > 0 (STRATA_VERBOSE=1),
-#     so strata really served the program (sort closes its own stderr before exiting, so
+#     so strata really served the program (with STRATA_STRATEGY set, the classic strategy's
+#     line "strategy=NAME allocations=N" with N > 0 instead) (sort closes its own stderr before exiting, so
 #     for sort the proof is libstrata.so mapped into a running, preloaded sort instead).
 # CASE is one of: python perl git sort gcc. Exits 77 (CTest skip) when the program is not
 # installed, naming the Debian package to install.
@@ -193,7 +194,7 @@ if [ "$case_name" = sort ]; then
     echo "FAIL: libstrata.so is not mapped into a preloaded sort"
     fail=1
   fi
-elif ! grep -Eq '^strata: exit pid=[0-9]+ spans=[1-9]' "$work/strata.err"; then
+elif ! grep -Eq '^strata: exit pid=[0-9]+ (spans|strategy=[a-z-]+ allocations)=[1-9]' "$work/strata.err"; then
   echo "FAIL: no 'strata: exit ... spans=N' line with N > 0: strata did not serve $case_name"
   fail=1
 fi

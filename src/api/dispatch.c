@@ -1,0 +1,105 @@
+/*
+ * dispatch.c — the process's strategy, decided once (see dispatch.h), and the public
+ * functions that name strategies.
+ *
+ * The decision runs inside the first allocation, possibly the dynamic loader's: it reads
+ * STRATA_STRATEGY with getenv and compares bytes, never allocating. The process heap is
+ * static, so a classic strategy needs no memory to start either. The fork handlers are
+ * registered after the mode is published, because pthread_atfork may call malloc.
+ */
+#include "api/dispatch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "base/lock.h"
+#include "base/options.h"
+#include "base/report.h"
+
+st_atomic_int st__dispatch_xmode;
+
+static st_lock_t decide_lock = ST_LOCK_INIT;
+static st_strategy process_strategy;   /* const once decided */
+static st_classic_heap_t process_heap; /* serves the process when the mode is CLASSIC */
+
+static const char *const strategy_names[ST_STRATEGY_COUNT] = {
+    "default", "first-fit", "next-fit", "best-fit", "worst-fit", "segregated", "buddy", "bitmap"};
+
+const char *st_strategy_name(st_strategy strategy) {
+  return (unsigned)strategy < ST_STRATEGY_COUNT ? strategy_names[strategy] : NULL;
+}
+
+static bool same_text(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
+
+int st_strategy_from_name(const char *name, st_strategy *out) {
+  for (int s = 0; name != NULL && s < ST_STRATEGY_COUNT; s++) {
+    if (same_text(name, strategy_names[s])) {
+      *out = (st_strategy)s;
+      return 0;
+    }
+  }
+  return EINVAL;
+}
+
+static st_strategy strategy_from_environment(void) {
+  const char *text = getenv("STRATA_STRATEGY");
+  st_strategy s = ST_STRATEGY_DEFAULT;
+  if (text == NULL || *text == '\0' || st_strategy_from_name(text, &s) == 0) return s;
+  st__report("warning: STRATA_STRATEGY=\"%s\" is not a strategy (valid: default first-fit "
+             "next-fit best-fit worst-fit segregated buddy bitmap); using default",
+             text);
+  return ST_STRATEGY_DEFAULT;
+}
+
+static int decide(void) {
+  st_lock_acquire(&decide_lock);
+  int mode = st_load_relaxed(&st__dispatch_xmode);
+  bool first = mode == ST_DISPATCH_UNDECIDED;
+  if (first) {
+    st__options_init();
+    process_strategy = strategy_from_environment();
+    mode = ST_DISPATCH_CORE;
+    if (process_strategy != ST_STRATEGY_DEFAULT) {
+      st__classic_init(&process_heap, process_strategy, 0, "strata");
+      mode = ST_DISPATCH_CLASSIC;
+    }
+    st_store_release(&st__dispatch_xmode, mode);
+  }
+  st_lock_release(&decide_lock);
+  if (first && mode == ST_DISPATCH_CLASSIC) st__classic_fork_handlers_once();
+  return mode;
+}
+
+st_classic_heap_t *st__dispatch_classic_slow(void) {
+  int mode = st_load_acquire(&st__dispatch_xmode);
+  if (mode == ST_DISPATCH_UNDECIDED) mode = decide();
+  return mode == ST_DISPATCH_CLASSIC ? &process_heap : NULL;
+}
+
+st_strategy st_strategy_current(void) {
+  st__dispatch_classic();
+  return process_strategy;
+}
+
+/* STRATA_VERBOSE under a classic strategy: one line at exit that says what it served (the
+ * core prints its own line). */
+__attribute__((destructor)) static void classic_report_at_exit(void) {
+  if (st_load_acquire(&st__dispatch_xmode) != ST_DISPATCH_CLASSIC ||
+      st_option(ST_OPTION_VERBOSE) < 1)
+    return;
+  st_heap_stats s;
+  st__classic_stats(&process_heap, &s);
+  st__report("exit pid=%d strategy=%s allocations=%zu live=%zu peak_mapped=%zu", (int)getpid(),
+             st_strategy_name(process_strategy), s.allocations, s.live_bytes, s.peak_mapped_bytes);
+}
+
+void st__dispatch_process_stats(st_heap_stats *out) {
+  if (st__dispatch_classic() != NULL)
+    st__classic_stats(&process_heap, out);
+  else
+    *out = (st_heap_stats){.strategy = ST_STRATEGY_DEFAULT};
+}
