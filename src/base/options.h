@@ -37,7 +37,10 @@
     "Garbage collector: initial heap limit in MiB (0 = none); st_gc_set_heap_limit changes it") \
   X(GC_MARK_STACK_KB, 16384, 4, 1048576,                                                        \
     "Garbage collector: the mark stack grows up to this many KiB; beyond it marking "          \
-    "recovers by rescanning the heap")
+    "recovers by rescanning the heap")                                                         \
+  X(GC_PURGE_CYCLES, 4, 1, 1000000,                                                             \
+    "Garbage collector: a free block left unused for this many collections is purged "         \
+    "(its memory goes back to the kernel)")
 
 typedef enum st_option_id {
 #define ST_OPTION_ENUM(name, def, lo, hi, help) ST_OPTION_##name,

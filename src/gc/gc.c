@@ -3,7 +3,7 @@
  *
  * Owns: the collection sequence (reset the allocator's free lists, mark from the roots and
  * the queued finalizers, queue newly unreachable finalizable objects, sweep, purge idle
- * blocks) and the trigger policy: a collection starts when the bytes allocated since the
+ * blocks, STRATA_GC_PURGE_CYCLES) and the trigger policy: a collection starts when the bytes allocated since the
  * last one reach max(STRATA_GC_MIN_TRIGGER_KB, live bytes x STRATA_GC_GROWTH_PERCENT / 100),
  * or when the heap cannot grow (limit or kernel) before giving up with ENOMEM.
  * Lock: one mutex around every call; it is the only lock of the layer and is not held while
@@ -76,7 +76,8 @@ static void gc_collect_locked(void) {
   st__gc_mark_drain();
   st__gc_final_queue_unreachable();
   st_gc_sweep_result swept = st__gc_sweep(epoch);
-  st__gc_purge_idle(epoch);
+  uint32_t idle_cycles = (uint32_t)st_option(ST_OPTION_GC_PURGE_CYCLES);
+  st__gc_purge_idle(epoch >= idle_cycles ? epoch - idle_cycles + 1 : 0);
   gc.stats.live_bytes = swept.live_bytes;
   gc.stats.live_objects = swept.live_objects;
   gc.since_collect = 0;
@@ -102,7 +103,7 @@ static void run_finalizers(void) {
 }
 
 static void *gc_alloc_locked(size_t size, bool atomic) {
-  if (size <= ST_GC_SMALL_MAX) return st__gc_alloc_small(st__gc_size_class(size), atomic);
+  if (size <= ST_GC_SMALL_MAX) return st_gc_alloc_small(st_gc_size_class(size), atomic);
   return st__gc_alloc_large(size, atomic);
 }
 
@@ -125,7 +126,7 @@ static void *gc_alloc(size_t size, bool atomic) {
       p = gc_alloc_locked(size, atomic);
     }
     if (p != NULL) {
-      size_t capacity = size <= ST_GC_SMALL_MAX ? st__gc_class_size(st__gc_size_class(size))
+      size_t capacity = size <= ST_GC_SMALL_MAX ? st__gc_class_sizes[st_gc_size_class(size)]
                                                 : st_align_up(size, ST_GC_BLOCK_SIZE);
       gc.since_collect += capacity;
       gc.stats.allocated_bytes += capacity;

@@ -21,19 +21,20 @@
 st_gc_heap *st__gc_heap;
 
 /* 16-byte steps to 128, then four classes per doubling up to 2 KiB: waste < 25%. */
-static const uint16_t class_sizes[ST_GC_CLASS_COUNT] = {
+const uint16_t st__gc_class_sizes[ST_GC_CLASS_COUNT] = {
     16,  32,  48,  64,  80,  96,   112,  128,  160,  192,  224,  256,
     320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048};
 
-unsigned st__gc_size_class(size_t size) {
-  if (size <= 128) return size <= ST_GC_GRANULE ? 0 : (unsigned)((size - 1) / ST_GC_GRANULE);
-  unsigned doubling = st_log2_floor(size - 1); /* 7 for 129..256 */
-  size_t step = (size_t)1 << (doubling - 2);
-  unsigned within = (unsigned)((size - 1 - ((size_t)1 << doubling)) / step);
-  return 8 + (doubling - 7) * 4 + within;
-}
+uint8_t st__gc_class_of_granules[ST_GC_SMALL_MAX / ST_GC_GRANULE + 1];
 
-size_t st__gc_class_size(unsigned cls) { return class_sizes[cls]; }
+/* The smallest class that holds granules * ST_GC_GRANULE bytes (0 granules: class 0). */
+static void class_table_fill(void) {
+  unsigned cls = 0;
+  for (size_t g = 0; g <= ST_GC_SMALL_MAX / ST_GC_GRANULE; g++) {
+    while (st__gc_class_sizes[cls] < g * ST_GC_GRANULE) cls++;
+    st__gc_class_of_granules[g] = (uint8_t)cls;
+  }
+}
 
 static void *map_metadata(size_t bytes) {
   return st__os_map_aligned(st_align_up(bytes, st__os_page_size()), st__os_page_size());
@@ -64,6 +65,7 @@ bool st__gc_heap_init(void) {
     unmap_metadata(h, sizeof *h);
     return false;
   }
+  class_table_fill();
   st__gc_heap = h; /* lo == hi == 0: every lookup is rejected until an arena exists */
   return true;
 }
@@ -203,7 +205,7 @@ void st__gc_purge_idle(uint32_t epoch) {
 /* ---- Small objects ------------------------------------------------------------------- */
 
 static void block_setup_small(st_gc_block *b, unsigned cls, bool atomic) {
-  size_t size = class_sizes[cls];
+  size_t size = st__gc_class_sizes[cls];
   b->kind = ST_GC_BLOCK_SMALL;
   b->cls = (uint8_t)cls;
   b->atomic = atomic;
@@ -230,7 +232,8 @@ static void partial_to_free_list(st_gc_class *c, st_gc_block *b) {
   c->free_list = head;
 }
 
-static ST_NOINLINE void *alloc_small_slow(st_gc_class *c, unsigned cls, bool atomic) {
+void *st__gc_alloc_small_slow(unsigned cls, bool atomic) {
+  st_gc_class *c = &st__gc_heap->classes[atomic][cls];
   while (c->partial != NULL && c->free_list == NULL) {
     st_gc_block *b = c->partial;
     c->partial = b->next_partial;
@@ -247,25 +250,7 @@ static ST_NOINLINE void *alloc_small_slow(st_gc_class *c, unsigned cls, bool ato
     c->bump_end = b->start + (size_t)b->nobjs * b->obj_size;
     c->bump_zeroed = zeroed;
   }
-  return st__gc_alloc_small(cls, atomic);
-}
-
-void *st__gc_alloc_small(unsigned cls, bool atomic) {
-  st_gc_class *c = &st__gc_heap->classes[atomic][cls];
-  size_t size = class_sizes[cls];
-  void *p = c->free_list;
-  if (ST_LIKELY(p != NULL)) {
-    c->free_list = *(void **)p;
-    if (!atomic) memset(p, 0, size);
-    return p;
-  }
-  if (ST_LIKELY(c->bump < c->bump_end)) {
-    p = c->bump;
-    c->bump += size;
-    if (!atomic && !c->bump_zeroed) memset(p, 0, size);
-    return p;
-  }
-  return alloc_small_slow(c, cls, atomic);
+  return st_gc_alloc_small(cls, atomic);
 }
 
 /* ---- Large objects and explicit frees ------------------------------------------------ */

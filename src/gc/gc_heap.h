@@ -96,20 +96,46 @@ ST_HIDDEN extern st_gc_heap *st__gc_heap;
 
 /* Maps the heap's metadata; false (errno ENOMEM) when the kernel refuses. */
 ST_HIDDEN bool st__gc_heap_init(void);
-/* Size class for a small request (size <= ST_GC_SMALL_MAX) and its object size. */
-ST_HIDDEN unsigned st__gc_size_class(size_t size);
-ST_HIDDEN size_t st__gc_class_size(unsigned cls);
+/* Object size of each class, and the class of each request size in granules (filled by
+ * st__gc_heap_init). */
+ST_HIDDEN extern const uint16_t st__gc_class_sizes[ST_GC_CLASS_COUNT];
+ST_HIDDEN extern uint8_t st__gc_class_of_granules[ST_GC_SMALL_MAX / ST_GC_GRANULE + 1];
+
+/* Size class for a small request (size <= ST_GC_SMALL_MAX). */
+ST_INLINE unsigned st_gc_size_class(size_t size) {
+  return st__gc_class_of_granules[(size + ST_GC_GRANULE - 1) / ST_GC_GRANULE];
+}
+
+/* The continuation of st_gc_alloc_small when the free list and the bump region are empty. */
+ST_HIDDEN void *st__gc_alloc_small_slow(unsigned cls, bool atomic);
 
 /* A small object (zeroed unless atomic) or NULL when a new block is needed but the limit or
  * the kernel refuses (errno ENOMEM). */
-ST_HIDDEN void *st__gc_alloc_small(unsigned cls, bool atomic);
+ST_INLINE void *st_gc_alloc_small(unsigned cls, bool atomic) {
+  st_gc_class *c = &st__gc_heap->classes[atomic][cls];
+  size_t size = st__gc_class_sizes[cls];
+  void *p = c->free_list;
+  if (ST_LIKELY(p != NULL)) {
+    c->free_list = *(void **)p;
+    if (!atomic) __builtin_memset(p, 0, size);
+    return p;
+  }
+  if (ST_LIKELY(c->bump < c->bump_end)) {
+    p = c->bump;
+    c->bump += size;
+    if (!atomic && !c->bump_zeroed) __builtin_memset(p, 0, size);
+    return p;
+  }
+  return st__gc_alloc_small_slow(cls, atomic);
+}
 /* A large object of size bytes (zeroed) or NULL (errno ENOMEM). */
 ST_HIDDEN void *st__gc_alloc_large(size_t size, bool atomic);
 /* Gives one object back at once; obj is the start of an allocated object. */
 ST_HIDDEN void st__gc_free_object(st_gc_block *b, void *obj);
 /* Returns blocks [b, b + count) of a large object or an empty small block to the pool. */
 ST_HIDDEN void st__gc_release_blocks(st_gc_block *b, uint32_t epoch);
-/* Purges free blocks released before collection `epoch` (idle for a whole cycle). */
+/* Purges free blocks released before collection `epoch` (the caller picks how many
+ * collections a block stays idle before its memory goes back to the kernel). */
 ST_HIDDEN void st__gc_purge_idle(uint32_t epoch);
 /* Forgets every class's free list, bump region and partial list (start of a collection). */
 ST_HIDDEN void st__gc_reset_classes(void);
@@ -140,9 +166,16 @@ typedef struct st_gc_ref {
 /* Resolves any word to the allocated object it points into (interior pointers included).
  * Returns false for words outside the heap, free blocks, block tails past the last object and
  * slots the allocator does not own. This is the marker's hot path. */
+ST_INLINE bool st_gc_lookup_inside(uintptr_t word, st_gc_ref *out);
 ST_INLINE bool st_gc_lookup(uintptr_t word, st_gc_ref *out) {
   const st_gc_heap *h = st__gc_heap;
   if (word - h->lo >= h->hi - h->lo) return false;
+  return st_gc_lookup_inside(word, out);
+}
+
+/* st_gc_lookup for a word the caller found within [lo, hi) of the heap. */
+ST_INLINE bool st_gc_lookup_inside(uintptr_t word, st_gc_ref *out) {
+  const st_gc_heap *h = st__gc_heap;
   unsigned a = h->arena_of[word >> ST_GC_ARENA_SHIFT];
   if (a == 0) return false;
   const st_gc_arena *arena = &h->arenas[a - 1];
