@@ -3,7 +3,7 @@
  * interleaved, and compares time and peak RSS (docs/gc.md quotes its output).
  *
  * Owns: running each binary as a child (wall time by CLOCK_MONOTONIC around fork..exit,
- * peak RSS from wait4's ru_maxrss), checking that every run printed the same
+ * CPU time and peak RSS from wait4's rusage), checking that every run printed the same
  * `workload ops checksum` prefix, the table of medians and ratios against the targets
  * (time <= 1.5 x Boehm's, peak RSS <= Boehm's), and the CSV of every run under the results
  * directory. Rounds alternate the order (strata first, then Boehm first) so slow drifts of a
@@ -24,6 +24,7 @@ enum { MAX_ROUNDS = 50, LINE = 512 };
 typedef struct collector {
   const char *name, *binary;
   double seconds[MAX_ROUNDS];
+  double cpu_seconds[MAX_ROUNDS]; /* user + system: steadier than wall time on a busy machine */
   long rss_kib[MAX_ROUNDS];
   char line[LINE]; /* the last result line */
 } collector;
@@ -36,7 +37,7 @@ static double now_s(void) {
 
 /* Runs binary with the scale argument; fills line with its first output line. */
 static int run_once(const char *binary, const char *scale, char *line, double *seconds,
-                    long *rss_kib) {
+                    double *cpu_seconds, long *rss_kib) {
   int fds[2];
   if (pipe(fds) != 0) return -1;
   fflush(NULL);
@@ -61,6 +62,8 @@ static int run_once(const char *binary, const char *scale, char *line, double *s
   if (wait4(pid, &status, 0, &usage) != pid) return -1;
   *seconds = now_s() - start;
   *rss_kib = usage.ru_maxrss;
+  *cpu_seconds = (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6 +
+                 (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
@@ -100,7 +103,7 @@ static FILE *open_csv(const char *dir) {
     return NULL;
   }
   printf("runs: %s\n", path);
-  fprintf(f, "round,collector,seconds,peak_rss_kib,result\n");
+  fprintf(f, "round,collector,seconds,cpu_seconds,peak_rss_kib,result\n");
   return f;
 }
 
@@ -129,11 +132,14 @@ int main(int argc, char **argv) {
   for (int r = 0; r < rounds; r++) {
     for (int k = 0; k < count; k++) {
       collector *c = &all[(k + r) % count];
-      if (run_once(c->binary, scale, c->line, &c->seconds[r], &c->rss_kib[r]) != 0) {
+      if (run_once(c->binary, scale, c->line, &c->seconds[r], &c->cpu_seconds[r], &c->rss_kib[r]) !=
+          0) {
         fprintf(stderr, "gc_compare: %s failed: %s\n", c->binary, c->line);
         failed = 1;
       }
-      if (csv) fprintf(csv, "%d,%s,%.4f,%ld,\"%s\"\n", r, c->name, c->seconds[r], c->rss_kib[r], c->line);
+      if (csv)
+        fprintf(csv, "%d,%s,%.4f,%.4f,%ld,\"%s\"\n", r, c->name, c->seconds[r], c->cpu_seconds[r],
+                c->rss_kib[r], c->line);
     }
     if (count == 2 && (compared_length(all[0].line) != compared_length(all[1].line) ||
                        strncmp(all[0].line, all[1].line, compared_length(all[0].line)) != 0)) {
@@ -143,13 +149,19 @@ int main(int argc, char **argv) {
   }
   if (csv) fclose(csv);
   printf("gcbench, %d interleaved rounds, medians (scale %s)\n\n", rounds, scale);
-  printf("| collector | time s | peak RSS MiB | time / Boehm | RSS / Boehm |\n|---|---|---|---|---|\n");
+  printf("| collector | time s | CPU s | peak RSS MiB | time / Boehm | CPU / Boehm | RSS / Boehm |\n"
+         "|---|---|---|---|---|---|---|\n");
   double boehm_s = count == 2 ? median(all[1].seconds, rounds) : 0;
   double boehm_mib = count == 2 ? median_rss_mib(&all[1], rounds) : 0;
+  double boehm_cpu = count == 2 ? median(all[1].cpu_seconds, rounds) : 0;
   for (int k = 0; k < count; k++) {
     double s = median(all[k].seconds, rounds), mib = median_rss_mib(&all[k], rounds);
-    if (count == 2) printf("| %s | %.3f | %.1f | %.2f | %.2f |\n", all[k].name, s, mib, s / boehm_s, mib / boehm_mib);
-    else printf("| %s | %.3f | %.1f | - | - |\n", all[k].name, s, mib);
+    double cpu = median(all[k].cpu_seconds, rounds);
+    if (count == 2)
+      printf("| %s | %.3f | %.3f | %.1f | %.2f | %.2f | %.2f |\n", all[k].name, s, cpu, mib,
+             s / boehm_s, cpu / boehm_cpu, mib / boehm_mib);
+    else
+      printf("| %s | %.3f | %.3f | %.1f | - | - | - |\n", all[k].name, s, cpu, mib);
   }
   for (int k = 0; k < count; k++) printf("\n%s: %s", all[k].name, all[k].line);
   printf("\n");
