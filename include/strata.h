@@ -104,7 +104,8 @@ ST_API void *st_gc_malloc(size_t size) ST_MALLOC_ATTR ST_ALLOC_SIZE(1);
 /* Never scanned (strings, numbers); contents are not zeroed. */
 ST_API void *st_gc_malloc_atomic(size_t size) ST_MALLOC_ATTR ST_ALLOC_SIZE(1);
 /* Keeps the contents and the kind (scanned or atomic); p NULL: st_gc_malloc; size 0: frees p
- * and returns NULL; on failure p is untouched. */
+ * and returns NULL; on failure p is untouched. When the object moves, the old one is freed
+ * and a finalizer registered on it is dropped. */
 ST_API void *st_gc_realloc(void *p, size_t size) ST_ALLOC_SIZE(2);
 /* Optional early free of an object's start (NULL: no-op); its finalizer does not run. */
 ST_API void st_gc_free(void *p);

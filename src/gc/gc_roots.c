@@ -96,10 +96,10 @@ static int mark_object_segments(struct dl_phdr_info *info, size_t size, void *ar
   return 0;
 }
 
-static _Thread_local uintptr_t roots_stack_top; /* 0 until the thread first collects */
+/* The calling thread's stack, read once per thread (0, 0 until it first collects). */
+static _Thread_local uintptr_t roots_stack_low, roots_stack_top;
 
-static uintptr_t stack_top(void) {
-  if (roots_stack_top != 0) return roots_stack_top;
+static void stack_bounds_load(void) {
   pthread_attr_t attr;
   void *addr = NULL;
   size_t size = 0;
@@ -107,24 +107,28 @@ static uintptr_t stack_top(void) {
     if (pthread_attr_getstack(&attr, &addr, &size) != 0) addr = NULL;
     pthread_attr_destroy(&attr);
   }
-  if (addr == NULL)
-    st__fatal("st_gc_collect(): cannot find the stack of the calling thread");
+  if (addr == NULL) st__fatal("st_gc_collect(): cannot find the stack of the calling thread");
+  roots_stack_low = (uintptr_t)addr;
   roots_stack_top = (uintptr_t)addr + size;
-  return roots_stack_top;
 }
 
-/* Scans from its own frame, below the caller's spilled registers, to the stack top. */
-static ST_NOINLINE void mark_stack_below_caller(uintptr_t top) {
+/* Scans from its own frame, below the caller's spilled registers, to the stack top. A frame
+ * outside the thread's stack (a coroutine's or a signal stack) has no known top: rather than
+ * scan a wrong range, the collector stops with a diagnostic. */
+static ST_NOINLINE void mark_stack_below_caller(void) {
   volatile uintptr_t here = 0;
-  st__gc_mark_range((const void *)&here, (const void *)top);
+  if ((uintptr_t)&here < roots_stack_low || (uintptr_t)&here >= roots_stack_top)
+    st__fatal("st_gc_collect(): running on a stack at %p outside the thread's stack [%p, %p)",
+              (void *)&here, (void *)roots_stack_low, (void *)roots_stack_top);
+  st__gc_mark_range((const void *)&here, (const void *)roots_stack_top);
 }
 
 static ST_NOINLINE void mark_current_stack(void) {
-  uintptr_t top = stack_top();
+  if (roots_stack_top == 0) stack_bounds_load();
   jmp_buf registers;
   setjmp(registers);
   __builtin_unwind_init();
-  mark_stack_below_caller(top);
+  mark_stack_below_caller();
   __asm__ volatile("" : : "r"(&registers) : "memory"); /* keep the spill area alive */
 }
 

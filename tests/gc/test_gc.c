@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <ucontext.h>
 
 #include "../check.h"
 #include "gc/gc_mark.h"
@@ -539,6 +540,19 @@ static void free_interior(void *arg) {
 }
 static void add_inverted_roots(void *arg) { st_gc_add_roots((char *)arg + 8, arg); }
 
+static ucontext_t main_context, other_context;
+static void collect_on_other_stack(void) { st_gc_collect(); }
+static void collect_from_a_coroutine(void *arg) {
+  static char other_stack[256 * 1024];
+  (void)arg;
+  getcontext(&other_context);
+  other_context.uc_stack.ss_sp = other_stack;
+  other_context.uc_stack.ss_size = sizeof other_stack;
+  other_context.uc_link = &main_context;
+  makecontext(&other_context, collect_on_other_stack, 0);
+  swapcontext(&main_context, &other_context);
+}
+
 static void misuse_is_reported(void) {
   int local;
   expect_death(free_invalid, &local, "st_gc_free(): invalid pointer");
@@ -546,6 +560,7 @@ static void misuse_is_reported(void) {
   expect_death(free_invalid, not_from_the_collector, "st_gc_free(): invalid pointer");
   expect_death(free_interior, NULL, "st_gc_free(): invalid pointer");
   expect_death(add_inverted_roots, &local, "st_gc_add_roots(): start");
+  expect_death(collect_from_a_coroutine, NULL, "outside the thread's stack");
 }
 
 int main(void) {
