@@ -107,27 +107,8 @@ static FILE *open_csv(const char *dir) {
   return f;
 }
 
-int main(int argc, char **argv) {
-  int rounds = 5;
-  const char *scale = "100", *results = NULL;
-  int i = 1;
-  for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-    if (strcmp(argv[i], "--rounds") == 0) rounds = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--scale") == 0) scale = argv[i + 1];
-    else if (strcmp(argv[i], "--results") == 0) results = argv[i + 1];
-  }
-  if (i >= argc || rounds < 1 || rounds > MAX_ROUNDS) {
-    fprintf(stderr, "usage: gc_compare [--rounds 1-%d] [--scale S] [--results DIR] STRATA "
-                    "[BOEHM]\n", MAX_ROUNDS);
-    return 2;
-  }
-  collector all[2] = {{.name = "strata", .binary = argv[i]},
-                      {.name = "boehm", .binary = i + 1 < argc ? argv[i + 1] : NULL}};
-  int count = all[1].binary != NULL && all[1].binary[0] != '\0' ? 2 : 1;
-  if (count == 1)
-    printf("Boehm GC is not built: sudo apt-get install libgc-dev, then re-run cmake; "
-           "measuring strata alone\n");
-  FILE *csv = open_csv(results);
+/* Runs every round, alternating the order; returns 1 when a run failed or results differ. */
+static int run_rounds(collector *all, int count, int rounds, const char *scale, FILE *csv) {
   int failed = 0;
   for (int r = 0; r < rounds; r++) {
     for (int k = 0; k < count; k++) {
@@ -141,19 +122,24 @@ int main(int argc, char **argv) {
         fprintf(csv, "%d,%s,%.4f,%.4f,%ld,\"%s\"\n", r, c->name, c->seconds[r], c->cpu_seconds[r],
                 c->rss_kib[r], c->line);
     }
-    if (count == 2 && (compared_length(all[0].line) != compared_length(all[1].line) ||
-                       strncmp(all[0].line, all[1].line, compared_length(all[0].line)) != 0)) {
+    size_t n = compared_length(all[0].line);
+    if (count == 2 && (n != compared_length(all[1].line) || strncmp(all[0].line, all[1].line, n))) {
       fprintf(stderr, "gc_compare: results differ:\n  %s\n  %s\n", all[0].line, all[1].line);
       failed = 1;
     }
   }
-  if (csv) fclose(csv);
+  return failed;
+}
+
+/* The table of medians, ratios to Boehm (the last collector) and the targets. */
+static void report(const collector *all, int count, int rounds, const char *scale) {
   printf("gcbench, %d interleaved rounds, medians (scale %s)\n\n", rounds, scale);
-  printf("| collector | time s | CPU s | peak RSS MiB | time / Boehm | CPU / Boehm | RSS / Boehm |\n"
-         "|---|---|---|---|---|---|---|\n");
-  double boehm_s = count == 2 ? median(all[1].seconds, rounds) : 0;
-  double boehm_mib = count == 2 ? median_rss_mib(&all[1], rounds) : 0;
-  double boehm_cpu = count == 2 ? median(all[1].cpu_seconds, rounds) : 0;
+  printf(
+      "| collector | time s | CPU s | peak RSS MiB | time / Boehm | CPU / Boehm | RSS / Boehm |\n"
+      "|---|---|---|---|---|---|---|\n");
+  const collector *boehm = &all[count - 1];
+  double boehm_s = median(boehm->seconds, rounds), boehm_cpu = median(boehm->cpu_seconds, rounds);
+  double boehm_mib = median_rss_mib(boehm, rounds);
   for (int k = 0; k < count; k++) {
     double s = median(all[k].seconds, rounds), mib = median_rss_mib(&all[k], rounds);
     double cpu = median(all[k].cpu_seconds, rounds);
@@ -172,5 +158,35 @@ int main(int argc, char **argv) {
            time_ratio, time_ratio <= 1.5 ? "PASS" : "MISS", rss_ratio,
            rss_ratio <= 1.0 ? "PASS" : "MISS");
   }
+}
+
+int main(int argc, char **argv) {
+  int rounds = 5;
+  const char *scale = "100", *results = NULL;
+  int i = 1;
+  for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
+    if (strcmp(argv[i], "--rounds") == 0)
+      rounds = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--scale") == 0)
+      scale = argv[i + 1];
+    else if (strcmp(argv[i], "--results") == 0)
+      results = argv[i + 1];
+  }
+  if (i >= argc || rounds < 1 || rounds > MAX_ROUNDS) {
+    fprintf(stderr,
+            "usage: gc_compare [--rounds 1-%d] [--scale S] [--results DIR] STRATA [BOEHM]\n",
+            MAX_ROUNDS);
+    return 2;
+  }
+  collector all[2] = {{.name = "strata", .binary = argv[i]},
+                      {.name = "boehm", .binary = i + 1 < argc ? argv[i + 1] : NULL}};
+  int count = all[1].binary != NULL && all[1].binary[0] != '\0' ? 2 : 1;
+  if (count == 1)
+    printf("Boehm GC is not built: sudo apt-get install libgc-dev, then re-run cmake; "
+           "measuring strata alone\n");
+  FILE *csv = open_csv(results);
+  int failed = run_rounds(all, count, rounds, scale, csv);
+  if (csv) fclose(csv);
+  report(all, count, rounds, scale);
   return failed;
 }

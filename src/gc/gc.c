@@ -3,11 +3,11 @@
  *
  * Owns: the collection sequence (reset the allocator's free lists, mark from the roots and
  * the queued finalizers, queue newly unreachable finalizable objects, sweep, purge idle
- * blocks, STRATA_GC_PURGE_CYCLES) and the trigger policy: a collection starts when the bytes allocated since the
- * last one reach max(STRATA_GC_MIN_TRIGGER_KB, live bytes x STRATA_GC_GROWTH_PERCENT / 100),
- * or when the heap cannot grow (limit or kernel) before giving up with ENOMEM.
- * Lock: one mutex around every call; it is the only lock of the layer and is not held while
- * finalizers run. A process that never started a second thread skips it
+ * blocks, STRATA_GC_PURGE_CYCLES) and the trigger policy: a collection starts when the bytes
+ * allocated since the last one reach max(STRATA_GC_MIN_TRIGGER_KB, live bytes x
+ * STRATA_GC_GROWTH_PERCENT / 100), or when the heap cannot grow (limit or kernel) before giving up
+ * with ENOMEM. Lock: one mutex around every call; it is the only lock of the layer and is not held
+ * while finalizers run. A process that never started a second thread skips it
  * (__libc_single_threaded). Nothing here is async-signal-safe or fork-aware.
  * Calls: gc_heap, gc_mark, gc_roots, gc_final, gc_sweep, base/options.
  */

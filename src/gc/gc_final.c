@@ -23,8 +23,8 @@ static final_list queued;     /* due to run; their objects are roots until then 
 static bool list_reserve(final_list *l, size_t count) {
   if (count <= l->capacity) return true;
   size_t capacity = l->capacity ? l->capacity * 2 : 256;
-  st_gc_final_entry *grown = st__gc_meta_resize(
-      l->entries, l->capacity * sizeof(st_gc_final_entry), capacity * sizeof(st_gc_final_entry));
+  st_gc_final_entry *grown = st__gc_meta_resize(l->entries, l->capacity * sizeof(st_gc_final_entry),
+                                                capacity * sizeof(st_gc_final_entry));
   if (grown == NULL) return false;
   l->entries = grown;
   l->capacity = capacity;
@@ -45,8 +45,10 @@ static void registered_remove(size_t i, st_gc_block *b) {
 int st__gc_final_register(const st_gc_ref *ref, st_gc_finalizer_fn fn, void *data) {
   size_t i = ref->block->finalizers != 0 ? registered_find(ref->obj) : SIZE_MAX;
   if (i != SIZE_MAX) {
-    if (fn == NULL) registered_remove(i, ref->block);
-    else registered.entries[i] = (st_gc_final_entry){ref->obj, fn, data};
+    if (fn == NULL)
+      registered_remove(i, ref->block);
+    else
+      registered.entries[i] = (st_gc_final_entry){ref->obj, fn, data};
     return 0;
   }
   if (fn == NULL) return 0;

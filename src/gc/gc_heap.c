@@ -22,7 +22,7 @@ st_gc_heap *st__gc_heap;
 
 /* 16-byte steps to 128, then four classes per doubling up to 2 KiB: waste < 25%. */
 const uint16_t st__gc_class_sizes[ST_GC_CLASS_COUNT] = {
-    16,  32,  48,  64,  80,  96,   112,  128,  160,  192,  224,  256,
+    16,  32,  48,  64,  80,  96,  112, 128,  160,  192,  224,  256,
     320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048};
 
 uint8_t st__gc_class_of_granules[ST_GC_SMALL_MAX / ST_GC_GRANULE + 1];
@@ -169,8 +169,8 @@ void st__gc_release_blocks(st_gc_block *b, uint32_t epoch) {
   size_t first = (size_t)(b - a->desc);
   for (size_t i = 0; i < n; i++) {
     char *start = b[i].start;
-    b[i] = (st_gc_block){.start = start, .kind = ST_GC_BLOCK_FREE, .dirty = true,
-                         .free_epoch = epoch};
+    b[i] =
+        (st_gc_block){.start = start, .kind = ST_GC_BLOCK_FREE, .dirty = true, .free_epoch = epoch};
     st_gc_bit_set(a->free_map, first + i);
   }
   if (first < a->free_hint) a->free_hint = first;
@@ -188,8 +188,8 @@ static void purge_arena(st_gc_arena *a, uint32_t epoch) {
       if (run++ == 0) run_start = i;
       continue;
     }
-    if (run != 0 && st__os_purge(a->base + (run_start << ST_GC_BLOCK_SHIFT),
-                                 run << ST_GC_BLOCK_SHIFT, false)) {
+    if (run != 0 &&
+        st__os_purge(a->base + (run_start << ST_GC_BLOCK_SHIFT), run << ST_GC_BLOCK_SHIFT, false)) {
       for (size_t j = run_start; j < run_start + run; j++) a->desc[j].dirty = false;
     }
     run = 0;

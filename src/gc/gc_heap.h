@@ -64,31 +64,31 @@ typedef struct st_gc_block {
 } st_gc_block;
 
 typedef struct st_gc_arena {
-  char *base;             /* ST_GC_ARENA_SHIFT aligned; const after creation */
-  size_t blocks;          /* blocks reserved; const */
-  size_t high_water;      /* blocks ever handed out; the rest is untouched, zero memory */
-  size_t free_hint;       /* no free bit below this index */
-  st_gc_block *desc;      /* descriptors of blocks [0, blocks) */
-  uint64_t *free_map;     /* bit per block below high_water: 1 = FREE */
+  char *base;         /* ST_GC_ARENA_SHIFT aligned; const after creation */
+  size_t blocks;      /* blocks reserved; const */
+  size_t high_water;  /* blocks ever handed out; the rest is untouched, zero memory */
+  size_t free_hint;   /* no free bit below this index */
+  st_gc_block *desc;  /* descriptors of blocks [0, blocks) */
+  uint64_t *free_map; /* bit per block below high_water: 1 = FREE */
 } st_gc_arena;
 
 /* Allocation state of one size class of one kind (scanned or atomic). */
 typedef struct st_gc_class {
-  void *free_list;         /* objects linked through their first word */
-  char *bump, *bump_end;   /* untouched slots of the block being carved */
-  bool bump_zeroed;        /* the bump region is known to be zero */
-  st_gc_block *partial;    /* blocks with free slots, not yet swept into free_list */
+  void *free_list;       /* objects linked through their first word */
+  char *bump, *bump_end; /* untouched slots of the block being carved */
+  bool bump_zeroed;      /* the bump region is known to be zero */
+  st_gc_block *partial;  /* blocks with free slots, not yet swept into free_list */
 } st_gc_class;
 
 typedef struct st_gc_heap {
-  uint8_t *arena_of;                 /* [addr >> ST_GC_ARENA_SHIFT] = arena index + 1 */
-  uintptr_t lo, hi;                  /* bounds of all arenas: a quick reject */
+  uint8_t *arena_of; /* [addr >> ST_GC_ARENA_SHIFT] = arena index + 1 */
+  uintptr_t lo, hi;  /* bounds of all arenas: a quick reject */
   st_gc_arena arenas[ST_GC_MAX_ARENAS];
   size_t arena_count;
   st_gc_class classes[2][ST_GC_CLASS_COUNT]; /* [atomic][class] */
-  size_t heap_bytes;                 /* bytes of blocks not FREE */
-  size_t limit_bytes;                /* 0 = none; heap_bytes never grows beyond it */
-  size_t free_blocks;                /* blocks in the free pools */
+  size_t heap_bytes;                         /* bytes of blocks not FREE */
+  size_t limit_bytes;                        /* 0 = none; heap_bytes never grows beyond it */
+  size_t free_blocks;                        /* blocks in the free pools */
 } st_gc_heap;
 
 /* The one heap; NULL until st__gc_heap_init succeeds. Its pages are never scanned. */
@@ -152,9 +152,13 @@ ST_INLINE size_t st_gc_object_capacity(const st_gc_block *b) {
   return b->kind == ST_GC_BLOCK_SMALL ? b->obj_size : (size_t)b->run << ST_GC_BLOCK_SHIFT;
 }
 
-ST_INLINE bool st_gc_bit_test(const uint64_t *map, size_t i) { return (map[i / 64] >> (i % 64)) & 1; }
+ST_INLINE bool st_gc_bit_test(const uint64_t *map, size_t i) {
+  return (map[i / 64] >> (i % 64)) & 1;
+}
 ST_INLINE void st_gc_bit_set(uint64_t *map, size_t i) { map[i / 64] |= (uint64_t)1 << (i % 64); }
-ST_INLINE void st_gc_bit_clear(uint64_t *map, size_t i) { map[i / 64] &= ~((uint64_t)1 << (i % 64)); }
+ST_INLINE void st_gc_bit_clear(uint64_t *map, size_t i) {
+  map[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
 
 /* A reference found by a conservative lookup: the object's block, index and start. */
 typedef struct st_gc_ref {
@@ -189,8 +193,10 @@ ST_INLINE bool st_gc_lookup_inside(uintptr_t word, st_gc_ref *out) {
     *out = (st_gc_ref){b, index, b->start + index * b->obj_size};
     return true;
   }
-  if (b->kind == ST_GC_BLOCK_LARGE_TAIL) b -= b->run;
-  else if (b->kind != ST_GC_BLOCK_LARGE) return false;
+  if (b->kind == ST_GC_BLOCK_LARGE_TAIL)
+    b -= b->run;
+  else if (b->kind != ST_GC_BLOCK_LARGE)
+    return false;
   if (!st_gc_bit_test(b->alloc, 0)) return false;
   *out = (st_gc_ref){b, 0, b->start};
   return true;

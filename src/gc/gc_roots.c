@@ -63,8 +63,10 @@ bool st__gc_roots_remove(const void *lo_ptr, const void *hi_ptr) {
       r->hi = lo;
       i++;
     } else { /* overlapping one end */
-      if (r->lo < lo) r->hi = lo;
-      else r->lo = hi;
+      if (r->lo < lo)
+        r->hi = lo;
+      else
+        r->lo = hi;
       i++;
     }
   }

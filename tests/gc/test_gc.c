@@ -145,7 +145,7 @@ static void remove_roots_trims_overlaps(void) {
   int kept_ran = 0, dropped_ran = 0;
   for (size_t i = 0; i < N; i++) *(i >= 20 && i < 40 ? &dropped_ran : &kept_ran) += finalized[i];
   CHECK_EQ(kept_ran, 0);
-  CHECK_GE(dropped_ran, 16); /* "most": see gc_test_util.h */
+  CHECK_GE(dropped_ran, 16);                /* "most": see gc_test_util.h */
   st_gc_remove_roots(area + 10, area + 50); /* trims both remaining ranges */
   gc_test_collect();
   gc_test_collect();
@@ -176,7 +176,8 @@ static int interior_intact(const char *inner, size_t size, size_t offset) {
 static void survives_through_interior_pointers(void) {
   static const size_t cases[][2] = {{48, 47}, {100, 50}, {2048, 2000}, {9000, 8999}, {70000, 4096}};
   char *inner[ST_ARRAY_LEN(cases)];
-  for (size_t i = 0; i < ST_ARRAY_LEN(cases); i++) inner[i] = make_interior(cases[i][0], cases[i][1]);
+  for (size_t i = 0; i < ST_ARRAY_LEN(cases); i++)
+    inner[i] = make_interior(cases[i][0], cases[i][1]);
   gc_test_collect();
   churn(8 << 20);
   gc_test_collect();
@@ -307,7 +308,8 @@ static void allocating_finalizer(void *obj, void *data) {
 }
 
 static GC_TEST_NOINLINE void make_allocating_finalizables(void) {
-  for (int i = 0; i < 20; i++) st_gc_register_finalizer(st_gc_malloc(32), allocating_finalizer, NULL);
+  for (int i = 0; i < 20; i++)
+    st_gc_register_finalizer(st_gc_malloc(32), allocating_finalizer, NULL);
 }
 
 static void finalizers_may_use_the_collector(void) {
@@ -491,8 +493,7 @@ static void concurrent_calls(void) {
   st_gc_add_roots(thread_objects, thread_objects + THREADS * PER_THREAD);
   st_gc_disable();
   pthread_t threads[THREADS];
-  for (size_t t = 0; t < THREADS; t++)
-    pthread_create(&threads[t], NULL, thread_body, (void *)t);
+  for (size_t t = 0; t < THREADS; t++) pthread_create(&threads[t], NULL, thread_body, (void *)t);
   for (size_t t = 0; t < THREADS; t++) pthread_join(threads[t], NULL);
   st_gc_enable();
   gc_test_collect();

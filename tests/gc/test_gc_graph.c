@@ -22,19 +22,19 @@ typedef struct gnode {
   unsigned char payload[]; /* (id * 13 + i) & 0xff */
 } gnode;
 
-typedef struct model {          /* the reference, in glibc memory */
-  gnode *ptr;                   /* valid only while the node is reachable */
-  long edges[EDGES];            /* target ids, -1 for none */
-  int finalized;                /* finalizer calls (data argument of the finalizer) */
-  int reachable;                /* in the last reference computation */
-  int unreachable_collections;  /* collections since it became unreachable */
+typedef struct model {         /* the reference, in glibc memory */
+  gnode *ptr;                  /* valid only while the node is reachable */
+  long edges[EDGES];           /* target ids, -1 for none */
+  int finalized;               /* finalizer calls (data argument of the finalizer) */
+  int reachable;               /* in the last reference computation */
+  int unreachable_collections; /* collections since it became unreachable */
 } model;
 
 static model *nodes;
 static size_t node_count;
-static gnode **roots;     /* registered root range, glibc memory */
-static long *root_ids;    /* the reference's view of roots */
-static size_t *worklist;  /* reachable ids, also the BFS queue */
+static gnode **roots;    /* registered root range, glibc memory */
+static long *root_ids;   /* the reference's view of roots */
+static size_t *worklist; /* reachable ids, also the BFS queue */
 static size_t reachable_count;
 static uint64_t rng_state;
 
@@ -50,13 +50,15 @@ static void compute_reachable(void) {
   reachable_count = 0;
   for (size_t r = 0; r < ROOTS; r++) {
     long id = root_ids[r];
-    if (id >= 0 && !nodes[id].reachable) nodes[id].reachable = 1, worklist[reachable_count++] = (size_t)id;
+    if (id >= 0 && !nodes[id].reachable)
+      nodes[id].reachable = 1, worklist[reachable_count++] = (size_t)id;
   }
   for (size_t head = 0; head < reachable_count; head++) {
     const model *m = &nodes[worklist[head]];
     for (int k = 0; k < EDGES; k++) {
       long id = m->edges[k];
-      if (id >= 0 && !nodes[id].reachable) nodes[id].reachable = 1, worklist[reachable_count++] = (size_t)id;
+      if (id >= 0 && !nodes[id].reachable)
+        nodes[id].reachable = 1, worklist[reachable_count++] = (size_t)id;
     }
   }
 }
@@ -111,7 +113,8 @@ static int node_intact(size_t id) {
 }
 
 static GC_TEST_NOINLINE void run_round(int round) {
-  for (int i = 0; i < NEW_PER_ROUND + REWIRES_PER_ROUND; i++) mutate(i % 5 < 2 && node_count < MAX_NODES);
+  for (int i = 0; i < NEW_PER_ROUND + REWIRES_PER_ROUND; i++)
+    mutate(i % 5 < 2 && node_count < MAX_NODES);
   compute_reachable();
   for (size_t i = 0; i < node_count; i++)
     if (!nodes[i].reachable) nodes[i].unreachable_collections++;
