@@ -45,6 +45,10 @@ static void unmap_metadata(void *p, size_t bytes) {
 }
 
 void *st__gc_meta_resize(void *old, size_t old_bytes, size_t new_bytes) {
+  if (new_bytes == 0) {
+    unmap_metadata(old, old_bytes);
+    return NULL;
+  }
   void *p = map_metadata(new_bytes);
   if (p == NULL) return NULL;
   if (old != NULL) {
@@ -212,7 +216,6 @@ static void block_setup_small(st_gc_block *b, unsigned cls, bool atomic) {
   b->obj_size = (uint16_t)size;
   b->nobjs = (uint16_t)(ST_GC_BLOCK_SIZE / size);
   b->recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
-  b->finalizers = 0;
   b->on_partial = false;
   memset(b->mark, 0, sizeof b->mark);
   memset(b->alloc, 0, sizeof b->alloc);
@@ -267,7 +270,6 @@ void *st__gc_alloc_large(size_t size, bool atomic) {
   b->kind = ST_GC_BLOCK_LARGE;
   b->run = (uint32_t)n;
   b->atomic = atomic;
-  b->finalizers = 0;
   memset(b->mark, 0, sizeof b->mark);
   memset(b->alloc, 0, sizeof b->alloc);
   st_gc_bit_set(b->alloc, 0);
