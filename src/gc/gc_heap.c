@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "base/check.h"
+#include "base/report.h"
 #include "os/os.h"
 
 st_gc_heap *st__gc_heap;
@@ -306,4 +307,58 @@ void st__gc_reset_classes(void) {
       *c = (st_gc_class){0};
     }
   }
+}
+
+/* ---- Invariants ---------------------------------------------------------------------- */
+
+/* One block's problem, or NULL. */
+static const char *block_validate(const st_gc_arena *a, size_t i) {
+  const st_gc_block *b = &a->desc[i];
+  bool free_bit = st_gc_bit_test(a->free_map, i);
+  if (b->start != a->base + (i << ST_GC_BLOCK_SHIFT)) return "wrong start";
+  if ((b->kind == ST_GC_BLOCK_FREE) != free_bit) return "kind disagrees with the free map";
+  for (size_t w = 0; w < ST_GC_BITMAP_WORDS; w++)
+    if (b->mark[w] != 0) return "mark bit set outside a collection";
+  if (b->kind == ST_GC_BLOCK_SMALL) {
+    if (b->obj_size != st__gc_class_sizes[b->cls] || b->nobjs != ST_GC_BLOCK_SIZE / b->obj_size)
+      return "size class fields disagree";
+    for (size_t k = b->nobjs; k < ST_GC_MAX_OBJECTS; k++)
+      if (st_gc_bit_test(b->alloc, k)) return "alloc bit beyond the last object";
+  } else if (b->kind == ST_GC_BLOCK_LARGE) {
+    if (b->run == 0 || i + b->run > a->high_water) return "large run out of bounds";
+    for (size_t t = 1; t < b->run; t++)
+      if (b[t].kind != ST_GC_BLOCK_LARGE_TAIL || b[t].run != t) return "broken large tail";
+  } else if (b->kind == ST_GC_BLOCK_LARGE_TAIL) {
+    if (b->run == 0 || b->run > i || b[-(ptrdiff_t)b->run].kind != ST_GC_BLOCK_LARGE)
+      return "tail without its head";
+  } else if (b->kind != ST_GC_BLOCK_FREE) {
+    return "unknown kind";
+  }
+  return NULL;
+}
+
+int st__gc_heap_validate(void) {
+  const st_gc_heap *h = st__gc_heap;
+  if (h == NULL) return 0;
+  size_t used = 0, free_blocks = 0;
+  for (size_t ai = 0; ai < h->arena_count; ai++) {
+    const st_gc_arena *a = &h->arenas[ai];
+    for (size_t i = 0; i < a->high_water; i++) {
+      const char *problem = block_validate(a, i);
+      if (problem != NULL) {
+        st__report("gc heap: block %p: %s", (void *)(a->base + (i << ST_GC_BLOCK_SHIFT)), problem);
+        return -1;
+      }
+      if (a->desc[i].kind == ST_GC_BLOCK_FREE)
+        free_blocks++;
+      else
+        used++;
+    }
+  }
+  if (used << ST_GC_BLOCK_SHIFT != h->heap_bytes || free_blocks != h->free_blocks) {
+    st__report("gc heap: counters say %zu bytes, %zu free blocks; blocks say %zu, %zu",
+               h->heap_bytes, h->free_blocks, used << ST_GC_BLOCK_SHIFT, free_blocks);
+    return -1;
+  }
+  return 0;
 }

@@ -146,6 +146,11 @@ ST_HIDDEN void st__gc_reset_classes(void);
  * Page-rounds both sizes. */
 ST_HIDDEN void *st__gc_meta_resize(void *old, size_t old_bytes, size_t new_bytes);
 
+/* Checks the heap's invariants outside a collection (descriptor kinds against the free
+ * maps, bitmaps within nobjs, no mark bit set, heap_bytes and free_blocks against the
+ * blocks); returns 0, or prints the first inconsistency and returns -1. For tests. */
+ST_HIDDEN int st__gc_heap_validate(void);
+
 /* The arena holding block descriptor b. */
 ST_HIDDEN st_gc_arena *st__gc_arena_of_block(const st_gc_block *b);
 

@@ -9,6 +9,7 @@
 #include <ucontext.h>
 
 #include "../check.h"
+#include "gc/gc_heap.h"
 #include "gc/gc_mark.h"
 #include "gc_test_util.h"
 
@@ -564,6 +565,53 @@ static void misuse_is_reported(void) {
   expect_death(collect_from_a_coroutine, NULL, "outside the thread's stack");
 }
 
+static GC_TEST_NOINLINE void register_then_change(void **objs, int *ran, size_t n) {
+  st_gc_add_roots(objs, objs + n); /* reachable while the registrations change */
+  for (size_t i = 0; i < n; i++) {
+    objs[i] = st_gc_malloc(16 + (i % 7) * 300);
+    st_gc_register_finalizer(objs[i], gc_test_count_finalizer, &ran[i]);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (i % 3 == 0)
+      st_gc_register_finalizer(objs[i], NULL, NULL); /* unregistered */
+    else if (i % 3 == 1)
+      st_gc_register_finalizer(objs[i], gc_test_count_finalizer, &ran[i]);
+    if (i % 5 == 0) st_gc_free(objs[i]); /* forgotten */
+  }
+  st_gc_remove_roots(objs, objs + n);
+  memset(objs, 0, n * sizeof *objs);
+}
+
+/* Many registrations, replacements, removals and frees (the finalizer table's deletions). */
+static void finalizer_table_churn(void) {
+  enum { N = 6000 };
+  void **objs = calloc(N, sizeof *objs); /* glibc memory: not a root */
+  int *ran = calloc(N, sizeof *ran);
+  REQUIRE(objs != NULL && ran != NULL);
+  register_then_change(objs, ran, N);
+  for (int i = 0; i < 3; i++) gc_test_collect();
+  int wrong = 0, due = 0, done = 0;
+  for (size_t i = 0; i < N; i++) {
+    bool expected = i % 3 != 0 && i % 5 != 0;
+    wrong += ran[i] > 1 || (!expected && ran[i] != 0);
+    due += expected, done += expected && ran[i] == 1;
+  }
+  CHECK_EQ(wrong, 0);
+  CHECK_MSG(done >= due * 9 / 10, "%d of %d finalized", done, due);
+  /* The survivors (stale words) keep their registration: the counters must outlive it. */
+  CHECK_EQ(st__gc_heap_validate(), 0);
+  free(objs);
+  if (done != due) return; /* leak the counters rather than let a late finalizer write them */
+  free(ran);
+}
+
+static void heap_invariants_hold(void) {
+  churn(4 << 20);
+  CHECK_EQ(st__gc_heap_validate(), 0);
+  gc_test_collect();
+  CHECK_EQ(st__gc_heap_validate(), 0);
+}
+
 int main(void) {
   st_gc_init();
   RUN_CASE(survives_on_stack);
@@ -576,6 +624,7 @@ int main(void) {
   RUN_CASE(finalizers_run_once);
   RUN_CASE(finalizer_of_reachable_never_runs);
   RUN_CASE(finalizers_may_use_the_collector);
+  RUN_CASE(finalizer_table_churn);
   RUN_CASE(atomic_objects_are_not_scanned);
   RUN_CASE(objects_are_zeroed_on_reuse);
   RUN_CASE(realloc_and_free);
@@ -584,5 +633,6 @@ int main(void) {
   RUN_CASE(wide_graph_survives_any_mark_stack);
   RUN_CASE(misuse_is_reported);
   RUN_CASE(concurrent_calls);
+  RUN_CASE(heap_invariants_hold);
   return check_summary();
 }

@@ -3,13 +3,14 @@
  * Each round rewires a random graph (new nodes, changed edges, changed roots), computes which
  * nodes are reachable from the roots in a reference model kept in glibc memory (which the
  * collector does not scan), collects, and checks: every reachable node is intact (id, edges,
- * payload) and was never finalized; no finalizer ran twice; and most unreachable nodes were
- * finalized (a conservative collector may keep a few through stale words, so "most" is 90%).
+ * payload) and was never finalized; no finalizer ran twice; the heap's invariants hold; and
+ * most unreachable nodes were finalized (a conservative collector may keep a few through stale words, so "most" is 90%).
  * Usage: test_gc_graph [seed] */
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "../check.h"
+#include "gc/gc_heap.h"
 #include "gc_test_util.h"
 
 enum { EDGES = 4, ROOTS = 64, ROUNDS = 30, NEW_PER_ROUND = 2000, REWIRES_PER_ROUND = 3000 };
@@ -132,6 +133,7 @@ static GC_TEST_NOINLINE void run_round(int round) {
       finalized += m->finalized == 1;
     }
   }
+  CHECK_MSG(st__gc_heap_validate() == 0, "round %d: heap invariants", round);
   CHECK_MSG(broken == 0, "round %d: %zu reachable nodes damaged", round, broken);
   CHECK_MSG(wrongly_finalized == 0, "round %d: %zu reachable nodes finalized", round,
             wrongly_finalized);
