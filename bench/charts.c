@@ -61,7 +61,7 @@ static void write_workload_data(const char *dir, int base, double range[2]) {
     for (int a = 0; a < st.nallocs; a++) {
       bench_stats x = stats_of(w, a);
       if (a != base) {
-        if (x.ok > 0 && b.ok > 0) {
+        if (x.ok > 0 && b.ok > 0 && !st.workloads[w].sleeps) {
           double ratio = x.median_s / b.median_s;
           fprintf(t, " %.4f", ratio);
           if (ratio < range[0]) range[0] = ratio;

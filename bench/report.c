@@ -132,7 +132,8 @@ typedef struct summary {
   int strata;                   /* strata's index, or -1 when not measured */
   double geo_time[MAX_ALLOCS];  /* geometric mean of allocator/base, median time */
   double geo_rss[MAX_ALLOCS];   /* the same for median peak RSS */
-  int geo_n[MAX_ALLOCS];        /* workloads in those means */
+  int geo_n_time[MAX_ALLOCS];   /* workloads in geo_time (those that do not sleep) */
+  int geo_n[MAX_ALLOCS];        /* workloads in geo_rss */
   int fastest[MAX_WORKLOADS];   /* lowest median time, -1 when no good run */
   int best_peer[MAX_WORKLOADS]; /* the same among the allocators other than strata */
   int smallest_peer;            /* the peer with the lowest geo_rss, or -1 */
@@ -169,11 +170,14 @@ static summary summarize(void) {
     for (int w = 0; w < st.nworkloads; w++) {
       bench_stats x = stats_of(w, a), b = stats_of(w, s.base);
       if (x.ok == 0 || b.ok == 0) continue; /* no ratio; the count shows it */
-      lt += log(x.median_s / b.median_s);
+      if (!st.workloads[w].sleeps) {
+        lt += log(x.median_s / b.median_s);
+        s.geo_n_time[a]++;
+      }
       lr += log(x.rss_mib / b.rss_mib);
       s.geo_n[a]++;
     }
-    s.geo_time[a] = s.geo_n[a] ? exp(lt / s.geo_n[a]) : NAN;
+    s.geo_time[a] = s.geo_n_time[a] ? exp(lt / s.geo_n_time[a]) : NAN;
     s.geo_rss[a] = s.geo_n[a] ? exp(lr / s.geo_n[a]) : NAN;
     if (a != s.strata && s.geo_n[a] > 0 &&
         (s.smallest_peer < 0 || s.geo_rss[a] < s.geo_rss[s.smallest_peer]))
@@ -203,13 +207,14 @@ static void target_vs(const summary *s, const char *peer, double limit, target *
   *t = (target){.limit = limit};
   snprintf(t->what, sizeof t->what, "time strata/%s, geometric mean", peer);
   int p = find_alloc(peer);
-  if (s->strata < 0 || p < 0 || s->geo_n[p] == 0) {
+  if (s->strata < 0 || p < 0 || s->geo_n_time[p] == 0) {
     snprintf(t->detail, sizeof t->detail, "not measured");
     return;
   }
   t->known = 1;
   t->value = 1.0 / s->geo_time[p];
-  snprintf(t->detail, sizeof t->detail, "over %d/%d workloads", s->geo_n[p], st.nworkloads);
+  snprintf(t->detail, sizeof t->detail, "over %d/%d workloads (those that sleep left out)",
+           s->geo_n_time[p], st.nworkloads);
 }
 
 static int targets_of(const summary *s, target *t) {
@@ -221,7 +226,7 @@ static int targets_of(const summary *s, target *t) {
   snprintf(t[2].detail, sizeof t[2].detail, "not measured");
   for (int w = 0; s->strata >= 0 && w < st.nworkloads; w++) {
     bench_stats x = stats_of(w, s->strata);
-    if (x.ok == 0 || s->best_peer[w] < 0) continue;
+    if (x.ok == 0 || s->best_peer[w] < 0 || st.workloads[w].sleeps) continue;
     bench_stats p = stats_of(w, s->best_peer[w]);
     double r = x.median_s / p.median_s;
     if (t[2].known && r <= t[2].value) continue;
@@ -318,12 +323,14 @@ static void print_failures(void) {
 static void print_summary(const summary *s) {
   const char *base = st.allocs[s->base].name;
   printf("\nsummary: geometric mean over workloads of allocator/%s (median time, median peak "
-         "RSS);\n         above 1.00 means %s is faster / smaller\n",
+         "RSS);\n         above 1.00 means %s is faster / smaller; workloads: in the time "
+         "mean, in the RSS mean / all\n         (footprint-small and -growshrink sleep: their "
+         "time is not compared)\n",
          base, base);
   printf("  %-9s %9s %9s %10s\n", "allocator", "time", "RSS", "workloads");
   for (int a = 0; a < st.nallocs; a++) {
-    char count[16];
-    snprintf(count, sizeof count, "%d/%d", s->geo_n[a], st.nworkloads);
+    char count[24];
+    snprintf(count, sizeof count, "%d,%d/%d", s->geo_n_time[a], s->geo_n[a], st.nworkloads);
     if (s->geo_n[a] == 0)
       printf("  %-9s %9s %9s %10s\n", st.allocs[a].name, "-", "-", count);
     else

@@ -65,32 +65,43 @@ static const struct {
 
 /* The order of the tables; each name is what the program prints in its result line. */
 static const bench_workload workload_table[] = {
-    {"fixed", "fixed", ""},
-    {"random", "random", ""},
-    {"pool-seq", "pool", "seq"},
-    {"pool-random", "pool", "random"},
-    {"pool-interleaved", "pool", "interleaved"},
-    {"aligned", "aligned", ""},
-    {"realloc", "realloc", ""},
-    {"large", "large", ""},
-    {"frag", "frag", ""},
-    {"xthread", "xthread", ""},
-    {"server", "server", ""},
-    {"prodcons", "prodcons", ""},
-    {"falseshare", "falseshare", ""},
-    {"threads-1", "threads", "1"},
-    {"threads-2", "threads", "2"},
-    {"threads-4", "threads", "4"},
-    {"threads-8", "threads", "8"},
-    {"threads-32", "threads", "32"}, /* oversubscribed: 16 threads per core on 2 cores */
+    {"fixed", "fixed", "", 0},
+    {"random", "random", "", 0},
+    {"pool-seq", "pool", "seq", 0},
+    {"pool-random", "pool", "random", 0},
+    {"pool-interleaved", "pool", "interleaved", 0},
+    {"aligned", "aligned", "", 0},
+    {"realloc", "realloc", "", 0},
+    {"large", "large", "", 0},
+    {"frag", "frag", "", 0},
+    {"xthread", "xthread", "", 0},
+    {"server", "server", "", 0},
+    {"prodcons", "prodcons", "", 0},
+    {"falseshare", "falseshare", "", 0},
+    {"threads-1", "threads", "1", 0},
+    {"threads-2", "threads", "2", 0},
+    {"threads-4", "threads", "4", 0},
+    {"threads-8", "threads", "8", 0},
+    {"threads-32", "threads", "32", 0}, /* oversubscribed: 16 threads per core on 2 cores */
+    {"footprint-small", "footprint", "small", 1},
+    {"footprint-huge", "footprint", "huge", 0},
+    {"footprint-growshrink", "footprint", "growshrink", 1},
+    {"footprint-mixed", "footprint", "mixed", 0},
 };
+
+int workload_sleeps(const char *name) {
+  for (size_t i = 0; i < sizeof workload_table / sizeof workload_table[0]; i++)
+    if (strcmp(workload_table[i].name, name) == 0) return workload_table[i].sleeps;
+  return 0;
+}
 
 /* Names --only accepts besides workload names and their prefixes (`pool`, `threads`). */
 static const struct {
   const char *name, *members;
 } group_table[] = {
-    {"single", "fixed,random,pool,aligned,realloc,large,frag"},
+    {"single", "fixed,random,pool,aligned,realloc,large,frag,footprint"},
     {"multi", "xthread,server,prodcons,falseshare,threads"},
+    {"memory", "frag,footprint"},
 };
 
 bench_state st;
@@ -154,8 +165,11 @@ static void usage(FILE *out) {
         "                     fixed random pool-seq pool-random pool-interleaved aligned\n"
         "                     realloc large frag xthread server prodcons falseshare\n"
         "                     threads-1 threads-2 threads-4 threads-8 threads-32\n"
-        "                   groups: pool (pool-*), threads (threads-*), single (the\n"
-        "                   single-threaded ones), multi (the multi-threaded ones)\n"
+        "                     footprint-small footprint-huge footprint-growshrink\n"
+        "                     footprint-mixed\n"
+        "                   groups: pool (pool-*), threads (threads-*), footprint\n"
+        "                   (footprint-*), single (the single-threaded ones), multi\n"
+        "                   (the multi-threaded ones), memory (frag, footprint-*)\n"
         "  --alloc LIST     comma-separated allocators: strata glibc jemalloc tcmalloc mimalloc\n"
         "  --strata PATH    libstrata.so to measure (default: the one this build made)\n"
         "  --workloads DIR  directory of the workload programs\n"
@@ -750,8 +764,10 @@ static void read_row(char *line, int lineno) {
   if (n != CSV_FIELDS && n != CSV_FIELDS - 1)
     die("line %d: expected %d fields", lineno, CSV_FIELDS);
   int w = find_workload(field[0]), a = find_alloc(field[1]);
-  if (w < 0 && st.nworkloads < MAX_WORKLOADS)
+  if (w < 0 && st.nworkloads < MAX_WORKLOADS) {
     copy_str(st.workloads[w = st.nworkloads++].name, NAME_LEN, field[0]);
+    st.workloads[w].sleeps = workload_sleeps(field[0]);
+  }
   if (a < 0 && st.nallocs < MAX_ALLOCS)
     copy_str(st.allocs[a = st.nallocs++].name, NAME_LEN, field[1]);
   int r = atoi(field[2]) - 1;

@@ -29,6 +29,9 @@ typedef struct bench_workload {
   char name[NAME_LEN];   /* as printed in the result line, e.g. "threads-4" */
   char binary[NAME_LEN]; /* program in the workloads directory */
   char extra[16];        /* argument after SCALE (thread count, pattern) or "" */
+  int sleeps;            /* its wall time is mostly the program sleeping (footprint-small,
+                            -growshrink): left out of every time comparison, kept in the
+                            RSS ones */
 } bench_workload;
 
 typedef enum run_status {
@@ -84,6 +87,8 @@ __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);
 int find_alloc(const char *name);
 const char *status_text(const bench_run *r, char *buf, size_t size);
 size_t result_core_len(const char *line);
+/* Whether the built-in workload of that name sleeps (see bench_workload); 0 if unknown. */
+int workload_sleeps(const char *name);
 const char *result_measured(const char *line);
 
 /* report.c */

@@ -80,6 +80,100 @@ ST_API void st_core_counters_get(st_core_counters *out);
  * inconsistency (layer and address) to stderr and returns -1. */
 ST_API int st_heap_validate(void);
 
+/* ---- Specialized allocators (docs/special.md) ---------------------------------------- */
+/* Independent of the malloc backend: their memory comes straight from the kernel. Invalid
+ * arguments (size 0, an alignment that is not a power of two) give NULL with errno = EINVAL,
+ * impossible sizes NULL with errno = ENOMEM. Misuse (a handle that was destroyed, an object
+ * freed to the wrong pool or cache, a double free in a pool or cache) prints one line naming
+ * the function and the address, then aborts. */
+
+/* Arena: bump allocation from geometrically growing chunks, freed all at once. Not thread
+ * safe. Options (NULL: defaults): chunk_size is the first chunk's size (0: 64 KiB; chunks
+ * double up to 64 MiB); max_bytes caps the bytes the arena maps (0: no cap). */
+typedef struct st_arena st_arena_t;
+typedef struct st_arena_options {
+  size_t chunk_size;
+  size_t max_bytes;
+} st_arena_options;
+typedef struct { /* opaque position */
+  void *chunk;
+  size_t used;
+} st_arena_mark_t;
+typedef struct st_arena_stats {
+  size_t used_bytes;     /* bytes handed out, alignment padding included */
+  size_t reserved_bytes; /* bytes mapped from the kernel for the arena's chunks */
+  size_t chunks;         /* chunks mapped, the ones for oversized allocations included */
+  size_t oversized;      /* of which hold one oversized allocation each */
+} st_arena_stats;
+ST_API st_arena_t *st_arena_create(const st_arena_options *opts);
+/* Aligned to alignof(max_align_t). */
+ST_API void *st_arena_alloc(st_arena_t *a, size_t size) ST_MALLOC_ATTR ST_ALLOC_SIZE(2);
+ST_API void *st_arena_alloc_aligned(st_arena_t *a, size_t size, size_t align) ST_MALLOC_ATTR
+    ST_ALLOC_SIZE(2) ST_ALLOC_ALIGN(3);
+ST_API void *st_arena_calloc(st_arena_t *a, size_t n, size_t size) ST_MALLOC_ATTR
+    ST_ALLOC_SIZE2(2, 3);
+ST_API char *st_arena_strdup(st_arena_t *a, const char *s) ST_MALLOC_ATTR;
+/* A position to rewind to: everything allocated after it is released together, and the
+ * next allocation of the same size reuses the same address. */
+ST_API st_arena_mark_t st_arena_mark(st_arena_t *a);
+ST_API void st_arena_release(st_arena_t *a, st_arena_mark_t mark);
+/* Releases every allocation; keeps the largest regular chunk mapped for reuse. */
+ST_API void st_arena_reset(st_arena_t *a);
+ST_API void st_arena_destroy(st_arena_t *a);
+ST_API void st_arena_stats_get(st_arena_t *a, st_arena_stats *out);
+
+/* Pool: objects of one size, O(1) alloc and free. ST_POOL_THREAD_SAFE lets several threads
+ * share the pool (a lock); without it the pool belongs to one thread at a time. align 0
+ * means alignof(max_align_t). Slots are at least 16 bytes. */
+typedef struct st_pool st_pool_t;
+enum { ST_POOL_THREAD_SAFE = 1 };
+typedef struct st_pool_stats {
+  size_t object_size;    /* as created */
+  size_t slot_size;      /* bytes per object in a chunk */
+  size_t live_objects;   /* allocated and not freed */
+  size_t free_objects;   /* slots free in mapped chunks */
+  size_t chunks;          /* chunks mapped */
+  size_t chunks_empty;    /* of which hold no object (kept a while for reuse) */
+  size_t reserved_bytes;  /* bytes mapped for the chunks */
+  size_t chunks_released; /* empty chunks given back to the kernel so far */
+} st_pool_stats;
+ST_API st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags);
+ST_API void *st_pool_alloc(st_pool_t *p) ST_MALLOC_ATTR;
+ST_API void st_pool_free(st_pool_t *p, void *obj);
+ST_API void st_pool_destroy(st_pool_t *p);
+/* Empty chunks go back to the kernel after STRATA_PURGE_DELAY_MS (checked when the pool
+ * is used); st_pool_trim gives them all back now and returns the bytes. */
+ST_API size_t st_pool_trim(st_pool_t *p);
+ST_API void st_pool_stats_get(st_pool_t *p, st_pool_stats *out);
+
+/* Slab cache: objects kept constructed between uses. ctor runs once when an object is
+ * first built, dtor when its slab is given back (st_slab_shrink, st_slab_destroy); both
+ * may be NULL. Thread safe. The name (up to 31 bytes kept) labels statistics. */
+typedef struct st_slab_cache st_slab_cache_t;
+typedef struct st_slab_stats {
+  char name[32];
+  size_t object_size, slot_size;
+  size_t live_objects;                    /* allocated and not freed */
+  size_t cached_objects;                  /* constructed and free, ready for reuse */
+  size_t slabs_full, slabs_partial, slabs_empty;
+  size_t slab_bytes;                      /* bytes per slab */
+  size_t reserved_bytes;                  /* bytes mapped for the slabs */
+  size_t allocs, frees;                   /* calls ever */
+  size_t constructed, destructed;         /* ctor and dtor calls ever */
+} st_slab_stats;
+ST_API st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t align,
+                                       void (*ctor)(void *obj), void (*dtor)(void *obj));
+/* No malloc attribute: a constructed object may hold pointers the ctor stored. */
+ST_API void *st_slab_alloc(st_slab_cache_t *c);
+ST_API void st_slab_free(st_slab_cache_t *c, void *obj);
+/* Gives empty slabs back to the kernel (after running dtor on their objects); returns
+ * the bytes given back. */
+ST_API size_t st_slab_shrink(st_slab_cache_t *c);
+ST_API void st_slab_destroy(st_slab_cache_t *c);
+ST_API void st_slab_stats_get(st_slab_cache_t *c, st_slab_stats *out);
+/* Calls visit for every live slab cache of the process (for statistics reports); visit
+ * must not create or destroy slab caches. */
+ST_API void st_slab_foreach(void (*visit)(const st_slab_stats *stats, void *arg), void *arg);
 /* ---- Garbage collector (docs/gc.md) ------------------------------------------------ */
 
 /* A conservative mark-and-sweep collector with its own heap, independent of st_malloc.

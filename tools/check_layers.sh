@@ -19,6 +19,7 @@ rank() {
     core/thread.*) echo 7 ;;
     core/heap.*) echo 8 ;;
     api/*) echo 9 ;;
+    special/*) echo 2 ;; # beside core: may use base/ and os/ only (see the check below)
     gc/gc_heap.*) echo 10 ;; # gc/ stands beside core/ and api/: it uses base/ and os/ only
     gc/gc_mark.*) echo 11 ;;
     gc/gc_roots.* | gc/gc_final.* | gc/gc_sweep.*) echo 12 ;;
@@ -49,6 +50,10 @@ while IFS= read -r file; do
       status=1
     fi
   done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$file")
+  if [[ $file == special/* ]] && grep -Eq '^#include "(core|api)/' "$file"; then
+    echo "check_layers: $file includes core/ or api/; special allocators stand on os/ alone"
+    status=1
+  fi
   if [[ $file != os/* ]] && grep -q '#include <sys/mman.h>' "$file"; then
     echo "check_layers: $file includes <sys/mman.h>; memory syscalls belong in src/os/"
     status=1

@@ -15,12 +15,14 @@
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* One word is written per page so the kernel must back every page of a block: peak RSS then
  * reflects what a program that uses its memory would see, at a fraction of memset's cost. */
@@ -148,6 +150,28 @@ static inline double bench_now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static inline void bench_sleep_ms(long ms) {
+  struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&t, NULL);
+}
+
+/* A "Key:   123 kB" line of /proc/self/status (VmRSS, VmHWM), in KiB; read with open/read
+ * so that no stdio buffer is allocated from the allocator being measured. -1 if
+ * unavailable. */
+static inline long bench_status_kib(const char *key) {
+  char buf[4096];
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  size_t klen = strlen(key);
+  for (char *p = buf; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+    if (strncmp(p, key, klen) == 0 && p[klen] == ':') return strtol(p + klen + 1, NULL, 10);
+  return -1;
 }
 
 /* The one line the runner parses: `workload= ops= checksum=` are compared across

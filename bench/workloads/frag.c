@@ -20,9 +20,6 @@
  * Then everything is verified and freed for the checksum. ops counts malloc calls.
  * Usage: frag [SCALE]
  */
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "common.h"
 
 #define FRAG_PHASES 6u
@@ -84,22 +81,6 @@ static uint64_t frag_thin(frag_set *s, size_t from, unsigned num, unsigned den, 
   return h;
 }
 
-/* A "Key:   123 kB" line of /proc/self/status, in KiB; read with open/read so that no
- * stdio buffer is allocated from the allocator being measured. -1 if unavailable. */
-static long frag_status_kib(const char *key) {
-  char buf[4096];
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  size_t klen = strlen(key);
-  for (char *p = buf; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-    if (strncmp(p, key, klen) == 0 && p[klen] == ':') return strtol(p + klen + 1, NULL, 10);
-  return -1;
-}
-
 int main(int argc, char **argv) {
   unsigned long scale = bench_start("frag", argc, argv, "[SCALE]");
   bench_rng rng = bench_rng_seed(13);
@@ -116,7 +97,7 @@ int main(int argc, char **argv) {
       frag_push(&large, bench_size_log_uniform(&rng, FRAG_LARGE_MIN, FRAG_LARGE_MAX), &rng);
     h = frag_thin(&large, 0, 1, 2, &rng, h);
   }
-  long rss_final = frag_status_kib("VmRSS"), rss_peak = frag_status_kib("VmHWM");
+  long rss_final = bench_status_kib("VmRSS"), rss_peak = bench_status_kib("VmHWM");
   uint64_t live_final = frag_live;
   h = bench_mix(bench_mix(h, frag_live_peak), live_final);
   h = frag_thin(&small, 0, 1, 1, &rng, h);

@@ -47,9 +47,15 @@ ST_INLINE void small_free(void *p, st_span_t *span, const char *fn) {
 
 /* ---- large ----------------------------------------------------------------------- */
 
+/* The calling thread's shard, or its CPU's when it has no cache (see pageheap.h). */
+static st_pageheap_t *calling_thread_heap(void) {
+  st_pageheap_t *ph = st__tls_tcache->heap;
+  return ph != NULL ? ph : st__pageheap_of_cpu(sched_getcpu());
+}
+
 static void *large_alloc(size_t size, size_t align, bool zero) {
   size_t pages = size == 0 ? 1 : st__bytes_to_pages(size);
-  st_span_t *span = st__pageheap_alloc(st__pageheap_of_cpu(sched_getcpu()), pages, align, ST_SPAN_LARGE);
+  st_span_t *span = st__pageheap_alloc(calling_thread_heap(), pages, align, ST_SPAN_LARGE);
   if (span == NULL) return NULL;
   if (zero && !span->zeroed) memset(st__span_start(span), 0, size);
   return st__span_start(span);

@@ -8,7 +8,6 @@
  */
 #include "core/tcache.h"
 
-#include <sched.h>
 
 #include "base/check.h"
 #include "base/options.h"
@@ -25,7 +24,7 @@ void st__tcache_init(st_tcache_t *tc) {
     st_list_init(&tc->partial[c]);
     st_list_init(&tc->full[c]);
   }
-  tc->heap = st__pageheap_of_cpu(sched_getcpu());
+  tc->heap = st__pageheap_for_new_cache();
 }
 
 /* Under the shard lock; others read the count without it to skip empty shards. */
@@ -127,7 +126,6 @@ static void tcache_sweep_abandoned_if_due(void) {
 }
 
 static st_span_t *tcache_new_span(st_tcache_t *tc, unsigned cls) {
-  tc->heap = st__pageheap_of_cpu(sched_getcpu());
   tcache_sweep_abandoned_if_due();
   st_span_t *span = st__pageheap_alloc(tc->heap, st__class_span_pages[cls], ST_PAGE_SIZE, ST_SPAN_SLAB);
   if (span != NULL) st__page_format(span, cls, &tc->owner);

@@ -30,7 +30,7 @@ typedef struct st_tcache {
   st_span_t *current[ST_NUM_CLASSES]; /* owner only: never NULL */
   st_list_t partial[ST_NUM_CLASSES];  /* owner only */
   st_list_t full[ST_NUM_CLASSES];     /* owner only */
-  st_pageheap_t *heap;                /* owner only: shard of the CPU seen at last refill */
+  st_pageheap_t *heap;                /* const after init: this cache's shard; NULL in sentinels */
   st_list_t registry_link;            /* registry lock (thread.c) */
   bool live;                          /* registry lock: belongs to a running thread */
 } st_tcache_t;

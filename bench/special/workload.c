@@ -1,0 +1,223 @@
+/*
+ * workload.c — the workloads of the special allocators, each in a malloc variant and a
+ * variant on strata's special allocator for it (bench/special/compare.c runs them).
+ *
+ *   workload objects VARIANT SCALE   VARIANT: malloc | pool | slab
+ *     many small objects of one size (64 B): 400 rounds of building 10,000 and freeing
+ *     them in allocation order, then 4,000,000 random replacements in a set of 10,000
+ *   workload ast VARIANT SCALE       VARIANT: malloc | arena
+ *     a parser's syntax trees: 400 trees of 10,000 nodes (16-32 B; names of 5-20 bytes on
+ *     the name leaves), built bottom-up, walked once (the use), then dropped: freed node by
+ *     node in a second walk (malloc) or all at once (st_arena_reset)
+ *
+ * The malloc variant calls plain malloc/free, so LD_PRELOAD chooses the general-purpose
+ * allocator it measures. Every object carries a tag that is checked before it is freed;
+ * the checksum depends only on the seed, so it is the same for every variant and allocator.
+ * Prints `workload=NAME ops=N checksum=H cpu_ns_per_op=X`: X is the process's CPU time (user
+ * and system) per allocation, so a busy machine that preempts the run does not count.
+ */
+#include <stdbool.h>
+
+#include "../workloads/common.h"
+#include "strata.h"
+
+enum { OBJECT_SIZE = 64 };
+
+/* Uniform in [0, n) from the high bits of one draw, by a multiply: a division would cost
+ * as much as the allocations being measured. */
+static inline size_t below(uint64_t r, size_t n) { return (size_t)(((r >> 32) * n) >> 32); }
+
+typedef enum variant { VAR_MALLOC, VAR_POOL, VAR_SLAB, VAR_ARENA } variant;
+
+/* ---- objects ------------------------------------------------------------------------ */
+
+typedef struct object_alloc {
+  variant v;
+  st_pool_t *pool;
+  st_slab_cache_t *slab;
+} object_alloc;
+
+static inline uint64_t *object_new(object_alloc *a, uint64_t tag) {
+  uint64_t *o = a->v == VAR_POOL   ? st_pool_alloc(a->pool)
+                : a->v == VAR_SLAB ? st_slab_alloc(a->slab)
+                                   : malloc(OBJECT_SIZE);
+  if (o == NULL) bench_die("out of memory");
+  o[0] = tag;
+  o[OBJECT_SIZE / 8 - 1] = ~tag;
+  return o;
+}
+
+static inline uint64_t object_drop(object_alloc *a, uint64_t *o, uint64_t h) {
+  if (o[OBJECT_SIZE / 8 - 1] != ~o[0]) bench_corrupt(o, OBJECT_SIZE, OBJECT_SIZE - 8);
+  h += o[0] * 0x9e3779b97f4a7c15ull;
+  if (a->v == VAR_POOL) st_pool_free(a->pool, o);
+  else if (a->v == VAR_SLAB) st_slab_free(a->slab, o);
+  else free(o);
+  return h;
+}
+
+static uint64_t run_objects(variant v, unsigned long scale, uint64_t *ops) {
+  object_alloc a = {v, NULL, NULL};
+  if (v == VAR_POOL) a.pool = st_pool_create(OBJECT_SIZE, 0, 0);
+  if (v == VAR_SLAB) a.slab = st_slab_create("bench-objects", OBJECT_SIZE, 0, NULL, NULL);
+  if ((v == VAR_POOL && a.pool == NULL) || (v == VAR_SLAB && a.slab == NULL))
+    bench_die("cannot create the allocator");
+  enum { BULK = 10000, SET = 10000 };
+  static uint64_t *objs[BULK];
+  uint64_t rounds = bench_scaled(400, scale, 1), churn = bench_scaled(4000000, scale, 10000);
+  uint64_t h = 0, tag = 1;
+  for (uint64_t r = 0; r < rounds; r++) {
+    for (size_t i = 0; i < BULK; i++) objs[i] = object_new(&a, tag++);
+    for (size_t i = 0; i < BULK; i++) h = object_drop(&a, objs[i], h);
+  }
+  bench_rng rng = bench_rng_seed(7);
+  for (size_t i = 0; i < SET; i++) objs[i] = object_new(&a, tag++);
+  for (uint64_t n = 0; n < churn; n++) {
+    size_t k = below(bench_rng_next(&rng), SET);
+    h = object_drop(&a, objs[k], h);
+    objs[k] = object_new(&a, tag++);
+  }
+  for (size_t i = 0; i < SET; i++) h = object_drop(&a, objs[i], h);
+  *ops = tag - 1;
+  st_pool_destroy(a.pool);
+  st_slab_destroy(a.slab);
+  return h;
+}
+
+/* ---- ast ---------------------------------------------------------------------------- */
+
+typedef struct ast_node {
+  uint32_t kind;  /* 0: number, 1: name, k >= 2: operator with k - 1 operands */
+  uint32_t value; /* the number, or the operator's code */
+  void *slot[];   /* kind 1: the name (char *); kind >= 2: the operands (ast_node *) */
+} ast_node;
+
+enum { AST_NODES = 10000, AST_MAX_KIDS = 3 };
+
+static inline void *ast_alloc(variant v, st_arena_t *arena, size_t size) {
+  void *p = v == VAR_ARENA ? st_arena_alloc(arena, size) : malloc(size);
+  if (p == NULL) bench_die("out of memory");
+  return p;
+}
+
+static size_t ast_node_size(uint32_t kind) {
+  return sizeof(ast_node) + (kind >= 2 ? kind - 1 : 1) * sizeof(void *);
+}
+
+/* The names leaves carry, as a parser copies them out of its input. */
+static const char ast_names[] = "cursor_position_offsetlimitbuffer_indexheaderxnodetmp";
+
+/* The shapes of successive nodes: 0 a number, 1 a name, k >= 2 an operator taking the
+ * k - 1 subtrees on top of the stack (as in `f(a, b + 1) * n - g(x)`). A fixed cycle, so
+ * the branches of the work around the allocations are predictable, as they mostly are in
+ * a parser reading real code; the sizes still vary from node to node. */
+static const uint8_t ast_shape[16] = {1, 0, 3, 1, 1, 3, 0, 2, 4, 1, 0, 3, 2, 1, 3, 3};
+
+/* Builds one tree bottom-up, as a shift-reduce parser does: leaves are pushed, an operator
+ * pops its operands. Returns the root; *ops counts allocations. */
+static ast_node *ast_build(variant v, st_arena_t *arena, bench_rng *rng, uint64_t *ops) {
+  static ast_node *stack[AST_NODES + 1];
+  size_t depth = 0;
+  for (size_t n = 0; n < AST_NODES; n++) {
+    uint64_t r = bench_rng_next(rng);
+    uint32_t kind = ast_shape[n % 16], kids = kind >= 2 ? kind - 1 : 0;
+    if (kids > depth) kind = 0, kids = 0; /* only at the start */
+    ast_node *node = ast_alloc(v, arena, ast_node_size(kind));
+    node->kind = kind;
+    node->value = (uint32_t)(r >> 16);
+    (*ops)++;
+    if (kind == 1) {
+      size_t len = 4 + (r >> 10 & 15), from = r >> 20 & 31; /* 4-19 bytes of the table */
+      char *name = ast_alloc(v, arena, len + 1);
+      memcpy(name, ast_names + from, len);
+      name[len] = '\0';
+      node->slot[0] = name;
+      (*ops)++;
+    }
+    for (uint32_t k = kids; k > 0; k--) node->slot[k - 1] = stack[--depth];
+    stack[depth++] = node;
+  }
+  while (depth > 1) { /* join what is left under binary operators */
+    ast_node *node = ast_alloc(v, arena, ast_node_size(3));
+    node->kind = 3;
+    node->value = 0;
+    node->slot[1] = stack[--depth];
+    node->slot[0] = stack[--depth];
+    stack[depth++] = node;
+    (*ops)++;
+  }
+  return stack[0];
+}
+
+/* Walks the tree (an explicit stack: trees can be deep): uses it (folds it into h), or
+ * frees every node and name, as a program's free_tree() does before malloc'd trees go. */
+static uint64_t ast_walk(ast_node *root, bool free_nodes, uint64_t h) {
+  static ast_node *todo[AST_NODES * AST_MAX_KIDS + 16];
+  size_t depth = 0;
+  todo[depth++] = root;
+  while (depth > 0) {
+    ast_node *node = todo[--depth];
+    if (!free_nodes) h = h * 31 + node->value + node->kind;
+    if (node->kind == 1) {
+      const char *name = node->slot[0];
+      if (!free_nodes) h += (unsigned char)name[0] + (unsigned char)name[3];
+      else free(node->slot[0]);
+    } else {
+      for (uint32_t k = 1; k < node->kind; k++) todo[depth++] = node->slot[k - 1];
+    }
+    if (free_nodes) free(node);
+  }
+  return h;
+}
+
+static uint64_t run_ast(variant v, unsigned long scale, uint64_t *ops) {
+  st_arena_t *arena = NULL;
+  if (v == VAR_ARENA && (arena = st_arena_create(NULL)) == NULL)
+    bench_die("cannot create the arena");
+  uint64_t trees = bench_scaled(400, scale, 1), h = 0;
+  bench_rng rng = bench_rng_seed(11);
+  for (uint64_t t = 0; t < trees; t++) {
+    ast_node *root = ast_build(v, arena, &rng, ops);
+    h = ast_walk(root, false, h); /* the program uses its tree */
+    if (v == VAR_ARENA) st_arena_reset(arena); /* then drops it */
+    else ast_walk(root, true, 0);
+  }
+  st_arena_destroy(arena);
+  return h;
+}
+
+/* ---- main --------------------------------------------------------------------------- */
+
+static double cpu_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+  static const char *const names[] = {"malloc", "pool", "slab", "arena"};
+  const char *usage = "objects|ast malloc|pool|slab|arena [SCALE]";
+  if (argc < 3) {
+    fprintf(stderr, "usage: %s %s\n", argv[0], usage);
+    return 64;
+  }
+  int v = -1;
+  for (int i = 0; i < 4; i++)
+    if (strcmp(argv[2], names[i]) == 0) v = i;
+  bool objects = strcmp(argv[1], "objects") == 0, ast = strcmp(argv[1], "ast") == 0;
+  if (v < 0 || (!objects && !ast) || (objects && v == VAR_ARENA) ||
+      (ast && (v == VAR_POOL || v == VAR_SLAB))) {
+    fprintf(stderr, "usage: %s %s (objects: malloc, pool, slab; ast: malloc, arena)\n", argv[0],
+            usage);
+    return 64;
+  }
+  unsigned long scale = bench_start(argv[1], argc - 2, argv + 2, usage);
+  uint64_t ops = 0;
+  double t0 = cpu_seconds();
+  uint64_t h = objects ? run_objects((variant)v, scale, &ops) : run_ast((variant)v, scale, &ops);
+  double t1 = cpu_seconds();
+  char measured[64];
+  snprintf(measured, sizeof measured, "cpu_ns_per_op=%.3f", (t1 - t0) * 1e9 / (double)ops);
+  bench_result_measured(argv[1], ops, h, measured);
+  return 0;
+}

@@ -1,0 +1,106 @@
+/*
+ * handle.c — descriptor slots for the special allocators (see handle.h).
+ *
+ * Layout: blocks of ST_HANDLE_BLOCK bytes from st__os_map_aligned, chained through their
+ * first slot (a block_header); the other slots are descriptors. Fresh slots are carved from
+ * the newest block; retired slots wait on a FIFO queue (linked through their second word)
+ * and are reused only once more than ST_HANDLE_QUARANTINE of them wait.
+ * Invariant: a slot's magic is ST_MAGIC_DEAD or zero when it is not a live descriptor, so
+ * st__handle_foreach can tell live slots by their magic alone.
+ */
+#include "special/handle.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/lock.h"
+#include "base/report.h"
+#include "os/os.h"
+
+#define ST_HANDLE_BLOCK ((size_t)64 * 1024)
+#define SLOTS_PER_BLOCK (ST_HANDLE_BLOCK / ST_HANDLE_SLOT_SIZE)
+
+typedef struct block_header {
+  struct block_header *next; /* older block */
+} block_header;
+
+typedef struct retired_slot {
+  uint64_t magic;            /* ST_MAGIC_DEAD */
+  struct retired_slot *next; /* younger retired slot */
+} retired_slot;
+
+_Static_assert(sizeof(block_header) <= ST_HANDLE_SLOT_SIZE, "block header fits a slot");
+
+static struct {
+  st_lock_t lock;
+  block_header *blocks;           /* newest first; guarded by lock */
+  size_t carved;                  /* slots used in blocks (newest block); guarded by lock */
+  retired_slot *oldest, *youngest; /* FIFO of retired slots; guarded by lock */
+  size_t retired;                 /* slots on the FIFO; guarded by lock */
+} registry = {ST_LOCK_INIT, NULL, SLOTS_PER_BLOCK, NULL, NULL, 0};
+
+static void *registry_carve_locked(void) {
+  if (registry.carved == SLOTS_PER_BLOCK) {
+    block_header *b = st__os_map_aligned(ST_HANDLE_BLOCK, 0);
+    if (b == NULL) return NULL;
+    b->next = registry.blocks;
+    registry.blocks = b;
+    registry.carved = 1; /* slot 0 is the header */
+  }
+  return (char *)registry.blocks + registry.carved++ * ST_HANDLE_SLOT_SIZE;
+}
+
+static void *registry_reuse_locked(void) {
+  if (registry.retired <= ST_HANDLE_QUARANTINE) return NULL;
+  retired_slot *s = registry.oldest;
+  registry.oldest = s->next;
+  if (registry.oldest == NULL) registry.youngest = NULL;
+  registry.retired--;
+  return s;
+}
+
+void *st__handle_new(void) {
+  st_lock_acquire(&registry.lock);
+  void *slot = registry_reuse_locked();
+  if (slot == NULL) slot = registry_carve_locked();
+  if (slot != NULL) memset(slot, 0, ST_HANDLE_SLOT_SIZE); /* under the lock: foreach reads it */
+  st_lock_release(&registry.lock);
+  if (slot == NULL) errno = ENOMEM;
+  return slot;
+}
+
+void st__handle_publish(void *h, uint64_t magic) {
+  st_lock_acquire(&registry.lock);
+  *(uint64_t *)h = magic;
+  st_lock_release(&registry.lock);
+}
+
+void st__handle_retire(void *h) {
+  retired_slot *s = h;
+  st_lock_acquire(&registry.lock);
+  s->magic = ST_MAGIC_DEAD;
+  s->next = NULL;
+  if (registry.youngest != NULL) registry.youngest->next = s;
+  else registry.oldest = s;
+  registry.youngest = s;
+  registry.retired++;
+  st_lock_release(&registry.lock);
+}
+
+void st__handle_foreach(uint64_t magic, void (*visit)(void *h, void *arg), void *arg) {
+  st_lock_acquire(&registry.lock);
+  for (block_header *b = registry.blocks; b != NULL; b = b->next) {
+    size_t used = b == registry.blocks ? registry.carved : SLOTS_PER_BLOCK;
+    for (size_t i = 1; i < used; i++) {
+      void *slot = (char *)b + i * ST_HANDLE_SLOT_SIZE;
+      if (st__handle_magic(slot) == magic) visit(slot, arg);
+    }
+  }
+  st_lock_release(&registry.lock);
+}
+
+void st__handle_fatal_not_live(const char *fn, const void *h, uint64_t magic) {
+  const char *kind = magic == ST_MAGIC_ARENA ? "arena" : magic == ST_MAGIC_POOL ? "pool"
+                                                                                : "slab cache";
+  st__fatal("%s(): %p is not a live %s (destroyed, or never created)", fn, h, kind);
+}

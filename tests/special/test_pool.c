@@ -1,0 +1,231 @@
+/*
+ * test_pool.c — st_pool_*: sizes and alignments, reuse, chunk growth and release,
+ * statistics, threads with ST_POOL_THREAD_SAFE, invalid arguments and misuse.
+ * With --threads-only (the TSan tier) it runs the thread case alone.
+ */
+#include <errno.h>
+#include <stdalign.h>
+#include <stdint.h>
+
+#include "special_test.h"
+#include "strata.h"
+
+static void pool_sizes_and_alignments(void) {
+  static const size_t sizes[] = {1, 8, 15, 16, 24, 100, 4096, 100000};
+  static const size_t aligns[] = {0, 1, 8, 16, 64, 4096};
+  enum { N = 300 };
+  static void *objs[N];
+  for (size_t si = 0; si < (sizeof sizes / sizeof sizes[0]); si++) {
+    for (size_t ai = 0; ai < (sizeof aligns / sizeof aligns[0]); ai++) {
+      size_t size = sizes[si], align = aligns[ai] ? aligns[ai] : alignof(max_align_t);
+      st_pool_t *p = st_pool_create(size, aligns[ai], 0);
+      REQUIRE(p != NULL);
+      for (size_t i = 0; i < N; i++) {
+        objs[i] = st_pool_alloc(p);
+        REQUIRE(objs[i] != NULL);
+        CHECK_ALIGNED(objs[i], align);
+        pattern_fill(objs[i], size, i);
+      }
+      for (size_t i = 0; i < N; i++)
+        CHECK_MSG(pattern_ok(objs[i], size, i), "size %zu align %zu object %zu", size, align, i);
+      st_pool_stats s;
+      st_pool_stats_get(p, &s);
+      CHECK_EQ(s.object_size, size);
+      CHECK_GE(s.slot_size, size);
+      CHECK_EQ(s.live_objects, N);
+      for (size_t i = 0; i < N; i++) st_pool_free(p, objs[(i * 7) % N]); /* 7 is prime to N */
+      st_pool_stats_get(p, &s);
+      CHECK_EQ(s.live_objects, 0);
+      st_pool_destroy(p);
+    }
+  }
+}
+
+static void pool_reuse_lifo(void) {
+  st_pool_t *p = st_pool_create(48, 0, 0);
+  REQUIRE(p != NULL);
+  void *a = st_pool_alloc(p), *b = st_pool_alloc(p);
+  CHECK(a != b);
+  st_pool_free(p, a);
+  CHECK(st_pool_alloc(p) == a); /* the most recently freed slot comes back first */
+  st_pool_free(p, b);
+  st_pool_free(p, a);
+  st_pool_free(p, NULL); /* a no-op */
+  /* A freed object whose second word the program set to anything is fine to reuse. */
+  uintptr_t *w = st_pool_alloc(p);
+  REQUIRE(w != NULL);
+  CHECK_EQ(w[1], 0);
+  st_pool_free(p, w);
+  st_pool_destroy(p);
+  st_pool_destroy(NULL);
+}
+
+static void pool_chunks_grow_and_release(void) {
+  st_pool_t *p = st_pool_create(64, 0, 0);
+  REQUIRE(p != NULL);
+  enum { N = 20000 }; /* 1.3 MB: about 20 chunks of 64 KiB */
+  static void *objs[N];
+  for (size_t i = 0; i < N; i++) REQUIRE((objs[i] = st_pool_alloc(p)) != NULL);
+  st_pool_stats s;
+  st_pool_stats_get(p, &s);
+  CHECK_GE(s.chunks, 19);
+  CHECK_EQ(s.reserved_bytes, s.chunks * 64 * 1024);
+  CHECK_EQ(s.live_objects, N);
+  size_t grown = s.chunks;
+  for (size_t i = 0; i < N; i++) st_pool_free(p, objs[i]);
+  st_pool_stats_get(p, &s);
+  CHECK_EQ(s.live_objects, 0);
+  CHECK_EQ(s.chunks_empty + s.chunks_released, grown); /* each kept or released */
+  /* Refill: the empty chunks are reused, nothing new is mapped. */
+  for (size_t i = 0; i < N; i++) REQUIRE((objs[i] = st_pool_alloc(p)) != NULL);
+  st_pool_stats_get(p, &s);
+  CHECK_EQ(s.chunks + s.chunks_released, grown); /* ... unless released after the delay */
+  /* Drain in random order: every chunk is found empty again. */
+  uint64_t seed = 42;
+  for (size_t i = N - 1; i > 0; i--) {
+    size_t j = xorshift64(&seed) % (i + 1);
+    void *t = objs[i];
+    objs[i] = objs[j], objs[j] = t;
+  }
+  for (size_t i = 0; i < N; i++) st_pool_free(p, objs[i]);
+  st_pool_stats_get(p, &s);
+  CHECK_EQ(s.live_objects, 0);
+  CHECK_EQ(s.chunks_empty, s.chunks);
+  size_t empty_bytes = (s.chunks - 1) * (s.reserved_bytes / s.chunks); /* all but cur */
+  CHECK_EQ(st_pool_trim(p), empty_bytes);
+  st_pool_stats_get(p, &s);
+  CHECK_EQ(s.chunks, 1);
+  CHECK_EQ(s.chunks_empty, 1);
+  CHECK_EQ(s.chunks_released, grown - 1);
+  CHECK_EQ(st_pool_trim(p), 0);
+  CHECK_EQ(st_pool_trim(NULL), 0);
+  st_pool_destroy(p);
+}
+
+static void pool_invalid(void) {
+  errno = 0;
+  CHECK(st_pool_create(0, 0, 0) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(st_pool_create(16, 3, 0) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(st_pool_create(16, 0, 2) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(st_pool_create(SIZE_MAX, 0, 0) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(st_pool_create(SIZE_MAX / 16, 0, 0) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(st_pool_create(16, (size_t)1 << 40, 0) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(st_pool_alloc(NULL) == NULL && errno == EINVAL);
+  st_pool_t *p = st_pool_create((size_t)64 << 20, 0, 0); /* large objects: 8 per chunk */
+  REQUIRE(p != NULL);
+  char *big = st_pool_alloc(p);
+  REQUIRE(big != NULL);
+  big[((size_t)64 << 20) - 1] = 1;
+  st_pool_free(p, big);
+  st_pool_destroy(p);
+}
+
+static void *pool_alloc_cb(void *pool) { return st_pool_alloc(pool); }
+static void pool_free_cb(void *pool, void *obj) { st_pool_free(pool, obj); }
+
+/* Several threads share one pool; most objects are freed by another thread than their allocator. */
+static void pool_threads(void) {
+  st_pool_t *p = st_pool_create(40, 0, ST_POOL_THREAD_SAFE);
+  REQUIRE(p != NULL);
+  shared_test t = {pool_alloc_cb, pool_free_cb, NULL, p, 0, 40, 200000};
+  CHECK_EQ(shared_run(&t), 0);
+  st_pool_stats s;
+  st_pool_stats_get(p, &s);
+  CHECK_EQ(s.live_objects, 0);
+  st_pool_trim(p);
+  st_pool_stats_get(p, &s);
+  CHECK_LE(s.chunks, 1);
+  st_pool_destroy(p);
+}
+
+static void double_free(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  void *a = st_pool_alloc(p), *b = st_pool_alloc(p);
+  st_pool_free(p, a);
+  st_pool_free(p, b);
+  st_pool_free(p, a);
+}
+
+static void double_free_thread_safe(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(8, 0, ST_POOL_THREAD_SAFE);
+  void *a = st_pool_alloc(p);
+  st_pool_free(p, a);
+  st_pool_free(p, a);
+}
+
+static void wrong_pool(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0), *q = st_pool_create(32, 0, 0);
+  st_pool_free(q, st_pool_alloc(p));
+}
+
+static void interior_pointer(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  char *a = st_pool_alloc(p);
+  st_pool_free(p, a + 8);
+}
+
+static void never_allocated(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  char *a = st_pool_alloc(p);
+  st_pool_free(p, a + 64 * 32); /* a slot past the ones handed out */
+}
+
+static void slab_object_to_pool(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  st_slab_cache_t *c = st_slab_create("other", 32, 0, NULL, NULL);
+  st_pool_free(p, st_slab_alloc(c));
+}
+
+static void use_after_destroy(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  st_pool_destroy(p);
+  CHECK(st_pool_alloc(p) != NULL);
+}
+
+static void free_after_destroy(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  void *a = st_pool_alloc(p);
+  st_pool_destroy(p);
+  st_pool_free(p, a);
+}
+
+static void pool_misuse(void) {
+  static const death_case cases[] = {
+      DEATH_CASE(double_free, "st_pool_free(): double free of 0x"),
+      DEATH_CASE(double_free_thread_safe, "st_pool_free(): double free of 0x"),
+      DEATH_CASE(wrong_pool, "allocated by another allocator than pool 0x"),
+      DEATH_CASE(interior_pointer, "is not the start of an object of pool"),
+      DEATH_CASE(never_allocated, "is not the start of an object of pool"),
+      DEATH_CASE(slab_object_to_pool, "allocated by another allocator than pool"),
+      DEATH_CASE(use_after_destroy, "st_pool_alloc(): 0x"),
+      DEATH_CASE(use_after_destroy, "is not a live pool"),
+      DEATH_CASE(free_after_destroy, "st_pool_free(): 0x"),
+  };
+  expect_deaths(cases, sizeof cases / sizeof cases[0]);
+}
+
+int main(int argc, char **argv) {
+  if (!threads_only(argc, argv)) {
+    RUN_CASE(pool_sizes_and_alignments);
+    RUN_CASE(pool_reuse_lifo);
+    RUN_CASE(pool_chunks_grow_and_release);
+    RUN_CASE(pool_invalid);
+    RUN_CASE(pool_misuse);
+  }
+  RUN_CASE(pool_threads);
+  return check_summary();
+}

@@ -1,0 +1,287 @@
+/*
+ * test_slab.c — st_slab_*: constructor and destructor discipline, slab lists, shrink,
+ * statistics and st_slab_foreach, threads, invalid arguments and misuse.
+ * With --threads-only (the TSan tier) it runs the thread case alone.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "special_test.h"
+#include "strata.h"
+
+/* An object that knows whether it is constructed. */
+typedef struct widget {
+  uint64_t state; /* WIDGET_READY after ctor, until dtor */
+  struct widget *self;
+  char payload[100];
+} widget;
+#define WIDGET_READY UINT64_C(0x5245414459)
+
+static atomic_long ctor_calls, dtor_calls;
+
+static void widget_ctor(void *obj) {
+  widget *w = obj;
+  w->state = WIDGET_READY;
+  w->self = w;
+  atomic_fetch_add(&ctor_calls, 1);
+}
+
+static void widget_dtor(void *obj) {
+  widget *w = obj;
+  if (w->state != WIDGET_READY || w->self != w) abort(); /* destroyed twice or never built */
+  w->state = 0;
+  atomic_fetch_add(&dtor_calls, 1);
+}
+
+static void reset_calls(void) { atomic_store(&ctor_calls, 0), atomic_store(&dtor_calls, 0); }
+
+static void slab_ctor_once_per_object(void) {
+  reset_calls();
+  st_slab_cache_t *c = st_slab_create("widget", sizeof(widget), 0, widget_ctor, widget_dtor);
+  REQUIRE(c != NULL);
+  enum { N = 3000 };
+  static widget *objs[N];
+  long built[3];
+  for (int round = 0; round < 3; round++) {
+    for (size_t i = 0; i < N; i++) {
+      objs[i] = st_slab_alloc(c);
+      REQUIRE(objs[i] != NULL);
+      CHECK_ALIGNED(objs[i], alignof(max_align_t));
+      CHECK_MSG(objs[i]->state == WIDGET_READY && objs[i]->self == objs[i], "object %zu", i);
+      pattern_fill(objs[i]->payload, sizeof objs[i]->payload, i);
+    }
+    for (size_t i = 0; i < N; i++) {
+      CHECK(pattern_ok(objs[i]->payload, sizeof objs[i]->payload, i));
+      st_slab_free(c, objs[i]); /* returned constructed: state and self untouched */
+    }
+    built[round] = atomic_load(&ctor_calls);
+  }
+  /* Once per object, not per allocation: the first round builds N; the second may build
+   * the never-used rest of the slab it finishes in; the third reuses only. */
+  st_slab_stats s;
+  st_slab_stats_get(c, &s);
+  size_t per_slab = s.slab_bytes / s.slot_size;
+  CHECK_EQ(built[0], N);
+  CHECK_LE(built[1], N + (long)per_slab);
+  CHECK_EQ(built[2], built[1]);
+  CHECK_EQ(atomic_load(&dtor_calls), 0);
+  st_slab_stats_get(c, &s);
+  CHECK(strcmp(s.name, "widget") == 0);
+  CHECK_EQ(s.allocs, 3 * N);
+  CHECK_EQ(s.frees, 3 * N);
+  CHECK_EQ(s.constructed, built[2]);
+  CHECK_EQ(s.live_objects, 0);
+  CHECK_EQ(s.cached_objects, built[2]);
+  CHECK_EQ(s.slabs_full + s.slabs_partial, 0);
+  CHECK_GT(s.slabs_empty, 0);
+  size_t slabs = s.slabs_empty;
+  CHECK_EQ(st_slab_shrink(c), slabs * s.slab_bytes);
+  CHECK_EQ(atomic_load(&dtor_calls), built[2]); /* every constructed object destroyed once */
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.reserved_bytes, 0);
+  CHECK_EQ(s.cached_objects, 0);
+  CHECK_EQ(s.destructed, built[2]);
+  CHECK_EQ(st_slab_shrink(c), 0);
+  st_slab_destroy(c);
+}
+
+static void slab_lists(void) {
+  st_slab_cache_t *c = st_slab_create("lists", 1000, 0, NULL, NULL);
+  REQUIRE(c != NULL);
+  st_slab_stats s;
+  st_slab_stats_get(c, &s);
+  size_t per_slab = s.slab_bytes / s.slot_size; /* an upper bound: the header takes a little */
+  enum { MAX = 512 };
+  static void *objs[MAX];
+  size_t n = 0;
+  do {
+    REQUIRE(n < MAX);
+    objs[n++] = st_slab_alloc(c);
+    st_slab_stats_get(c, &s);
+  } while (s.slabs_full == 0); /* fill exactly one slab */
+  CHECK_LE(n, per_slab);
+  CHECK_EQ(s.slabs_partial, 0);
+  void *extra = st_slab_alloc(c);
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.slabs_full, 1);
+  CHECK_EQ(s.slabs_partial, 1);
+  st_slab_free(c, objs[0]);
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.slabs_full, 0);
+  CHECK_EQ(s.slabs_partial, 2);
+  st_slab_free(c, extra);
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.slabs_partial, 1);
+  CHECK_EQ(s.slabs_empty, 1);
+  for (size_t i = 1; i < n; i++) st_slab_free(c, objs[i]);
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.slabs_empty, 2);
+  CHECK_EQ(s.live_objects, 0);
+  st_slab_destroy(c);
+}
+
+/* A constructor may allocate from the cache it builds for (no lock is held). */
+static st_slab_cache_t *nested_cache;
+typedef struct node {
+  struct node *child;
+  int depth;
+} node;
+static void node_ctor(void *obj) {
+  node *n = obj;
+  static int depth;
+  n->depth = depth;
+  n->child = NULL;
+  if (depth < 3) {
+    depth++;
+    n->child = st_slab_alloc(nested_cache);
+    depth--;
+  }
+}
+
+static void slab_reentrant_ctor(void) {
+  nested_cache = st_slab_create("node", sizeof(node), 0, node_ctor, NULL);
+  REQUIRE(nested_cache != NULL);
+  node *n = st_slab_alloc(nested_cache);
+  REQUIRE(n != NULL);
+  CHECK(n->child && n->child->child && n->child->child->child);
+  st_slab_stats s;
+  st_slab_stats_get(nested_cache, &s);
+  CHECK_EQ(s.live_objects, 4);
+  st_slab_destroy(nested_cache); /* warns: 4 objects still allocated */
+}
+
+typedef struct seen {
+  int widget, other;
+} seen;
+static void count_caches(const st_slab_stats *s, void *arg) {
+  seen *w = arg;
+  if (strcmp(s->name, "visit-a") == 0) w->widget += (int)s->live_objects;
+  else if (strcmp(s->name, "visit-b") == 0) w->other++;
+}
+
+static void slab_foreach(void) {
+  st_slab_cache_t *a = st_slab_create("visit-a", 24, 0, NULL, NULL);
+  st_slab_cache_t *b = st_slab_create("visit-b", 24, 0, NULL, NULL);
+  REQUIRE(a != NULL && b != NULL);
+  void *x = st_slab_alloc(a), *y = st_slab_alloc(a);
+  seen w = {0, 0};
+  st_slab_foreach(count_caches, &w);
+  CHECK_EQ(w.widget, 2);
+  CHECK_EQ(w.other, 1);
+  st_slab_free(a, x);
+  st_slab_free(a, y);
+  st_slab_destroy(b);
+  w = (seen){0, 0};
+  st_slab_foreach(count_caches, &w);
+  CHECK_EQ(w.widget, 0);
+  CHECK_EQ(w.other, 0); /* destroyed caches are not visited */
+  st_slab_destroy(a);
+  st_slab_foreach(NULL, NULL);
+}
+
+static void slab_invalid(void) {
+  errno = 0;
+  CHECK(st_slab_create("x", 0, 0, NULL, NULL) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(st_slab_create("x", 8, 12, NULL, NULL) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(st_slab_create("x", SIZE_MAX, 0, NULL, NULL) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(st_slab_alloc(NULL) == NULL && errno == EINVAL);
+  st_slab_cache_t *c = st_slab_create(NULL, 1, 4096, NULL, NULL); /* no name, page aligned */
+  REQUIRE(c != NULL);
+  void *p = st_slab_alloc(c);
+  CHECK_ALIGNED(p, 4096);
+  st_slab_free(c, p);
+  st_slab_free(c, NULL);
+  CHECK_EQ(st_slab_shrink(NULL), 0);
+  st_slab_destroy(c);
+  st_slab_destroy(NULL);
+}
+
+static void *slab_alloc_cb(void *cache) { return st_slab_alloc(cache); }
+static void slab_free_cb(void *cache, void *obj) { st_slab_free(cache, obj); }
+static int widget_ready(const void *obj) { return ((const widget *)obj)->state == WIDGET_READY; }
+
+/* Threads share a cache while st_slab_shrink runs destructors beside them. */
+static void *shrinker(void *cache) {
+  for (int i = 0; i < 20; i++) (void)st_slab_shrink(cache), sched_yield();
+  return NULL;
+}
+
+static void slab_threads(void) {
+  reset_calls();
+  st_slab_cache_t *c = st_slab_create("threads", sizeof(widget), 0, widget_ctor, widget_dtor);
+  REQUIRE(c != NULL);
+  pthread_t shrink;
+  REQUIRE(pthread_create(&shrink, NULL, shrinker, c) == 0);
+  shared_test t = {slab_alloc_cb, slab_free_cb, widget_ready, c, offsetof(widget, payload), 16,
+                   100000};
+  CHECK_EQ(shared_run(&t), 0);
+  pthread_join(shrink, NULL);
+  st_slab_stats s;
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.live_objects, 0);
+  CHECK_EQ(s.allocs, s.frees);
+  st_slab_destroy(c);
+  CHECK_EQ(atomic_load(&ctor_calls), atomic_load(&dtor_calls)); /* all built, all destroyed */
+}
+
+static void double_free(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("df", 40, 0, NULL, NULL);
+  void *a = st_slab_alloc(c), *b = st_slab_alloc(c);
+  st_slab_free(c, a);
+  st_slab_free(c, b);
+  st_slab_free(c, a);
+}
+
+static void overrun(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("overrun", 40, 0, NULL, NULL);
+  char *a = st_slab_alloc(c);
+  memset(a, 'x', 48); /* 8 bytes too many */
+  st_slab_free(c, a);
+}
+
+static void wrong_cache(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("one", 40, 0, NULL, NULL);
+  st_slab_cache_t *d = st_slab_create("two", 40, 0, NULL, NULL);
+  st_slab_free(d, st_slab_alloc(c));
+}
+
+static void use_after_destroy(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("gone", 40, 0, NULL, NULL);
+  st_slab_destroy(c);
+  (void)st_slab_alloc(c);
+}
+
+static void slab_misuse(void) {
+  static const death_case cases[] = {
+      DEATH_CASE(double_free, "st_slab_free(): double free of 0x"),
+      DEATH_CASE(overrun, "st_slab_free(): the word after object 0x"),
+      DEATH_CASE(wrong_cache, "allocated by another allocator than slab cache \"two\""),
+      DEATH_CASE(use_after_destroy, "st_slab_alloc(): 0x"),
+      DEATH_CASE(use_after_destroy, "is not a live slab cache"),
+  };
+  expect_deaths(cases, sizeof cases / sizeof cases[0]);
+}
+
+int main(int argc, char **argv) {
+  if (!threads_only(argc, argv)) {
+    RUN_CASE(slab_ctor_once_per_object);
+    RUN_CASE(slab_lists);
+    RUN_CASE(slab_reentrant_ctor);
+    RUN_CASE(slab_foreach);
+    RUN_CASE(slab_invalid);
+    RUN_CASE(slab_misuse);
+  }
+  RUN_CASE(slab_threads);
+  return check_summary();
+}
