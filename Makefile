@@ -19,6 +19,7 @@ test: all
 bench: all
 	cmake --build $(BUILD) --target bench-run
 	cmake --build $(BUILD) --target bench-special
+	cmake --build $(BUILD) --target bench-gc
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -174,6 +174,51 @@ ST_API void st_slab_stats_get(st_slab_cache_t *c, st_slab_stats *out);
 /* Calls visit for every live slab cache of the process (for statistics reports); visit
  * must not create or destroy slab caches. */
 ST_API void st_slab_foreach(void (*visit)(const st_slab_stats *stats, void *arg), void *arg);
+/* ---- Garbage collector (docs/gc.md) ------------------------------------------------ */
+
+/* A conservative mark-and-sweep collector with its own heap, independent of st_malloc.
+ * Roots: the registers and stack of the thread that collects, the data and bss of the
+ * program and its libraries, and ranges added with st_gc_add_roots. Memory from malloc or
+ * st_malloc is NOT scanned. Calls may come from any thread (one lock), but only the
+ * collecting thread's stack is a root: see docs/gc.md for multi-threaded programs. */
+typedef struct st_gc_stats {
+  size_t heap_bytes;            /* bytes of GC blocks in use now (objects and free slots) */
+  size_t live_bytes;            /* bytes in objects that survived the last collection */
+  size_t live_objects;          /* objects that survived the last collection */
+  size_t collections;           /* collections so far */
+  size_t allocated_bytes;       /* bytes ever allocated (object capacities) */
+  size_t finalizers_run;        /* finalizers called so far */
+  unsigned long long total_pause_ns; /* time spent in collections */
+  unsigned long long max_pause_ns;   /* the longest collection */
+} st_gc_stats;
+
+ST_API void st_gc_init(void); /* optional: implicit on first use */
+/* Zeroed; may hold pointers (scanned). NULL + ENOMEM beyond the heap limit or PTRDIFF_MAX. */
+ST_API void *st_gc_malloc(size_t size) ST_MALLOC_ATTR ST_ALLOC_SIZE(1);
+/* Never scanned (strings, numbers); contents are not zeroed. */
+ST_API void *st_gc_malloc_atomic(size_t size) ST_MALLOC_ATTR ST_ALLOC_SIZE(1);
+/* Keeps the contents and the kind (scanned or atomic); p NULL: st_gc_malloc; size 0: frees p
+ * and returns NULL; on failure p is untouched. When the object moves, the old one is freed
+ * and a finalizer registered on it is dropped. */
+ST_API void *st_gc_realloc(void *p, size_t size) ST_ALLOC_SIZE(2);
+/* Optional early free of an object's start (NULL: no-op); its finalizer does not run. */
+ST_API void st_gc_free(void *p);
+/* Collects now (nothing while disabled), then runs the finalizers that became due. */
+ST_API void st_gc_collect(void);
+/* Scans [start, end) as a root at every collection until removed. */
+ST_API void st_gc_add_roots(void *start, void *end);
+/* Stops scanning [start, end): ranges inside it go, overlapping ones are trimmed. */
+ST_API void st_gc_remove_roots(void *start, void *end);
+/* Runs fn(obj, data) once, after obj (the start of a GC object) became unreachable; fn NULL
+ * unregisters. Returns 0, EINVAL (obj is not the start of a GC object) or ENOMEM. */
+ST_API int st_gc_register_finalizer(void *obj, void (*fn)(void *obj, void *data), void *data);
+/* Nesting: collections (automatic and st_gc_collect) stop until as many enables. */
+ST_API void st_gc_enable(void);
+ST_API void st_gc_disable(void);
+/* 0 = none; an allocation that would grow the heap beyond it collects, then returns NULL with
+ * ENOMEM. */
+ST_API void st_gc_set_heap_limit(size_t bytes);
+ST_API void st_gc_get_stats(st_gc_stats *out);
 
 /* ---- Strategies and first-class heaps -------------------------------------------------- */
 

@@ -23,6 +23,10 @@ rank() {
     classic/heap.*) echo 4 ;;
     api/*) echo 9 ;;
     special/*) echo 2 ;; # beside core: may use base/ and os/ only (see the check below)
+    gc/gc_heap.*) echo 10 ;; # gc/ stands beside core/ and api/: it uses base/ and os/ only
+    gc/gc_mark.*) echo 11 ;;
+    gc/gc_roots.* | gc/gc_final.* | gc/gc_sweep.*) echo 12 ;;
+    gc/gc.c) echo 13 ;;
     strata.h) echo 0 ;; # the public header is a leaf every layer may use
     *) echo "unknown" ;;
   esac
@@ -40,6 +44,9 @@ while IFS= read -r file; do
     dep=$(rank "$inc")
     if [ "$dep" = unknown ]; then
       echo "check_layers: $file includes \"$inc\", which has no layer rank"
+      status=1
+    elif [[ $file == gc/* && $inc == @(core|api)/* ]]; then
+      echo "check_layers: $file includes \"$inc\"; the collector depends on base/ and os/ only"
       status=1
     elif [ "$dep" -gt "$own" ]; then
       echo "check_layers: $file (rank $own) includes \"$inc\" (rank $dep), a layer above it"

@@ -26,7 +26,21 @@
     "instead of MADV_DONTNEED")                                                                 \
   X(HUGE_THRESHOLD_KB, 65536, 256, 1048576,                                                      \
     "Requests above this many KiB are mapped directly and unmapped on free")                    \
-  X(SHARDS, 0, 0, 64, "Number of page-heap shards; 0 means one per CPU the process may use")
+  X(SHARDS, 0, 0, 64, "Number of page-heap shards; 0 means one per CPU the process may use") \
+  X(GC_GROWTH_PERCENT, 100, 10, 10000,                                                          \
+    "Garbage collector: collect when the bytes allocated since the last collection reach "     \
+    "this percentage of the bytes that survived it")                                           \
+  X(GC_MIN_TRIGGER_KB, 4096, 64, 4194304,                                                       \
+    "Garbage collector: never collect automatically before this many KiB were allocated "     \
+    "since the last collection")                                                               \
+  X(GC_HEAP_LIMIT_MB, 0, 0, 16777216,                                                           \
+    "Garbage collector: initial heap limit in MiB (0 = none); st_gc_set_heap_limit changes it") \
+  X(GC_MARK_STACK_KB, 16384, 4, 1048576,                                                        \
+    "Garbage collector: the mark stack grows up to this many KiB; beyond it marking "          \
+    "recovers by rescanning the heap")                                                         \
+  X(GC_PURGE_CYCLES, 4, 1, 1000000,                                                             \
+    "Garbage collector: a free block left unused for this many collections is purged "         \
+    "(its memory goes back to the kernel)")
 
 typedef enum st_option_id {
 #define ST_OPTION_ENUM(name, def, lo, hi, help) ST_OPTION_##name,
