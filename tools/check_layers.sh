@@ -12,13 +12,14 @@ rank() {
     base/*) echo 0 ;;
     os/*) echo 1 ;;
     core/sizeclass.*) echo 2 ;;
-    core/span.* | core/pagemap.*) echo 3 ;;
+    core/span.* | core/pagemap.* | core/events.*) echo 3 ;;
     core/pageheap.*) echo 4 ;;
     core/page.* | core/huge.*) echo 5 ;;
     core/tcache.*) echo 6 ;;
     core/thread.*) echo 7 ;;
-    core/heap.*) echo 8 ;;
-    api/*) echo 9 ;;
+    core/heap.* | core/stats.*) echo 8 ;;
+    debug/*) echo 9 ;;
+    api/*) echo 10 ;;
     strata.h) echo 0 ;; # the public header is a leaf every layer may use
     *) echo "unknown" ;;
   esac

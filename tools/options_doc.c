@@ -19,5 +19,16 @@ int main(void) {
     printf("| `%s` | %ld | %ld .. %ld | %s |\n", d->env_name, d->default_value, d->min, d->max,
            d->help);
   }
+  printf("\nWords accepted instead of a number:\n\n");
+  for (int i = 0; i < st__option_word_count; i++) {
+    const st_option_word *w = &st__option_words[i];
+    printf("- `%s=%s` means %ld\n", st__option_descs[w->option].env_name, w->word, w->value);
+  }
+  printf("\nOptions whose value is a path (unset or empty: off):\n\n"
+         "| variable | meaning |\n|---|---|\n");
+  for (int i = 0; i < ST_STRING_OPTION_COUNT; i++) {
+    const st_string_option_desc *d = &st__string_option_descs[i];
+    printf("| `%s` | %s |\n", d->env_name, d->help);
+  }
   return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/heap.h"
+#include "debug/debug.h"
 #include "os/os.h"
 #include "strata.h"
 
@@ -28,12 +29,16 @@ void *st__api_malloc_slow(size_t size) {
     if (block != NULL) return block;
   }
   if (ST_UNLIKELY(size > PTRDIFF_MAX)) return out_of_memory();
-  void *p = st__core_malloc(size, false);
+  void *p = ST_UNLIKELY(st__debug_routing()) ? st__debug_malloc(size, 0, false)
+                                              : st__core_malloc(size, false);
   return p != NULL ? p : out_of_memory();
 }
 
 void st__api_free_slow(void *p, st_span_t *span) {
-  if (p != NULL) st__core_free(p, span != &st__pagemap.none ? span : NULL, "free");
+  if (p == NULL) return;
+  span = span != &st__pagemap.none ? span : NULL;
+  if (ST_UNLIKELY(st__thread_slow_paths_only())) st__debug_free(p, span, "free");
+  else st__core_free(p, span, "free");
 }
 
 void *st__api_calloc(size_t count, size_t size) {
@@ -46,7 +51,8 @@ void *st__api_calloc(size_t count, size_t size) {
     if (p != NULL) __builtin_memset(p, 0, total);
     return p;
   }
-  p = st__core_malloc(total, true);
+  p = ST_UNLIKELY(st__debug_routing()) ? st__debug_malloc(total, 0, true)
+                                        : st__core_malloc(total, true);
   return p != NULL ? p : out_of_memory();
 }
 
@@ -57,7 +63,8 @@ void *st__api_realloc(void *p, size_t size) {
     return NULL;
   }
   if (ST_UNLIKELY(size > PTRDIFF_MAX)) return out_of_memory();
-  void *q = st__core_realloc(p, size);
+  void *q = ST_UNLIKELY(st__thread_slow_paths_only()) ? st__debug_realloc(p, size)
+                                                      : st__core_realloc(p, size);
   return q != NULL ? q : out_of_memory();
 }
 
@@ -75,7 +82,8 @@ void *st__api_memalign(size_t alignment, size_t size) {
   }
   alignment = st_pow2_ceil(alignment);
   if (ST_UNLIKELY(size > PTRDIFF_MAX || alignment > PTRDIFF_MAX)) return out_of_memory();
-  void *p = st__core_malloc_aligned(size, alignment);
+  void *p = ST_UNLIKELY(st__debug_routing()) ? st__debug_malloc(size, alignment, false)
+                                              : st__core_malloc_aligned(size, alignment);
   return p != NULL ? p : out_of_memory();
 }
 

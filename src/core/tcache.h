@@ -22,6 +22,7 @@
 #include <stdbool.h>
 
 #include "base/list.h"
+#include "core/events.h"
 #include "core/pageheap.h"
 #include "core/span.h"
 
@@ -33,6 +34,7 @@ typedef struct st_tcache {
   st_pageheap_t *heap;                /* owner only: shard of the CPU seen at last refill */
   st_list_t registry_link;            /* registry lock (thread.c) */
   bool live;                          /* registry lock: belongs to a running thread */
+  st_event_counters events;           /* owner writes; readers under the registry lock */
 } st_tcache_t;
 
 _Static_assert(offsetof(st_tcache_t, owner) == 0, "spans compare owners with the cache address");
@@ -67,6 +69,12 @@ ST_INLINE void *st__tcache_pop(st_tcache_t *tc, unsigned cls) {
     span->used++;
   }
   return block;
+}
+
+/* Counts an event of the calling thread, whose cache (or sentinel) is tc. */
+ST_INLINE void st__tcache_count(st_tcache_t *tc, st_event event) {
+  if (tc->live) st__events_add_own(&tc->events.xcount[event], 1);
+  else st_counter_add(&st__events_shared.xcount[event], 1);
 }
 
 ST_INLINE bool st__tcache_owns(const st_tcache_t *tc, const st_span_t *span) {
