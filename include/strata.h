@@ -111,11 +111,11 @@ ST_API void st_core_counters_get(st_core_counters *out);
   X(spans_free, "free spans in the page heaps now")                                            \
   X(threads_live, "thread caches in use")                                                      \
   X(spans_allocated, "spans ever handed out by the page heaps")                                \
+  X(refills, "slab refills: a thread's current span of a class ran dry (sum of the classes)") \
   ST_STATS_EVENTS(X)
 
 /* Events counted where they happen, on slow paths only (per thread, merged on demand). */
 #define ST_STATS_EVENTS(X)                                                                     \
-  X(refills, "slab refills: a thread's current span of a class ran dry")                       \
   X(slab_spans_new, "slab spans taken from the page heap")                                     \
   X(slab_spans_adopted, "slab spans of exited threads taken over")                             \
   X(frees_local_slow, "frees by the owner of a span parked as full")                           \

@@ -111,6 +111,7 @@ static void finish_classes(gather *g) {
     k->blocks_live = g->class_used[c] - pins;
     pinned_bytes += pins * k->block_size;
     out->live_blocks += k->blocks_live;
+    out->refills += k->refills;
     out->small_live_bytes += k->blocks_live * k->block_size;
   }
   out->thread_cached_bytes = g->owned_free_bytes + pinned_bytes;

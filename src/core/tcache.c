@@ -170,7 +170,6 @@ static st_span_t *tcache_fullest_partial(st_tcache_t *tc, unsigned cls) {
 }
 
 void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls) {
-  st__tcache_count(tc, ST_EVENT_refills);
   if (tc->live) st__events_add_own(&tc->events.xclass_refills[cls], 1);
   else st_counter_add(&st__events_shared.xclass_refills[cls], 1);
   st_span_t *span = tc->current[cls];

@@ -24,7 +24,7 @@ __thread st_tcache_t *st__tls_tcache __attribute__((tls_model("initial-exec"))) 
 /* Slow-paths-only mode (see thread.h): the thread's cache lives here and st__tls_tcache
  * stays at the sentinel, so the inline fast paths always fall through. */
 static __thread st_tcache_t *tls_hidden_cache __attribute__((tls_model("initial-exec")));
-static bool slow_paths_only; /* const after init */
+bool st__thread_slow_only; /* const after init */
 
 /* Current spans all empty, never owned: the state of a thread after its exit. */
 static st_tcache_t tcache_exited = {.current = {[0 ... ST_NUM_CLASSES - 1] = &st__span_empty}};
@@ -131,7 +131,7 @@ void st__core_ensure_init(void) {
   bool first = st_load_relaxed(&xinit_state) == 0;
   if (first) {
     st__options_init();
-    slow_paths_only = st_option(ST_OPTION_LEAKS) != 0 || st_running_on_memcheck();
+    st__thread_slow_only = st_option(ST_OPTION_LEAKS) != 0 || st_running_on_memcheck();
     st__pageheap_init();
     pthread_key_create(&exit_key, thread_exit);
     st_store_release(&xinit_state, 1);
@@ -143,8 +143,6 @@ void st__core_ensure_init(void) {
 
 bool st__core_initialized(void) { return st_load_acquire(&xinit_state) == 1; }
 
-bool st__thread_slow_paths_only(void) { return slow_paths_only; }
-
 st_tcache_t *st__thread_cache(void) {
   st_tcache_t *tc = st__tls_tcache;
   if (tc == &st__tcache_empty && tls_hidden_cache != NULL) tc = tls_hidden_cache;
@@ -152,7 +150,7 @@ st_tcache_t *st__thread_cache(void) {
   st__core_ensure_init();
   tc = cache_new();
   if (tc == NULL) return NULL;
-  if (slow_paths_only) tls_hidden_cache = tc;
+  if (st__thread_slow_only) tls_hidden_cache = tc;
   else st__tls_tcache = tc;
   /* May allocate (keys past the first 32): the cache is already in place. */
   pthread_setspecific(exit_key, tc);

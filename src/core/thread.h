@@ -34,7 +34,8 @@ ST_HIDDEN void st__thread_for_each_cache(void (*fn)(st_tcache_t *tc, void *arg),
 /* True when STRATA_LEAKS or Valgrind's memcheck asked for every malloc and free to take the slow
  * paths (st__tls_tcache then stays at the sentinel; st__thread_cache still gives the
  * thread its own cache). Fixed at init. */
-ST_HIDDEN bool st__thread_slow_paths_only(void);
+ST_HIDDEN extern bool st__thread_slow_only;
+ST_INLINE bool st__thread_slow_paths_only(void) { return st__thread_slow_only; }
 ST_HIDDEN size_t st__thread_metadata_bytes(void);
 
 #endif

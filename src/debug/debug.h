@@ -20,11 +20,9 @@
 #include "core/thread.h"
 #include "strata.h"
 
-/* Whether the api must route through the functions below; initialises the core. */
-ST_INLINE bool st__debug_routing(void) {
-  st__core_ensure_init();
-  return st__thread_slow_paths_only();
-}
+/* Whether the api must route through the functions below. One load: the allocations made
+ * before the core's initialisation (the very first one) take the plain route. */
+ST_INLINE bool st__debug_routing(void) { return st__thread_slow_paths_only(); }
 
 /* align: 0 for malloc's alignment; zero: calloc. NULL when out of memory. */
 ST_HIDDEN void *st__debug_malloc(size_t size, size_t align, bool zero);
