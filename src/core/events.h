@@ -16,6 +16,12 @@
 #include "core/sizeclass.h"
 #include "strata.h"
 
+/* 0 compiles the counting out; only the benchmark that measures its cost builds so
+ * (bench/observability.sh). */
+#ifndef ST_EVENTS_ENABLED
+#define ST_EVENTS_ENABLED 1
+#endif
+
 typedef enum st_event {
 #define ST_EVENT_ENUM(name, help) ST_EVENT_##name,
   ST_STATS_EVENTS(ST_EVENT_ENUM)

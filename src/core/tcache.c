@@ -143,8 +143,7 @@ static void *tcache_use(st_tcache_t *tc, st_span_t *span) {
   if (span->free == NULL) {
     uint32_t collected = st__page_collect(span);
     if (collected == 0) st__page_extend(span);
-    else if (tc->live) st__events_add_own(&tc->events.xcount[ST_EVENT_remote_frees_collected], collected);
-    else st_counter_add(&st__events_shared.xcount[ST_EVENT_remote_frees_collected], collected);
+    else st__tcache_count_n(tc, ST_EVENT_remote_frees_collected, collected);
   }
   if (tc->current[span->size_class] != span) set_current(tc, span);
   if (span->free != NULL) return st__tcache_pop(tc, span->size_class);
@@ -170,8 +169,7 @@ static st_span_t *tcache_fullest_partial(st_tcache_t *tc, unsigned cls) {
 }
 
 void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls) {
-  if (tc->live) st__events_add_own(&tc->events.xclass_refills[cls], 1);
-  else st_counter_add(&st__events_shared.xclass_refills[cls], 1);
+  st__tcache_count_refill(tc, cls);
   st_span_t *span = tc->current[cls];
   if (span != &st__span_empty) {
     void *block = tcache_use(tc, span);

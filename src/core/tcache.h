@@ -71,10 +71,17 @@ ST_INLINE void *st__tcache_pop(st_tcache_t *tc, unsigned cls) {
   return block;
 }
 
-/* Counts an event of the calling thread, whose cache (or sentinel) is tc. */
-ST_INLINE void st__tcache_count(st_tcache_t *tc, st_event event) {
-  if (tc->live) st__events_add_own(&tc->events.xcount[event], 1);
-  else st_counter_add(&st__events_shared.xcount[event], 1);
+/* Counts n events of the calling thread, whose cache (or sentinel) is tc. */
+ST_INLINE void st__tcache_count_n(st_tcache_t *tc, st_event event, size_t n) {
+  if (!ST_EVENTS_ENABLED) return;
+  if (tc->live) st__events_add_own(&tc->events.xcount[event], n);
+  else st_counter_add(&st__events_shared.xcount[event], n);
+}
+ST_INLINE void st__tcache_count(st_tcache_t *tc, st_event event) { st__tcache_count_n(tc, event, 1); }
+ST_INLINE void st__tcache_count_refill(st_tcache_t *tc, unsigned cls) {
+  if (!ST_EVENTS_ENABLED) return;
+  if (tc->live) st__events_add_own(&tc->events.xclass_refills[cls], 1);
+  else st_counter_add(&st__events_shared.xclass_refills[cls], 1);
 }
 
 ST_INLINE bool st__tcache_owns(const st_tcache_t *tc, const st_span_t *span) {

@@ -153,6 +153,38 @@ static bool is_own_frame(const st_symbol_t *sym) {
   return false;
 }
 
+/* glibc's own memory that it keeps where the scan cannot see: the dynamic thread vector of
+ * each thread lives in the thread's control block, which glibc caches with the stack of
+ * an exited thread for reuse. */
+static const char *const suppressed_functions[] = {"_dl_allocate_tls", "allocate_dtv",
+                                                   "_dl_resize_dtv"};
+
+static bool is_suppressed(const st_stack_t *s) {
+  st_symbol_t sym;
+  for (uint32_t i = 0; i < s->depth; i++) {
+    st__symbolize(s->frames[i], false, &sym);
+    for (size_t k = 0; sym.function != NULL && k < ST_ARRAY_LEN(suppressed_functions); k++) {
+      if (strcmp(sym.function, suppressed_functions[k]) == 0) return true;
+    }
+  }
+  return false;
+}
+
+/* Drops the suppressed groups from the list and the totals. */
+static void suppress_groups(group_state *g) {
+  size_t kept = 0;
+  for (size_t i = 0; i < g->count; i++) {
+    const st_stack_t *s = g->groups[i];
+    if (is_suppressed(s)) {
+      g->bytes -= s->leak_bytes;
+      g->blocks -= s->leak_blocks;
+    } else {
+      g->groups[kept++] = s;
+    }
+  }
+  g->count = kept;
+}
+
 static void print_stack(FILE *f, const st_stack_t *s) {
   uint32_t i = 0, shown = 0;
   st_symbol_t sym;
@@ -186,9 +218,10 @@ size_t st__leaks_report(FILE *f) {
   st__track_for_each(clear_mark, NULL);
   st__track_locked(mark_locked, &job);
   st__track_for_each(group_record, &g);
+  st__track_set_busy(true);
+  bool full = g.blocks != 0 && st__symbolize_begin();
+  if (g.blocks != 0) suppress_groups(&g);
   if (g.blocks != 0) {
-    st__track_set_busy(true);
-    bool full = st__symbolize_begin();
     sort_groups(g.groups, g.count);
     fprintf(f, "\n=================================================================\n"
                "strata: detected memory leaks%s\n",
@@ -202,9 +235,9 @@ size_t st__leaks_report(FILE *f) {
       fprintf(f, "\nLeak of %zu byte(s) in %zu object(s) allocated without a recorded stack\n",
               g.no_stack_bytes, g.no_stack_blocks);
     fprintf(f, "\nSUMMARY: strata: %zu byte(s) leaked in %zu allocation(s).\n", g.bytes, g.blocks);
-    st__symbolize_end();
-    st__track_set_busy(false);
   }
+  st__symbolize_end();
+  st__track_set_busy(false);
   st__track_unmap(job.m.work, job.m.cap * sizeof(*job.m.work));
   st__track_unmap(g.groups, g.cap * sizeof(*g.groups));
   return g.blocks;
