@@ -65,7 +65,8 @@ ST_API int st_trim(size_t pad);
 
 /* ---- Introspection ------------------------------------------------------------------ */
 
-/* Process-wide counters of the production allocator, read without stopping threads (the
+/* Process-wide counters of the production allocator (a subset of st_stats below, kept for
+ * programs written against it), read without stopping threads (the
  * figures are a consistent-enough snapshot, not an atomic one). */
 typedef struct st_core_counters {
   size_t mapped_bytes;    /* address space mapped from the kernel (regions, huge blocks) */

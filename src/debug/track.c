@@ -39,11 +39,12 @@ static size_t live_count, small_requested; /* track_lock */
 static bool out_of_memory;            /* track_lock: some block could not be recorded */
 static __thread bool tls_busy __attribute__((tls_model("initial-exec")));
 
-static st_atomic_int xenabled; /* 0 unknown, 1 off, 2 on */
+static st_atomic_int xenabled; /* 0 unknown, 1 off, 2 on; known once the core is initialised */
 
 bool st__track_enabled(void) {
   int state = st_load_relaxed(&xenabled);
   if (state == 0) {
+    if (!st__core_initialized()) return false;
     bool on = st__thread_slow_paths_only();
     state = on ? 2 : 1;
     st_store_relaxed(&xenabled, state);
