@@ -115,7 +115,7 @@ static void fork_child(void) {
   st_lock_init(&orphan_lock);
   st_lock_init(&registry_lock);
   st_lock_init(&init_lock);
-  st_tcache_t *self = st__tls_tcache;
+  st_tcache_t *self = st__thread_slow_only ? tls_hidden_cache : st__tls_tcache;
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &registry) {
     st_tcache_t *tc = ST_CONTAINER_OF(pos, st_tcache_t, registry_link);
