@@ -24,7 +24,7 @@ __thread st_tcache_t *st__tls_tcache __attribute__((tls_model("initial-exec"))) 
 /* Slow-paths-only mode (see thread.h): the thread's cache lives here and st__tls_tcache
  * stays at the sentinel, so the inline fast paths always fall through. */
 static __thread st_tcache_t *tls_hidden_cache __attribute__((tls_model("initial-exec")));
-bool st__thread_slow_only; /* const after init */
+st_atomic_int st__xthread_slow_only; /* written once, at init; relaxed: see thread.h */
 
 /* Current spans all empty, never owned: the state of a thread after its exit. */
 static st_tcache_t tcache_exited = {.current = {[0 ... ST_NUM_CLASSES - 1] = &st__span_empty}};
@@ -115,7 +115,7 @@ static void fork_child(void) {
   st_lock_init(&orphan_lock);
   st_lock_init(&registry_lock);
   st_lock_init(&init_lock);
-  st_tcache_t *self = st__thread_slow_only ? tls_hidden_cache : st__tls_tcache;
+  st_tcache_t *self = st__thread_slow_paths_only() ? tls_hidden_cache : st__tls_tcache;
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &registry) {
     st_tcache_t *tc = ST_CONTAINER_OF(pos, st_tcache_t, registry_link);
@@ -131,7 +131,7 @@ void st__core_ensure_init(void) {
   bool first = st_load_relaxed(&xinit_state) == 0;
   if (first) {
     st__options_init();
-    st__thread_slow_only = st_option(ST_OPTION_LEAKS) != 0 || st_running_on_memcheck();
+    st_store_relaxed(&st__xthread_slow_only, st_option(ST_OPTION_LEAKS) != 0 || st_running_on_memcheck());
     st__pageheap_init();
     pthread_key_create(&exit_key, thread_exit);
     st_store_release(&xinit_state, 1);
@@ -150,7 +150,7 @@ st_tcache_t *st__thread_cache(void) {
   st__core_ensure_init();
   tc = cache_new();
   if (tc == NULL) return NULL;
-  if (st__thread_slow_only) tls_hidden_cache = tc;
+  if (st__thread_slow_paths_only()) tls_hidden_cache = tc;
   else st__tls_tcache = tc;
   /* May allocate (keys past the first 32): the cache is already in place. */
   pthread_setspecific(exit_key, tc);

@@ -112,6 +112,11 @@ def mode_dump(program, renderer):
                                               "heap.png")]
         r = run([program] + paths[:3])
         check(r.returncode == 0, f"dump program exits 0 (got {r.returncode}: {r.stderr})")
+        info = dict(re.findall(r"(\w+)=(\d+)", r.stdout.split("mallinfo2:")[1].splitlines()[0]))
+        check(info.get("hblks") == "1" and info.get("hblkhd") == str(70 << 20),
+              f"mallinfo2 counts the huge block ({info})")
+        check(int(info.get("uordblks", 0)) >= 300000, "mallinfo2 counts the large block in uordblks")
+        check("strata statistics (version 1)" in r.stderr, "malloc_stats prints strata's table")
         text = open(paths[0]).read()
         dump = json.load(open(paths[1]))
         json.load(open(paths[2]))

@@ -1,9 +1,11 @@
 /*
  * dump_program.c — fills a heap with live and freed blocks of five classes, a large
  * and a huge block, then writes st_heap_dump in both forms (argv[1]: text, argv[2]: JSON)
- * and statistics as JSON (argv[3]) and as text (stdout), for check_debug.py and the
+ * and statistics as JSON (argv[3]) and as text (stdout), then glibc's mallinfo2 (stdout)
+ * and malloc_stats (stderr) as strata answers them, for check_debug.py and the
  * examples in docs/debugging.md and docs/stats.md.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -24,6 +26,9 @@ int main(int argc, char **argv) {
   if (text == NULL || json == NULL || stats == NULL) return 3;
   int rc = st_heap_dump(text, ST_DUMP_TEXT) | st_heap_dump(json, ST_DUMP_JSON) |
            st_stats_print(stats, ST_STATS_JSON) | st_stats_print(stdout, ST_STATS_TEXT);
+  struct mallinfo2 info = mallinfo2(); /* strata's answer: the program links libstrata.so */
+  printf("mallinfo2: hblks=%zu hblkhd=%zu uordblks=%zu\n", info.hblks, info.hblkhd, info.uordblks);
+  malloc_stats();
   fclose(text);
   fclose(json);
   fclose(stats);
