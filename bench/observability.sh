@@ -9,7 +9,7 @@
 # Then, with valgrind, the instructions A and B execute (deterministic, unlike time).
 # usage: observability.sh LIB_NO_EVENTS LIB WORKLOAD_DIR [ROUNDS] [SCALE]
 set -euo pipefail
-lib_a=$1 lib_b=$2 dir=$3 rounds=${4:-5} scale=${5:-30}
+lib_a=$1 lib_b=$2 dir=$3 rounds=${4:-3} scale=${5:-20}
 # xthread and prodcons wait with sched_yield: their CPU time measures the scheduler.
 cases=("fixed" "random" "realloc" "threads 4" "server")
 
