@@ -16,6 +16,7 @@
 
 #include "base/check.h"
 #include "base/options.h"
+#include "core/events.h"
 #include "core/pagemap.h"
 #include "os/os.h"
 
@@ -283,8 +284,14 @@ static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
 static st_atomic_size xpages_in_use, xpeak_pages_in_use;
 static _Atomic(uint64_t) xpeak_decay_ms;
 
-static void in_use_add(size_t pages) { st_counter_add(&xpages_in_use, pages); }
-static void in_use_sub(size_t pages) { st_counter_sub(&xpages_in_use, pages); }
+static void in_use_add(size_t pages) {
+  st_counter_add(&xpages_in_use, pages);
+  st__events_in_use_add(st__pages_to_bytes(pages));
+}
+static void in_use_sub(size_t pages) {
+  st_counter_sub(&xpages_in_use, pages);
+  st__events_in_use_sub(st__pages_to_bytes(pages));
+}
 
 static size_t dirty_budget_pages(void) {
   size_t in_use = st_load_relaxed(&xpages_in_use), peak = st_load_relaxed(&xpeak_pages_in_use);

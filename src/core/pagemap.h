@@ -74,6 +74,11 @@ ST_HIDDEN bool st__pagemap_reserve(uintptr_t addr, size_t pages);
 ST_HIDDEN void st__pagemap_set(uintptr_t addr, size_t pages, struct st_span *span);
 /* Sets one page's entry; the leaf must be reserved. */
 ST_HIDDEN void st__pagemap_set_one(uintptr_t addr, struct st_span *span);
+/* Calls fn once on every span whose first page is mapped (each SLAB, LARGE, HUGE and FREE
+ * span), in address order. Entries change under the callers' locks, not this walk's: a
+ * caller that needs a stable picture holds every page heap lock (huge blocks may still
+ * come and go; their descriptors stay readable). */
+ST_HIDDEN void st__pagemap_for_each_span(void (*fn)(struct st_span *span, void *arg), void *arg);
 /* Bytes of leaves mapped so far (metadata accounting). */
 ST_HIDDEN size_t st__pagemap_bytes(void);
 /* Fork support: the leaf lock. */

@@ -65,6 +65,7 @@ typedef struct st_span {
   size_t dirty_pages;                    /* FREE: bound on its resident pages; page heap lock */
   uint64_t freed_at_ms;                  /* FREE: when it last became dirty */
   size_t huge_mapped;                    /* HUGE: bytes of the mapping */
+  size_t requested;                      /* LARGE/HUGE: bytes the program asked for */
   struct st_span *reclaim_next;          /* link on an owner's reclaim stack */
   st_list_t link;                        /* owner's lists (SLAB) or free lists (FREE) */
   st_list_t dirty_link;                  /* FREE: the page heap's purge list, oldest first */
