@@ -8,6 +8,8 @@
 
 #include <stdlib.h>
 
+#include "base/atomics.h"
+#include "base/lock.h"
 #include "base/report.h"
 
 const st_option_desc st__option_descs[ST_OPTION_COUNT] = {
@@ -76,7 +78,7 @@ static bool parse_long(const char *text, long *out) {
   return true;
 }
 
-void st__options_init(void) {
+void st__options_reload(void) {
   for (int id = 0; id < ST_OPTION_COUNT; id++) {
     const st_option_desc *d = &st__option_descs[id];
     const char *text = getenv(d->env_name);
@@ -96,4 +98,19 @@ void st__options_init(void) {
     const char *text = getenv(st__string_option_descs[id].env_name);
     st__string_option_values[id] = text != NULL && *text != '\0' ? text : NULL;
   }
+}
+
+static st_lock_t options_lock = ST_LOCK_INIT;
+static st_atomic_int xoptions_read;
+
+/* Several layers initialise on their first use, under their own locks and possibly at the
+ * same time on different threads: one lock here keeps them from writing the table together. */
+void st__options_init(void) {
+  if (st_load_acquire(&xoptions_read)) return;
+  st_lock_acquire(&options_lock);
+  if (!st_load_relaxed(&xoptions_read)) {
+    st__options_reload();
+    st_store_release(&xoptions_read, 1);
+  }
+  st_lock_release(&options_lock);
 }

@@ -96,8 +96,11 @@ ST_HIDDEN extern const int st__option_word_count;
 ST_HIDDEN extern const st_string_option_desc st__string_option_descs[ST_STRING_OPTION_COUNT];
 ST_HIDDEN extern const char *st__string_option_values[ST_STRING_OPTION_COUNT];
 
-/* Reads every STRATA_* variable; idempotent, called from the core's one-time init. */
+/* Reads every STRATA_* variable, once per process: the core, the dispatch and the collector each
+ * call it before their first use, from any thread; later calls return at once. */
 ST_HIDDEN void st__options_init(void);
+/* Reads the environment again (tests that change it; single-threaded). */
+ST_HIDDEN void st__options_reload(void);
 
 ST_INLINE long st_option(st_option_id id) { return st__option_values[id]; }
 /* The environment's string (not copied: environ outlives every caller), or NULL. */

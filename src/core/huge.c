@@ -2,7 +2,7 @@
  * huge.c — directly mapped blocks (see huge.h).
  *
  * The descriptor comes from the shard of the CPU that maps the block and goes back to
- * the same shard (span->shard) whichever thread frees it.
+ * the same shard (span->xshard) whichever thread frees it.
  */
 #include "core/huge.h"
 

@@ -57,7 +57,9 @@ typedef struct st_span {
   uint32_t carved;                       /* owner only: blocks carved from the untouched part */
   uint8_t kind;                          /* st_span_kind; page heap lock */
   uint8_t size_class;                    /* const while SLAB */
-  uint8_t shard;                         /* const: shard whose heap and metadata own it */
+  _Atomic(uint8_t) xshard;               /* atomic: shard whose heap and metadata own it; set
+                                            when the descriptor is first mapped, never again,
+                                            so other shards may read it while coalescing */
   uint8_t in_full : 1;                   /* owner only: on the owner's full list */
   uint8_t zeroed : 1;                    /* LARGE/HUGE: memory known to read as zero */
   uint8_t on_dirty_list : 1;             /* FREE: linked on the heap's purge list */

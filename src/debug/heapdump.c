@@ -70,7 +70,7 @@ static void copy_span(st_span_t *span, void *arg) {
   out->start = span->start;
   out->pages = span->pages;
   out->kind = span->kind;
-  out->shard = span->shard;
+  out->shard = st_load_relaxed(&span->xshard);
   out->size_class = span->kind == ST_SPAN_SLAB ? span->size_class : 0;
   out->block_size = span->kind == ST_SPAN_SLAB ? span->block_size : 0;
   out->capacity = span->kind == ST_SPAN_SLAB ? span->capacity : 0;
