@@ -10,7 +10,7 @@ function(strata_add_objects name flags pic)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
   target_compile_options(${name} PRIVATE ${STRATA_WARNINGS} -fvisibility=hidden
                          -ftls-model=initial-exec -fno-plt ${flags})
-  target_compile_definitions(${name} PRIVATE _GNU_SOURCE ST_DEBUG=${STRATA_DEBUG})
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE ST_DEBUG=${STRATA_DEBUG} ${STRATA_FEATURE_DEFS})
   set_target_properties(${name} PROPERTIES POSITION_INDEPENDENT_CODE ${pic})
 endfunction()
 

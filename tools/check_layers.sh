@@ -12,21 +12,22 @@ rank() {
     base/*) echo 0 ;;
     os/*) echo 1 ;;
     core/sizeclass.*) echo 2 ;;
-    core/span.* | core/pagemap.*) echo 3 ;;
+    core/span.* | core/pagemap.* | core/events.*) echo 3 ;;
     core/pageheap.*) echo 4 ;;
     core/page.* | core/huge.*) echo 5 ;;
     core/tcache.*) echo 6 ;;
     core/thread.*) echo 7 ;;
-    core/heap.*) echo 8 ;;
+    core/heap.* | core/stats.*) echo 8 ;;
     classic/region.*) echo 2 ;;       # classic/ sits beside core/: it calls os/ and base/ only
     classic/backend.h | classic/fit.* | classic/buddy.* | classic/bitmap.*) echo 3 ;;
     classic/heap.*) echo 4 ;;
-    api/*) echo 9 ;;
+    debug/*) echo 9 ;;
+    api/*) echo 10 ;;
     special/*) echo 2 ;; # beside core: may use base/ and os/ only (see the check below)
-    gc/gc_heap.*) echo 10 ;; # gc/ stands beside core/ and api/: it uses base/ and os/ only
-    gc/gc_mark.*) echo 11 ;;
-    gc/gc_roots.* | gc/gc_final.* | gc/gc_sweep.*) echo 12 ;;
-    gc/gc.c) echo 13 ;;
+    gc/gc_heap.*) echo 11 ;; # gc/ stands beside core/ and api/: it uses base/ and os/ only
+    gc/gc_mark.*) echo 12 ;;
+    gc/gc_roots.* | gc/gc_final.* | gc/gc_sweep.*) echo 13 ;;
+    gc/gc.c) echo 14 ;;
     strata.h) echo 0 ;; # the public header is a leaf every layer may use
     *) echo "unknown" ;;
   esac

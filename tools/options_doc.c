@@ -26,5 +26,16 @@ int main(void) {
     printf("%s%s", s ? ", " : "", st_strategy_name((st_strategy)s));
   printf(" | The allocation strategy serving the process (docs/strategies.md); an unknown name "
          "gets a warning listing the valid ones, and the default |\n");
+  printf("\nWords accepted instead of a number:\n\n");
+  for (int i = 0; i < st__option_word_count; i++) {
+    const st_option_word *w = &st__option_words[i];
+    printf("- `%s=%s` means %ld\n", st__option_descs[w->option].env_name, w->word, w->value);
+  }
+  printf("\nOptions whose value is a path (unset or empty: off):\n\n"
+         "| variable | meaning |\n|---|---|\n");
+  for (int i = 0; i < ST_STRING_OPTION_COUNT; i++) {
+    const st_string_option_desc *d = &st__string_option_descs[i];
+    printf("| `%s` | %s |\n", d->env_name, d->help);
+  }
   return 0;
 }

@@ -7,7 +7,9 @@
  * classic strategy runs, no thread gets a cache (threads keep the empty sentinel, so every
  * malloc falls through to st__api_malloc_slow) and no block is in the pagemap (so every
  * free reaches st__api_free_slow). The core pays one load and one predictable branch per
- * slow-path call.
+ * slow-path call. With the core, a debug mode (STRATA_LEAKS, memcheck: src/debug/) puts its
+ * wrappers in front of it the same way; the classic strategies run without them (leak
+ * tracking applies to the default strategy).
  */
 #ifndef ST_API_DISPATCH_H
 #define ST_API_DISPATCH_H
@@ -15,6 +17,7 @@
 #include "base/atomics.h"
 #include "classic/heap.h"
 #include "core/heap.h"
+#include "debug/debug.h"
 
 enum { ST_DISPATCH_UNDECIDED, ST_DISPATCH_CORE, ST_DISPATCH_CLASSIC };
 
@@ -33,26 +36,32 @@ ST_INLINE st_classic_heap_t *st__dispatch_classic(void) {
 
 ST_INLINE void *st__dispatch_malloc(size_t size, bool zero) {
   st_classic_heap_t *h = st__dispatch_classic();
-  return h != NULL ? st__classic_malloc(h, size, ST_MIN_ALIGN, zero) : st__core_malloc(size, zero);
+  if (h != NULL) return st__classic_malloc(h, size, ST_MIN_ALIGN, zero);
+  return ST_UNLIKELY(st__debug_routing()) ? st__debug_malloc(size, 0, zero)
+                                          : st__core_malloc(size, zero);
 }
 
 ST_INLINE void *st__dispatch_malloc_aligned(size_t size, size_t align) {
   st_classic_heap_t *h = st__dispatch_classic();
-  return h != NULL ? st__classic_malloc(h, size, align, false)
-                   : st__core_malloc_aligned(size, align);
+  if (h != NULL) return st__classic_malloc(h, size, align, false);
+  return ST_UNLIKELY(st__debug_routing()) ? st__debug_malloc(size, align, false)
+                                          : st__core_malloc_aligned(size, align);
 }
 
 ST_INLINE void st__dispatch_free(void *p, st_span_t *span, const char *fn) {
   st_classic_heap_t *h = st__dispatch_classic();
   if (h != NULL)
     st__classic_free(h, p, fn);
+  else if (ST_UNLIKELY(st__debug_routing()))
+    st__debug_free(p, span, fn);
   else
     st__core_free(p, span, fn);
 }
 
 ST_INLINE void *st__dispatch_realloc(void *p, size_t size) {
   st_classic_heap_t *h = st__dispatch_classic();
-  return h != NULL ? st__classic_realloc(h, p, size) : st__core_realloc(p, size);
+  if (h != NULL) return st__classic_realloc(h, p, size);
+  return ST_UNLIKELY(st__debug_routing()) ? st__debug_realloc(p, size) : st__core_realloc(p, size);
 }
 
 ST_INLINE size_t st__dispatch_usable_size(const void *p, const char *fn) {

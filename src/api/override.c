@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "api/api.h"
+#include "strata.h"
 
 #define ST_LIBC ST_EXPORT
 
@@ -36,3 +37,21 @@ ST_LIBC void free_sized(void *p, size_t size) { st__api_free_sized(p, size); }
 ST_LIBC void free_aligned_sized(void *p, size_t alignment, size_t size) {
   st__api_free_aligned_sized(p, alignment, size);
 }
+
+/* glibc's summaries, answered from st_stats (docs/stats.md maps each field). */
+ST_LIBC struct mallinfo2 mallinfo2(void) {
+  st_stats s;
+  st_stats_get(&s, sizeof s);
+  struct mallinfo2 m = {0};
+  m.arena = s.mapped_bytes - s.huge_live_bytes;
+  m.ordblks = s.spans_free;
+  m.hblks = s.spans_huge;
+  m.hblkhd = s.huge_live_bytes;
+  m.usmblks = s.peak_in_use_bytes;
+  m.uordblks = s.small_live_bytes + s.large_live_bytes;
+  m.fordblks = s.thread_cached_bytes + s.abandoned_free_bytes + s.free_dirty_bytes;
+  m.keepcost = s.free_dirty_bytes;
+  return m;
+}
+
+ST_LIBC void malloc_stats(void) { st_stats_print(stderr, ST_STATS_TEXT); }

@@ -8,6 +8,8 @@
 
 #include <stdlib.h>
 
+#include "base/atomics.h"
+#include "base/lock.h"
 #include "base/report.h"
 
 const st_option_desc st__option_descs[ST_OPTION_COUNT] = {
@@ -22,9 +24,34 @@ long st__option_values[ST_OPTION_COUNT] = {
 #undef ST_OPTION_DEFAULT
 };
 
+const st_option_word st__option_words[] = {
+#define ST_OPTION_WORD(name, word, value) {ST_OPTION_##name, word, value},
+    ST_OPTION_WORDS(ST_OPTION_WORD)
+#undef ST_OPTION_WORD
+};
+const int st__option_word_count = (int)ST_ARRAY_LEN(st__option_words);
+
+const st_string_option_desc st__string_option_descs[ST_STRING_OPTION_COUNT] = {
+#define ST_STRING_OPTION_DESC(name, help) {"STRATA_" #name, help},
+    ST_STRING_OPTION_LIST(ST_STRING_OPTION_DESC)
+#undef ST_STRING_OPTION_DESC
+};
+
+const char *st__string_option_values[ST_STRING_OPTION_COUNT];
+
 static bool text_equals(const char *a, const char *b) {
   while (*a && *a == *b) a++, b++;
   return *a == *b;
+}
+
+static bool parse_option_word(int id, const char *text, long *out) {
+  for (int i = 0; i < st__option_word_count; i++) {
+    if (st__option_words[i].option == id && text_equals(text, st__option_words[i].word)) {
+      *out = st__option_words[i].value;
+      return true;
+    }
+  }
+  return false;
 }
 
 /* Accepts a decimal integer (optionally negative) or yes/no/true/false/on/off. */
@@ -51,13 +78,15 @@ static bool parse_long(const char *text, long *out) {
   return true;
 }
 
-void st__options_init(void) {
+void st__options_reload(void) {
   for (int id = 0; id < ST_OPTION_COUNT; id++) {
     const st_option_desc *d = &st__option_descs[id];
     const char *text = getenv(d->env_name);
     long value = d->default_value;
     if (text != NULL && *text != '\0') {
-      if (!parse_long(text, &value) || value < d->min || value > d->max) {
+      if (parse_option_word(id, text, &value)) {
+        /* a word of this option: in range by construction */
+      } else if (!parse_long(text, &value) || value < d->min || value > d->max) {
         st__report("warning: %s=\"%s\" is not a number in [%ld, %ld]; using the default %ld",
                    d->env_name, text, d->min, d->max, d->default_value);
         value = d->default_value;
@@ -65,4 +94,23 @@ void st__options_init(void) {
     }
     st__option_values[id] = value;
   }
+  for (int id = 0; id < ST_STRING_OPTION_COUNT; id++) {
+    const char *text = getenv(st__string_option_descs[id].env_name);
+    st__string_option_values[id] = text != NULL && *text != '\0' ? text : NULL;
+  }
+}
+
+static st_lock_t options_lock = ST_LOCK_INIT;
+static st_atomic_int xoptions_read;
+
+/* Several layers initialise on their first use, under their own locks and possibly at the
+ * same time on different threads: one lock here keeps them from writing the table together. */
+void st__options_init(void) {
+  if (st_load_acquire(&xoptions_read)) return;
+  st_lock_acquire(&options_lock);
+  if (!st_load_relaxed(&xoptions_read)) {
+    st__options_reload();
+    st_store_release(&xoptions_read, 1);
+  }
+  st_lock_release(&options_lock);
 }

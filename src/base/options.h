@@ -40,7 +40,22 @@
     "recovers by rescanning the heap")                                                         \
   X(GC_PURGE_CYCLES, 4, 1, 1000000,                                                             \
     "Garbage collector: a free block left unused for this many collections is purged "         \
-    "(its memory goes back to the kernel)")
+    "(its memory goes back to the kernel)")                                                    \
+  X(STATS, 0, 0, 2, "Print statistics at exit: 1 (or text) a table, 2 (or json) one JSON object") \
+  X(LEAKS, 0, 0, 1,                                                                             \
+    "Record each block's allocation call stack and report unreachable blocks at exit as leaks") \
+  X(LEAKS_EXITCODE, 23, 0, 255, "Exit status of a process in which STRATA_LEAKS found leaks") \
+  X(LEAKS_DEPTH, 16, 1, 64, "Call stack frames recorded per block with STRATA_LEAKS")
+
+/* Options that take a word for a number: X(ENUM_NAME, word, value). */
+#define ST_OPTION_WORDS(X)                                                                      \
+  X(STATS, "text", 1)                                                                           \
+  X(STATS, "json", 2)
+
+/* Options whose value is a string (a path): X(ENUM_NAME, help). Unset or empty is NULL. */
+#define ST_STRING_OPTION_LIST(X)                                                                \
+  X(STATS_FILE, "File the exit statistics are written to (appended) instead of stderr")       \
+  X(DUMP_AT_EXIT, "File a JSON heap dump (st_heap_dump) is written to at exit")
 
 typedef enum st_option_id {
 #define ST_OPTION_ENUM(name, def, lo, hi, help) ST_OPTION_##name,
@@ -48,6 +63,24 @@ typedef enum st_option_id {
 #undef ST_OPTION_ENUM
   ST_OPTION_COUNT
 } st_option_id;
+
+typedef enum st_string_option_id {
+#define ST_STRING_OPTION_ENUM(name, help) ST_STRING_OPTION_##name,
+  ST_STRING_OPTION_LIST(ST_STRING_OPTION_ENUM)
+#undef ST_STRING_OPTION_ENUM
+  ST_STRING_OPTION_COUNT
+} st_string_option_id;
+
+typedef struct st_option_word {
+  int option;       /* st_option_id */
+  const char *word; /* accepted instead of a number */
+  long value;
+} st_option_word;
+
+typedef struct st_string_option_desc {
+  const char *env_name;
+  const char *help;
+} st_string_option_desc;
 
 typedef struct st_option_desc {
   const char *env_name; /* "STRATA_VERBOSE" */
@@ -58,10 +91,19 @@ typedef struct st_option_desc {
 
 ST_HIDDEN extern long st__option_values[ST_OPTION_COUNT];
 ST_HIDDEN extern const st_option_desc st__option_descs[ST_OPTION_COUNT];
+ST_HIDDEN extern const st_option_word st__option_words[];
+ST_HIDDEN extern const int st__option_word_count;
+ST_HIDDEN extern const st_string_option_desc st__string_option_descs[ST_STRING_OPTION_COUNT];
+ST_HIDDEN extern const char *st__string_option_values[ST_STRING_OPTION_COUNT];
 
-/* Reads every STRATA_* variable; idempotent, called from the core's one-time init. */
+/* Reads every STRATA_* variable, once per process: the core, the dispatch and the collector each
+ * call it before their first use, from any thread; later calls return at once. */
 ST_HIDDEN void st__options_init(void);
+/* Reads the environment again (tests that change it; single-threaded). */
+ST_HIDDEN void st__options_reload(void);
 
 ST_INLINE long st_option(st_option_id id) { return st__option_values[id]; }
+/* The environment's string (not copied: environ outlives every caller), or NULL. */
+ST_INLINE const char *st_option_string(st_string_option_id id) { return st__string_option_values[id]; }
 
 #endif

@@ -21,6 +21,8 @@
 #include "core/thread.h"
 #include "os/os.h"
 
+static void count(st_event event) { st__tcache_count(st__tls_tcache, event); }
+
 size_t st__core_huge_threshold(void) { return (size_t)st_option(ST_OPTION_HUGE_THRESHOLD_KB) << 10; }
 
 /* ---- small ----------------------------------------------------------------------- */
@@ -57,6 +59,8 @@ static void *large_alloc(size_t size, size_t align, bool zero) {
   size_t pages = size == 0 ? 1 : st__bytes_to_pages(size);
   st_span_t *span = st__pageheap_alloc(calling_thread_heap(), pages, align, ST_SPAN_LARGE);
   if (span == NULL) return NULL;
+  count(ST_EVENT_large_allocs);
+  span->requested = size;
   if (zero && !span->zeroed) memset(st__span_start(span), 0, size);
   return st__span_start(span);
 }
@@ -74,6 +78,12 @@ static bool large_resize_in_place(st_span_t *span, size_t size) {
   return ok;
 }
 
+static void *huge_alloc(size_t size, size_t align) {
+  void *p = st__huge_alloc(size, align);
+  if (p != NULL) count(ST_EVENT_huge_allocs);
+  return p;
+}
+
 /* ---- entry points ------------------------------------------------------------------ */
 
 void *st__core_malloc(size_t size, bool zero) {
@@ -84,10 +94,11 @@ void *st__core_malloc(size_t size, bool zero) {
   }
   st__core_ensure_init();
   if (size <= st__core_huge_threshold()) return large_alloc(size, ST_PAGE_SIZE, zero);
-  return st__huge_alloc(size, ST_PAGE_SIZE);
+  return huge_alloc(size, ST_PAGE_SIZE);
 }
 
 void *st__core_malloc_aligned(size_t size, size_t align) {
+  count(ST_EVENT_aligned_allocs);
   if (size <= ST_SMALL_MAX && align <= ST_PAGE_SIZE) {
     /* Slab spans start on a page, so blocks of a class whose size is a multiple of align
      * are all aligned. Such a class exists: 4096 is one. */
@@ -99,7 +110,7 @@ void *st__core_malloc_aligned(size_t size, size_t align) {
   st__core_ensure_init();
   if (size <= st__core_huge_threshold() && align <= ST_REGION_BYTES / 4)
     return large_alloc(size, align, false);
-  return st__huge_alloc(size, align);
+  return huge_alloc(size, align);
 }
 
 ST_COLD ST_NOINLINE static void invalid_pointer(const char *fn, const void *p, const st_span_t *span) {
@@ -126,8 +137,14 @@ ST_NOINLINE static void free_pages(void *p, st_span_t *span, const char *fn) {
   span = span_of_block(p, fn);
   switch ((st_span_kind)span->kind) {
   case ST_SPAN_SLAB: small_free(p, span, fn); break;
-  case ST_SPAN_LARGE: st__pageheap_free(span); break;
-  case ST_SPAN_HUGE: st__huge_free(span); break;
+  case ST_SPAN_LARGE:
+    count(ST_EVENT_large_frees);
+    st__pageheap_free(span);
+    break;
+  case ST_SPAN_HUGE:
+    count(ST_EVENT_huge_frees);
+    st__huge_free(span);
+    break;
   case ST_SPAN_FREE: invalid_pointer(fn, p, span); break;
   }
   errno = saved;
@@ -158,21 +175,33 @@ size_t st__core_usable_size(const void *p, const char *fn) {
   return span_usable(span);
 }
 
+/* A huge block that mremap moved counts as in place too: nothing was copied. */
+static void *realloced_in_place(void *p) {
+  count(ST_EVENT_reallocs_in_place);
+  return p;
+}
+
 void *st__core_realloc(void *p, size_t size) {
   st_span_t *span = span_of_block(p, "realloc");
   size_t usable = span_usable(span);
+  count(ST_EVENT_reallocs);
   switch ((st_span_kind)span->kind) {
   case ST_SPAN_SLAB: /* in place unless shrinking would free at least half the block */
     ST_CHECK(st__page_is_block_start(span, p),
              "realloc(): invalid pointer %p (inside a %u-byte block)", p, span->block_size);
-    if (size <= usable && (size >= usable / 2 || usable <= 128)) return p;
+    if (size <= usable && (size >= usable / 2 || usable <= 128)) return realloced_in_place(p);
     break;
   case ST_SPAN_LARGE:
-    if (size > ST_SMALL_MAX && size <= st__core_huge_threshold() && large_resize_in_place(span, size))
-      return p;
+    if (size > ST_SMALL_MAX && size <= st__core_huge_threshold() && large_resize_in_place(span, size)) {
+      span->requested = size;
+      return realloced_in_place(p);
+    }
     break;
   case ST_SPAN_HUGE:
-    if (size > st__core_huge_threshold()) return st__huge_resize(span, size);
+    if (size > st__core_huge_threshold()) {
+      void *q = st__huge_resize(span, size);
+      return q != NULL ? realloced_in_place(q) : NULL;
+    }
     break;
   case ST_SPAN_FREE: break;
   }
@@ -185,6 +214,7 @@ void *st__core_realloc(void *p, size_t size) {
 
 int st__core_trim(void) {
   if (!st__core_initialized()) return 0;
+  count(ST_EVENT_trims);
   st_tcache_t *tc = st__tls_tcache;
   if (tc != &st__tcache_empty && st__thread_cache() != NULL) st__tcache_release_empty(tc);
   size_t purged = 0;

@@ -2,12 +2,13 @@
  * huge.c — directly mapped blocks (see huge.h).
  *
  * The descriptor comes from the shard of the CPU that maps the block and goes back to
- * the same shard (span->shard) whichever thread frees it.
+ * the same shard (span->xshard) whichever thread frees it.
  */
 #include "core/huge.h"
 
 #include <sched.h>
 
+#include "core/events.h"
 #include "core/pageheap.h"
 #include "core/pagemap.h"
 #include "os/os.h"
@@ -43,13 +44,16 @@ void *st__huge_alloc(size_t size, size_t align) {
   d->start = (uintptr_t)p;
   d->pages = bytes >> ST_PAGE_SHIFT;
   d->huge_mapped = bytes;
+  d->requested = size;
   d->zeroed = 1;
   st__pagemap_set_one(d->start, d);
   st_counter_add(&xhuge_count, 1);
+  st__events_in_use_add(bytes);
   return p;
 }
 
 void st__huge_free(st_span_t *d) {
+  st__events_in_use_sub(d->huge_mapped);
   st__pagemap_set_one(d->start, NULL);
   st__os_unmap(st__span_start(d), d->huge_mapped);
   descriptor_delete(d);
@@ -71,8 +75,11 @@ void *st__huge_resize(st_span_t *d, size_t size) {
     d->start = (uintptr_t)p;
     st__pagemap_set_one(d->start, d);
   }
+  st__events_in_use_sub(d->huge_mapped);
+  st__events_in_use_add(bytes);
   d->pages = bytes >> ST_PAGE_SHIFT;
   d->huge_mapped = bytes;
+  d->requested = size;
   return p;
 }
 

@@ -12,10 +12,12 @@
 #include "core/pageheap.h"
 
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "base/check.h"
 #include "base/options.h"
+#include "core/events.h"
 #include "core/pagemap.h"
 #include "os/os.h"
 
@@ -62,7 +64,9 @@ st_pageheap_t *st__pageheap_for_new_cache(void) {
   return &shards[st_fetch_add_relaxed(&xcaches_assigned, 1) % shard_count];
 }
 
-st_pageheap_t *st__pageheap_home(const st_span_t *span) { return &shards[span->shard]; }
+st_pageheap_t *st__pageheap_home(const st_span_t *span) {
+  return &shards[st_load_relaxed(&span->xshard)];
+}
 
 /* ---- descriptors --------------------------------------------------------------------- */
 
@@ -80,14 +84,17 @@ st_span_t *st__pageheap_desc_alloc_locked(st_pageheap_t *ph) {
     }
     d = (st_span_t *)ph->desc_cursor;
     ph->desc_cursor += DESC_STRIDE;
+    st_store_relaxed(&d->xshard, ph->index);
   }
-  memset(d, 0, sizeof *d);
-  d->shard = ph->index;
+  /* Everything but xshard: a neighbouring shard may be reading it (is_free_neighbour). */
+  size_t at = offsetof(st_span_t, xshard), after = at + sizeof d->xshard;
+  memset(d, 0, at);
+  memset((char *)d + after, 0, sizeof *d - after);
   return d;
 }
 
 void st__pageheap_desc_free_locked(st_pageheap_t *ph, st_span_t *span) {
-  ST_ASSERT(1, span->shard == ph->index);
+  ST_ASSERT(1, st_load_relaxed(&span->xshard) == ph->index);
   span->kind = ST_SPAN_FREE;
   span->pages = 0;
   span->reclaim_next = ph->desc_free;
@@ -198,9 +205,11 @@ static st_span_t *split_off(st_pageheap_t *ph, st_span_t *s, size_t pages) {
   return rest;
 }
 
-/* True if `n` is a free span of this shard (its shard is read first: it is const). */
+/* True if `n` is a free span of this shard (its shard is read first: other shards never
+ * write it). */
 static bool is_free_neighbour(st_pageheap_t *ph, const st_span_t *n) {
-  return n != NULL && n->shard == ph->index && n->kind == ST_SPAN_FREE && n->pages != 0;
+  return n != NULL && st_load_relaxed(&n->xshard) == ph->index && n->kind == ST_SPAN_FREE &&
+         n->pages != 0;
 }
 
 /* Whether free neighbours may merge: both dirty or both clean. A merged span does not know
@@ -227,10 +236,12 @@ static void absorb_listed(st_pageheap_t *ph, st_span_t *keep, st_span_t *gone) {
 
 /* Merges the off-list free span s with free neighbours, then lists it. */
 static void insert_coalesced(st_pageheap_t *ph, st_span_t *s) {
-  st_span_t *left = s->start >= ST_PAGE_SIZE ? st__pagemap_lookup((void *)(s->start - ST_PAGE_SIZE)) : NULL;
+  st_span_t *left = s->start >= ST_PAGE_SIZE
+                        ? st__pagemap_lookup_acquire((void *)(s->start - ST_PAGE_SIZE))
+                        : NULL;
   if (is_free_neighbour(ph, left) && may_merge(left, s) && st__span_end(left) == s->start)
     absorb_listed(ph, s, left);
-  st_span_t *right = st__pagemap_lookup((void *)st__span_end(s));
+  st_span_t *right = st__pagemap_lookup_acquire((void *)st__span_end(s));
   if (is_free_neighbour(ph, right) && may_merge(right, s) && right->start == st__span_end(s))
     absorb_listed(ph, s, right);
   map_free_bounds(s);
@@ -283,8 +294,14 @@ static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
 static st_atomic_size xpages_in_use, xpeak_pages_in_use;
 static _Atomic(uint64_t) xpeak_decay_ms;
 
-static void in_use_add(size_t pages) { st_counter_add(&xpages_in_use, pages); }
-static void in_use_sub(size_t pages) { st_counter_sub(&xpages_in_use, pages); }
+static void in_use_add(size_t pages) {
+  st_counter_add(&xpages_in_use, pages);
+  st__events_in_use_add(st__pages_to_bytes(pages));
+}
+static void in_use_sub(size_t pages) {
+  st_counter_sub(&xpages_in_use, pages);
+  st__events_in_use_sub(st__pages_to_bytes(pages));
+}
 
 static size_t dirty_budget_pages(void) {
   size_t in_use = st_load_relaxed(&xpages_in_use), peak = st_load_relaxed(&xpeak_pages_in_use);
@@ -497,7 +514,7 @@ void st__pageheap_free(st_span_t *span) {
 }
 
 void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
-  ST_ASSERT(1, s->shard == ph->index && (s->kind == ST_SPAN_SLAB || s->kind == ST_SPAN_LARGE));
+  ST_ASSERT(1, st_load_relaxed(&s->xshard) == ph->index && (s->kind == ST_SPAN_SLAB || s->kind == ST_SPAN_LARGE));
   if (s->kind == ST_SPAN_SLAB) st__pagemap_set(s->start, s->pages, NULL);
   else st__pagemap_set_one(s->start, NULL);
   uint64_t now = st__os_now_ms();
@@ -534,7 +551,7 @@ void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *s, size_t keep_pag
 
 /* The free span of this shard that starts at addr, or NULL. */
 static st_span_t *free_span_at(st_pageheap_t *ph, uintptr_t addr) {
-  st_span_t *n = st__pagemap_lookup((void *)addr);
+  st_span_t *n = st__pagemap_lookup_acquire((void *)addr);
   return is_free_neighbour(ph, n) && n->start == addr ? n : NULL;
 }
 
@@ -585,9 +602,9 @@ static bool validate_free_span(st_pageheap_t *ph, const st_span_t *s, size_t *pa
   *pages += s->pages;
   *dirty += s->dirty_pages;
   return check(s->kind == ST_SPAN_FREE, "span on a free list is not free", s) &&
-         check(s->shard == ph->index, "free span of another shard", s) &&
-         check(st__pagemap_lookup((void *)s->start) == s, "free span's first page not mapped", s) &&
-         check(st__pagemap_lookup((void *)last_page(s)) == s, "free span's last page not mapped", s) &&
+         check(st_load_relaxed(&s->xshard) == ph->index, "free span of another shard", s) &&
+         check(st__pagemap_lookup_acquire((void *)s->start) == s, "free span's first page not mapped", s) &&
+         check(st__pagemap_lookup_acquire((void *)last_page(s)) == s, "free span's last page not mapped", s) &&
          check((s->dirty_pages != 0) == s->on_dirty_list, "dirty span not on the purge list", s) &&
          check(s->dirty_pages <= s->pages, "more dirty pages than pages", s);
 }

@@ -8,7 +8,7 @@
  * keeps it, so threads spread evenly over the shards and a thread that migrates between
  * CPUs keeps reusing the memory it freed (per-CPU shards split such a thread's free memory
  * between heaps, and its footprint grew by up to 60% under load). A span always returns to
- * its home shard (span->shard), so memory freed by another thread finds its way back.
+ * its home shard (span->xshard), so memory freed by another thread finds its way back.
  *
  * Lock order: a shard lock is a leaf except for the pagemap's leaf lock below it; no code
  * holds two shard locks. Functions ending in _locked need the shard's lock.

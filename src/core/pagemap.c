@@ -60,6 +60,28 @@ void st__pagemap_set(uintptr_t addr, size_t pages, struct st_span *span) {
   for (size_t i = 0; i < pages; i++) st__pagemap_set_one(addr + st__pages_to_bytes(i), span);
 }
 
+void st__pagemap_for_each_span(void (*fn)(struct st_span *span, void *arg), void *arg) {
+  for (size_t r = 0; r < ST_PAGEMAP_ROOT_LEN; r++) {
+    if (!leaf_exists(r)) continue;
+    uintptr_t leaf_base = (uintptr_t)r << ST_PAGEMAP_LEAF_SHIFT;
+    st_pagemap_entry *leaf = leaf_of(leaf_base);
+    for (size_t i = 0; i < ST_PAGEMAP_LEAF_LEN;) {
+      uintptr_t reference = st_load_relaxed(&leaf[i]);
+      uintptr_t addr = leaf_base + (i << ST_PAGE_SHIFT);
+      struct st_span *span = (struct st_span *)((uintptr_t)&st__pagemap + reference);
+      /* Interior pages of slab spans and a free span's last page refer to a span that
+       * starts elsewhere: only the first page counts, then the walk skips the span. */
+      if (reference == 0 || span->start != addr) {
+        i++;
+        continue;
+      }
+      size_t pages = span->pages;
+      fn(span, arg);
+      i += pages == 0 || pages > ST_PAGEMAP_LEAF_LEN ? 1 : pages;
+    }
+  }
+}
+
 size_t st__pagemap_bytes(void) { return st_load_relaxed(&xleaf_bytes); }
 
 void st__pagemap_lock_for_fork(void) { st_lock_acquire(&leaf_lock); }

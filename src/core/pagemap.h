@@ -62,6 +62,20 @@ ST_INLINE struct st_span *st__pagemap_lookup_or_none(const void *addr) {
   return (struct st_span *)(base + st_load_relaxed_word(&leaf[(a >> ST_PAGE_SHIFT) & (ST_PAGEMAP_LEAF_LEN - 1)]));
 }
 
+/* The same with acquire loads, for readers that hold no pointer into the span and so were
+ * not handed it through other synchronisation: the page heap looking at a neighbour,
+ * which may be another shard's span created a moment ago. NULL when there is none. */
+ST_INLINE struct st_span *st__pagemap_lookup_acquire(const void *addr) {
+  uintptr_t a = (uintptr_t)addr;
+  uintptr_t root_index = a >> ST_PAGEMAP_LEAF_SHIFT;
+  if (ST_UNLIKELY(root_index >= ST_PAGEMAP_ROOT_LEN)) return NULL;
+  uintptr_t base = (uintptr_t)&st__pagemap;
+  st_pagemap_entry *leaf =
+      (st_pagemap_entry *)(base + st_load_acquire(&st__pagemap.root[root_index]));
+  uintptr_t entry = st_load_acquire(&leaf[(a >> ST_PAGE_SHIFT) & (ST_PAGEMAP_LEAF_LEN - 1)]);
+  return entry != 0 ? (struct st_span *)(base + entry) : NULL;
+}
+
 /* The span owning addr's page, or NULL. */
 ST_INLINE struct st_span *st__pagemap_lookup(const void *addr) {
   struct st_span *span = st__pagemap_lookup_or_none(addr);
@@ -74,6 +88,11 @@ ST_HIDDEN bool st__pagemap_reserve(uintptr_t addr, size_t pages);
 ST_HIDDEN void st__pagemap_set(uintptr_t addr, size_t pages, struct st_span *span);
 /* Sets one page's entry; the leaf must be reserved. */
 ST_HIDDEN void st__pagemap_set_one(uintptr_t addr, struct st_span *span);
+/* Calls fn once on every span whose first page is mapped (each SLAB, LARGE, HUGE and FREE
+ * span), in address order. Entries change under the callers' locks, not this walk's: a
+ * caller that needs a stable picture holds every page heap lock (huge blocks may still
+ * come and go; their descriptors stay readable). */
+ST_HIDDEN void st__pagemap_for_each_span(void (*fn)(struct st_span *span, void *arg), void *arg);
 /* Bytes of leaves mapped so far (metadata accounting). */
 ST_HIDDEN size_t st__pagemap_bytes(void);
 /* Fork support: the leaf lock. */

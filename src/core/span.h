@@ -57,7 +57,9 @@ typedef struct st_span {
   uint32_t carved;                       /* owner only: blocks carved from the untouched part */
   uint8_t kind;                          /* st_span_kind; page heap lock */
   uint8_t size_class;                    /* const while SLAB */
-  uint8_t shard;                         /* const: shard whose heap and metadata own it */
+  _Atomic(uint8_t) xshard;               /* atomic: shard whose heap and metadata own it; set
+                                            when the descriptor is first mapped, never again,
+                                            so other shards may read it while coalescing */
   uint8_t in_full : 1;                   /* owner only: on the owner's full list */
   uint8_t zeroed : 1;                    /* LARGE/HUGE: memory known to read as zero */
   uint8_t on_dirty_list : 1;             /* FREE: linked on the heap's purge list */
@@ -65,6 +67,7 @@ typedef struct st_span {
   size_t dirty_pages;                    /* FREE: bound on its resident pages; page heap lock */
   uint64_t freed_at_ms;                  /* FREE: when it last became dirty */
   size_t huge_mapped;                    /* HUGE: bytes of the mapping */
+  size_t requested;                      /* LARGE/HUGE: bytes the program asked for */
   struct st_span *reclaim_next;          /* link on an owner's reclaim stack */
   st_list_t link;                        /* owner's lists (SLAB) or free lists (FREE) */
   st_list_t dirty_link;                  /* FREE: the page heap's purge list, oldest first */

@@ -100,6 +100,7 @@ static st_span_t *tcache_adopt(st_tcache_t *tc, unsigned cls) {
   }
   st__pageheap_unlock(ph);
   if (found != NULL) {
+    st__tcache_count(tc, ST_EVENT_slab_spans_adopted);
     st_store_release(&found->xowner, &tc->owner);
     span_set_owned(tc, found);
   }
@@ -128,13 +129,20 @@ static void tcache_sweep_abandoned_if_due(void) {
 static st_span_t *tcache_new_span(st_tcache_t *tc, unsigned cls) {
   tcache_sweep_abandoned_if_due();
   st_span_t *span = st__pageheap_alloc(tc->heap, st__class_span_pages[cls], ST_PAGE_SIZE, ST_SPAN_SLAB);
-  if (span != NULL) st__page_format(span, cls, &tc->owner);
+  if (span != NULL) {
+    st__page_format(span, cls, &tc->owner);
+    st__tcache_count(tc, ST_EVENT_slab_spans_new);
+  }
   return span;
 }
 
 /* Makes span current for its class and takes a block from it, if it has any. */
 static void *tcache_use(st_tcache_t *tc, st_span_t *span) {
-  if (span->free == NULL && st__page_collect(span) == 0) st__page_extend(span);
+  if (span->free == NULL) {
+    uint32_t collected = st__page_collect(span);
+    if (collected == 0) st__page_extend(span);
+    else st__tcache_count_n(tc, ST_EVENT_remote_frees_collected, collected);
+  }
   if (tc->current[span->size_class] != span) set_current(tc, span);
   if (span->free != NULL) return st__tcache_pop(tc, span->size_class);
   if (!tcache_park_current(tc, span)) return tcache_use(tc, span);
@@ -159,6 +167,7 @@ static st_span_t *tcache_fullest_partial(st_tcache_t *tc, unsigned cls) {
 }
 
 void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls) {
+  st__tcache_count_refill(tc, cls);
   st_span_t *span = tc->current[cls];
   if (span != &st__span_empty) {
     void *block = tcache_use(tc, span);
@@ -188,6 +197,7 @@ static bool worth_unparking(const st_span_t *span) {
 }
 
 void st__tcache_free_local_slow(st_tcache_t *tc, st_span_t *span, st_block_t *block) {
+  st__tcache_count(tc, ST_EVENT_frees_local_slow);
   block->next = span->free;
   span->free = block;
   span->used--;

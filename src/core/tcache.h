@@ -22,6 +22,7 @@
 #include <stdbool.h>
 
 #include "base/list.h"
+#include "core/events.h"
 #include "core/pageheap.h"
 #include "core/span.h"
 
@@ -33,6 +34,7 @@ typedef struct st_tcache {
   st_pageheap_t *heap;                /* const after init: this cache's shard; NULL in sentinels */
   st_list_t registry_link;            /* registry lock (thread.c) */
   bool live;                          /* registry lock: belongs to a running thread */
+  st_event_counters events;           /* owner writes; readers under the registry lock */
 } st_tcache_t;
 
 _Static_assert(offsetof(st_tcache_t, owner) == 0, "spans compare owners with the cache address");
@@ -67,6 +69,19 @@ ST_INLINE void *st__tcache_pop(st_tcache_t *tc, unsigned cls) {
     span->used++;
   }
   return block;
+}
+
+/* Counts n events of the calling thread, whose cache (or sentinel) is tc. */
+ST_INLINE void st__tcache_count_n(st_tcache_t *tc, st_event event, size_t n) {
+  if (!ST_EVENTS_ENABLED) return;
+  if (tc->live) st__events_add_own(&tc->events.xcount[event], n);
+  else st_counter_add(&st__events_shared.xcount[event], n);
+}
+ST_INLINE void st__tcache_count(st_tcache_t *tc, st_event event) { st__tcache_count_n(tc, event, 1); }
+ST_INLINE void st__tcache_count_refill(st_tcache_t *tc, unsigned cls) {
+  if (!ST_EVENTS_ENABLED) return;
+  if (tc->live) st__events_add_own(&tc->events.xclass_refills[cls], 1);
+  else st_counter_add(&st__events_shared.xclass_refills[cls], 1);
 }
 
 ST_INLINE bool st__tcache_owns(const st_tcache_t *tc, const st_span_t *span) {

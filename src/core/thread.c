@@ -14,11 +14,17 @@
 
 #include "base/check.h"
 #include "base/options.h"
+#include "base/valgrind.h"
 #include "core/pagemap.h"
 #include "core/sizeclass.h"
 #include "os/os.h"
 
 __thread st_tcache_t *st__tls_tcache __attribute__((tls_model("initial-exec"))) = &st__tcache_empty;
+
+/* Slow-paths-only mode (see thread.h): the thread's cache lives here and st__tls_tcache
+ * stays at the sentinel, so the inline fast paths always fall through. */
+static __thread st_tcache_t *tls_hidden_cache __attribute__((tls_model("initial-exec")));
+st_atomic_int st__xthread_slow_only; /* written once, at init; relaxed: see thread.h */
 
 /* Current spans all empty, never owned: the state of a thread after its exit. */
 static st_tcache_t tcache_exited = {.current = {[0 ... ST_NUM_CLASSES - 1] = &st__span_empty}};
@@ -71,6 +77,7 @@ static st_tcache_t *cache_new(void) {
 }
 
 static void cache_recycle_locked(st_tcache_t *tc) {
+  st__events_fold(&st__events_shared, &tc->events);
   st_list_remove(&tc->registry_link);
   tc->live = false;
   tc->registry_link.next = (st_list_t *)recycled;
@@ -81,6 +88,7 @@ static void cache_recycle_locked(st_tcache_t *tc) {
 static void thread_exit(void *arg) {
   st_tcache_t *tc = arg;
   st__tls_tcache = &tcache_exited;
+  tls_hidden_cache = &tcache_exited;
   st__tcache_abandon(tc, false);
   st_lock_acquire(&registry_lock);
   cache_recycle_locked(tc);
@@ -107,7 +115,7 @@ static void fork_child(void) {
   st_lock_init(&orphan_lock);
   st_lock_init(&registry_lock);
   st_lock_init(&init_lock);
-  st_tcache_t *self = st__tls_tcache;
+  st_tcache_t *self = st__thread_slow_paths_only() ? tls_hidden_cache : st__tls_tcache;
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &registry) {
     st_tcache_t *tc = ST_CONTAINER_OF(pos, st_tcache_t, registry_link);
@@ -123,6 +131,7 @@ void st__core_ensure_init(void) {
   bool first = st_load_relaxed(&xinit_state) == 0;
   if (first) {
     st__options_init();
+    st_store_relaxed(&st__xthread_slow_only, st_option(ST_OPTION_LEAKS) != 0 || st_running_on_memcheck());
     st__pageheap_init();
     pthread_key_create(&exit_key, thread_exit);
     st_store_release(&xinit_state, 1);
@@ -136,11 +145,13 @@ bool st__core_initialized(void) { return st_load_acquire(&xinit_state) == 1; }
 
 st_tcache_t *st__thread_cache(void) {
   st_tcache_t *tc = st__tls_tcache;
+  if (tc == &st__tcache_empty && tls_hidden_cache != NULL) tc = tls_hidden_cache;
   if (tc != &st__tcache_empty) return tc == &tcache_exited ? NULL : tc;
   st__core_ensure_init();
   tc = cache_new();
   if (tc == NULL) return NULL;
-  st__tls_tcache = tc;
+  if (st__thread_slow_paths_only()) tls_hidden_cache = tc;
+  else st__tls_tcache = tc;
   /* May allocate (keys past the first 32): the cache is already in place. */
   pthread_setspecific(exit_key, tc);
   return tc;
@@ -157,6 +168,16 @@ st_tcache_t *st__thread_orphan_acquire(void) {
 }
 
 void st__thread_orphan_release(void) { st_lock_release(&orphan_lock); }
+
+void st__thread_for_each_cache(void (*fn)(st_tcache_t *tc, void *arg), void *arg) {
+  st_lock_acquire(&registry_lock);
+  st_list_t *pos, *tmp;
+  st_list_for_each_safe(pos, tmp, &registry) fn(ST_CONTAINER_OF(pos, st_tcache_t, registry_link), arg);
+  st_lock_acquire(&orphan_lock);
+  if (orphan_ready) fn(&orphan_cache, arg);
+  st_lock_release(&orphan_lock);
+  st_lock_release(&registry_lock);
+}
 
 size_t st__thread_live_count(void) {
   st_lock_acquire(&registry_lock);

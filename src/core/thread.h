@@ -28,6 +28,16 @@ ST_HIDDEN st_tcache_t *st__thread_cache(void);
 ST_HIDDEN st_tcache_t *st__thread_orphan_acquire(void);
 ST_HIDDEN void st__thread_orphan_release(void);
 ST_HIDDEN size_t st__thread_live_count(void);
+/* Calls fn on every live cache, then the orphan cache, holding the registry lock (and the
+ * orphan lock for the last call): fn must not take the registry lock. */
+ST_HIDDEN void st__thread_for_each_cache(void (*fn)(st_tcache_t *tc, void *arg), void *arg);
+/* True when STRATA_LEAKS or Valgrind's memcheck asked for every malloc and free to take the slow
+ * paths (st__tls_tcache then stays at the sentinel; st__thread_cache still gives the
+ * thread its own cache). Fixed at init. */
+ST_HIDDEN extern st_atomic_int st__xthread_slow_only;
+/* A relaxed load: a thread that races the initialisation may see 0 and take the plain
+ * route for that one call, which is correct (it is how the first allocation goes). */
+ST_INLINE bool st__thread_slow_paths_only(void) { return st_load_relaxed(&st__xthread_slow_only) != 0; }
 ST_HIDDEN size_t st__thread_metadata_bytes(void);
 
 #endif

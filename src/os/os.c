@@ -62,6 +62,15 @@ size_t st__os_page_size(void) {
   return page_size;
 }
 
+static void mapped_add(size_t size) {
+  size_t now = st_fetch_add_relaxed(&st__os_counters.xmapped, size) + size;
+  size_t peak = st_load_relaxed(&st__os_counters.xpeak_mapped);
+  while (now > peak && !atomic_compare_exchange_weak_explicit(&st__os_counters.xpeak_mapped, &peak,
+                                                               now, memory_order_relaxed,
+                                                               memory_order_relaxed)) {
+  }
+}
+
 void *st__os_map_aligned(size_t size, size_t align) {
   size_t page = st__os_page_size();
   if (align < page) align = page;
@@ -76,7 +85,7 @@ void *st__os_map_aligned(size_t size, size_t align) {
   size_t head = aligned - start, tail = padded - head - size;
   if (head != 0) os_ops->unmap(p, head);
   if (tail != 0) os_ops->unmap((char *)aligned + size, tail);
-  st_counter_add(&st__os_counters.xmapped, size);
+  mapped_add(size);
   st_counter_add(&st__os_counters.xmap_calls, 1);
   return (void *)aligned;
 }
@@ -95,7 +104,7 @@ void *st__os_remap(void *addr, size_t old_size, size_t new_size, void *target) {
   void *p = os_ops->remap(addr, old_size, new_size, target);
   if (p == NULL) return NULL;
   if (target != NULL) st_counter_sub(&st__os_counters.xmapped, old_size); /* target replaced */
-  else if (new_size > old_size) st_counter_add(&st__os_counters.xmapped, new_size - old_size);
+  else if (new_size > old_size) mapped_add(new_size - old_size);
   else st_counter_sub(&st__os_counters.xmapped, old_size - new_size);
   return p;
 }

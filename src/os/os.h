@@ -32,6 +32,7 @@ typedef struct st_os_counters {
   st_atomic_size xmapped;     /* bytes currently mapped through this layer */
   st_atomic_size xpurged;     /* bytes ever purged */
   st_atomic_size xmap_calls;  /* successful map calls */
+  st_atomic_size xpeak_mapped; /* highest xmapped */
 } st_os_counters;
 
 ST_HIDDEN extern st_os_counters st__os_counters;

@@ -8,7 +8,7 @@ static void values_are_read_from_the_environment(void) {
   setenv("STRATA_VERBOSE", "yes", 1);
   setenv("STRATA_SHARDS", "-5", 1); /* below the minimum: default */
   setenv("STRATA_HUGE_THRESHOLD_KB", "12abc", 1); /* not a number: default */
-  st__options_init();
+  st__options_reload();
   CHECK_EQ(st_option(ST_OPTION_PURGE_DELAY_MS), 1234);
   CHECK_EQ(st_option(ST_OPTION_VERBOSE), 1);
   CHECK_EQ(st_option(ST_OPTION_SHARDS), st__option_descs[ST_OPTION_SHARDS].default_value);
@@ -16,7 +16,7 @@ static void values_are_read_from_the_environment(void) {
            st__option_descs[ST_OPTION_HUGE_THRESHOLD_KB].default_value);
   setenv("STRATA_VERBOSE", "off", 1);
   setenv("STRATA_PURGE_DELAY_MS", "-1", 1);
-  st__options_init();
+  st__options_reload();
   CHECK_EQ(st_option(ST_OPTION_VERBOSE), 0);
   CHECK_EQ(st_option(ST_OPTION_PURGE_DELAY_MS), -1);
 }

@@ -1,0 +1,50 @@
+/*
+ * debug.h — the debug layer between the api and the core (docs/debugging.md).
+ *
+ * Owns: the routes every allocation takes when STRATA_LEAKS=1 or the process runs under
+ * under Valgrind's memcheck (decided once, at init: st__thread_slow_paths_only). Each thread then stays on
+ * the empty sentinel cache, so the inline fast paths always fall into the api's slow
+ * paths, which call the functions below: they record or forget the block (with its call
+ * stack for leak reports) and tell Valgrind about it. When neither is on, the api never
+ * calls them and the debug layer costs one load and branch on slow paths only.
+ * Also owns the statistics reports, the heap picture and the reports at exit.
+ */
+#ifndef ST_DEBUG_DEBUG_H
+#define ST_DEBUG_DEBUG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/macros.h"
+#include "core/span.h"
+#include "core/thread.h"
+#include "strata.h"
+
+/* Whether the api must route through the functions below. One load: the allocations made
+ * before the core's initialisation (the very first one) take the plain route. */
+ST_INLINE bool st__debug_routing(void) { return st__thread_slow_paths_only(); }
+
+/* align: 0 for malloc's alignment; zero: calloc. NULL when out of memory. */
+ST_HIDDEN void *st__debug_malloc(size_t size, size_t align, bool zero);
+/* p != NULL; span: the pagemap's answer or NULL. */
+ST_HIDDEN void st__debug_free(void *p, st_span_t *span, const char *fn);
+/* p != NULL, size != 0: always moves the block, so Valgrind and the record see a new one. */
+ST_HIDDEN void *st__debug_realloc(void *p, size_t size);
+
+/* Block records (track.c). */
+ST_HIDDEN bool st__track_enabled(void);
+/* Records a block with the calling thread's stack (when leaks are on). */
+ST_HIDDEN void st__track_add(void *p, size_t size);
+/* Forgets a block; returns its requested size, or false when it was not recorded. */
+ST_HIDDEN bool st__track_remove(void *p, size_t *size);
+ST_HIDDEN bool st__track_size(const void *p, size_t *size);
+/* Requested bytes of live slab blocks (<= 32 KiB) and whether every block is recorded. */
+ST_HIDDEN void st__track_requests(size_t *small_requested, size_t *tracked);
+/* Whether the calling thread is inside the debug layer (nested allocations by the unwinder
+ * or symbolizer go through the plain core and are not recorded). */
+ST_HIDDEN bool st__track_busy(void);
+
+/* Statistics snapshot: the core's figures plus the tracked requests (stats_report.c). */
+ST_HIDDEN void st__debug_stats(st_stats *out);
+
+#endif
