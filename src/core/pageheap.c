@@ -514,7 +514,8 @@ void st__pageheap_free(st_span_t *span) {
 }
 
 void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
-  ST_ASSERT(1, st_load_relaxed(&s->xshard) == ph->index && (s->kind == ST_SPAN_SLAB || s->kind == ST_SPAN_LARGE));
+  ST_ASSERT(1, st_load_relaxed(&s->xshard) == ph->index &&
+                  (s->kind == ST_SPAN_SLAB || s->kind == ST_SPAN_LARGE));
   if (s->kind == ST_SPAN_SLAB) st__pagemap_set(s->start, s->pages, NULL);
   else st__pagemap_set_one(s->start, NULL);
   uint64_t now = st__os_now_ms();
