@@ -334,11 +334,15 @@ static void dpkg_version(const char *package, char *out, size_t size) {
   fclose(f);
 }
 
+/* Installed libraries are named by their path; a library from a build directory by its file
+ * name only, since where someone built it says nothing to a reader of the results. */
 static void describe_alloc(const char *name, const char *path, const char *version) {
   char real[PATH_MAX];
   if (path[0] == '\0' || realpath(path, real) == NULL)
     copy_str(real, sizeof real, path[0] != '\0' ? path : "(no LD_PRELOAD)");
-  add_info(name, "%s %s", version, real);
+  const char *slash = strrchr(real, '/');
+  bool installed = strncmp(real, "/usr/", 5) == 0 || strncmp(real, "/lib", 4) == 0;
+  add_info(name, "%s %s", version, slash != NULL && !installed ? slash + 1 : real);
 }
 
 static void find_allocators(const bench_options *o) {
