@@ -139,7 +139,7 @@ ST_NOINLINE static void free_pages(void *p, st_span_t *span, const char *fn) {
   case ST_SPAN_SLAB: small_free(p, span, fn); break;
   case ST_SPAN_LARGE:
     count(ST_EVENT_large_frees);
-    st__pageheap_free(span);
+    st__pageheap_release(span);
     break;
   case ST_SPAN_HUGE:
     count(ST_EVENT_huge_frees);
@@ -208,7 +208,12 @@ void *st__core_realloc(void *p, size_t size) {
   void *q = st__core_malloc(size, false);
   if (q == NULL) return NULL;
   memcpy(q, p, usable < size ? usable : size);
-  st__core_free(p, span, "realloc");
+  if (span->kind == ST_SPAN_LARGE) { /* kept resident: growing neighbours take it next */
+    count(ST_EVENT_large_frees);
+    st__pageheap_free(span);
+  } else {
+    st__core_free(p, span, "realloc");
+  }
   return q;
 }
 

@@ -273,11 +273,14 @@ static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
   return find_free(ph, pages);
 }
 
-/* A LARGE block of at least this much is purged as it is freed, like the mappings other
- * allocators unmap at once: big blocks come and go in big steps, a freed one rarely fits
- * the next request exactly, and kept resident it held the large workload's peak RSS 30%
- * above glibc's while the next block was faulted in beside it. */
-#define LARGE_PURGE_AT_ONCE_PAGES (((size_t)1 << 20) >> ST_PAGE_SHIFT)
+/* A LARGE block of at least this much that the program frees (st__pageheap_release) is
+ * purged at once, as glibc unmaps blocks above its largest mmap threshold (32 MiB): such
+ * blocks come and go in big steps and a freed one rarely fits the next request, so kept
+ * resident it only raised the large workload's peak (185 MiB, now 159, glibc 153). From
+ * 1 MiB up it also caught buffers a program frees and grows again at once: the realloc
+ * workload took 15 times longer, faulting its pages in again. Not the old block of a
+ * realloc that moved either: the growing buffers take that space next. */
+#define LARGE_PURGE_AT_ONCE_PAGES (((size_t)32 << 20) >> ST_PAGE_SHIFT)
 
 /* A program whose memory in use collapses (to under 1/8 of a recent peak of at least
  * COLLAPSE_MIN_BYTES) is shrinking, not cycling: its dirty memory beyond
@@ -505,15 +508,23 @@ void st__pageheap_purge_after_collapse(void) {
   }
 }
 
-void st__pageheap_free(st_span_t *span) {
+static void free_locked(st_pageheap_t *ph, st_span_t *s, bool released);
+
+static void free_span(st_span_t *span, bool released) {
   st_pageheap_t *home = st__pageheap_home(span);
   st__pageheap_lock(home);
-  st__pageheap_free_locked(home, span);
+  free_locked(home, span, released);
   st__pageheap_unlock(home);
   st__pageheap_purge_after_collapse();
 }
 
-void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
+void st__pageheap_free(st_span_t *span) { free_span(span, false); }
+
+void st__pageheap_release(st_span_t *span) { free_span(span, true); }
+
+void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) { free_locked(ph, s, false); }
+
+static void free_locked(st_pageheap_t *ph, st_span_t *s, bool released) {
   ST_ASSERT(1, st_load_relaxed(&s->xshard) == ph->index &&
                   (s->kind == ST_SPAN_SLAB || s->kind == ST_SPAN_LARGE));
   if (s->kind == ST_SPAN_SLAB) st__pagemap_set(s->start, s->pages, NULL);
@@ -526,7 +537,7 @@ void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
   s->freed_at_ms = now;
   st_store_relaxed(&s->xowner, NULL);
   st_store_relaxed(&s->xfast_owner, NULL);
-  if (!was_slab && s->pages >= LARGE_PURGE_AT_ONCE_PAGES &&
+  if (released && !was_slab && s->pages >= LARGE_PURGE_AT_ONCE_PAGES &&
       st_option(ST_OPTION_PURGE_DELAY_MS) >= 0 &&
       st__os_purge(st__span_start(s), st__span_bytes(s), st_option(ST_OPTION_PURGE_LAZY) != 0)) {
     s->dirty_pages = 0;
