@@ -139,7 +139,7 @@ ST_NOINLINE static void free_pages(void *p, st_span_t *span, const char *fn) {
   case ST_SPAN_SLAB: small_free(p, span, fn); break;
   case ST_SPAN_LARGE:
     count(ST_EVENT_large_frees);
-    st__pageheap_release(span);
+    st__pageheap_free(span);
     break;
   case ST_SPAN_HUGE:
     count(ST_EVENT_huge_frees);

@@ -149,25 +149,40 @@ static void free_list_remove(st_pageheap_t *ph, st_span_t *s) {
 /* How many of the most recently dirtied free spans find_free looks at first. */
 #define DIRTY_FIRST_SCAN 16
 
-/* The shortest of the most recently dirtied free spans that holds `pages`, or NULL. */
-static st_span_t *find_dirty(st_pageheap_t *ph, size_t pages) {
+/* Whether `pages` pages starting on an `align` boundary (a power of two, at least a page)
+ * lie inside s. */
+static bool holds_aligned(const st_span_t *s, size_t pages, size_t align) {
+  uintptr_t first = st_align_up(s->start, align);
+  return first >= s->start && first - s->start + st__pages_to_bytes(pages) <= st__span_bytes(s);
+}
+
+/* The shortest of the most recently dirtied free spans that holds `pages` pages on an
+ * `align` boundary, or NULL. The boundary is looked for inside each span rather than
+ * asking for `pages` plus the alignment's slack: a 64 KiB block on a 2 MiB boundary would
+ * otherwise need a 2 MiB free span, which the resident spans freed by such small blocks
+ * never are, and every aligned block came from fresh pages (4 times the page faults). */
+static st_span_t *find_dirty(st_pageheap_t *ph, size_t pages, size_t align) {
   st_span_t *best = NULL;
   unsigned seen = 0;
   for (st_list_t *pos = ph->dirty.prev; pos != &ph->dirty && seen < DIRTY_FIRST_SCAN;
        pos = pos->prev, seen++) {
     st_span_t *s = ST_CONTAINER_OF(pos, st_span_t, dirty_link);
-    if (s->pages >= pages && (best == NULL || s->pages < best->pages)) best = s;
+    if (s->pages >= pages && (best == NULL || s->pages < best->pages) &&
+        holds_aligned(s, pages, align))
+      best = s;
   }
   return best;
 }
 
 /* Resident memory first, then best fit: the shortest of the spans recently freed (still
  * resident, so reusing them costs no page fault and no RSS), else the shortest free span
- * of at least `pages` pages. Taking a clean span while a dirty one fits grows RSS by the
- * clean span's pages: a program cycling through 40 MiB ended at 67 MiB resident that way. */
-static st_span_t *find_free(st_pageheap_t *ph, size_t pages) {
-  st_span_t *dirty = find_dirty(ph, pages);
+ * of at least `pages` pages plus what aligning may cost. Taking a clean span while a dirty
+ * one fits grows RSS by the clean span's pages: a program cycling through 40 MiB ended at
+ * 67 MiB resident that way. */
+static st_span_t *find_free(st_pageheap_t *ph, size_t pages, size_t align) {
+  st_span_t *dirty = find_dirty(ph, pages, align);
   if (dirty != NULL) return dirty;
+  pages += align / ST_PAGE_SIZE - 1;
   if (pages <= ST_FREE_EXACT_PAGES) {
     size_t first = pages - 1;
     for (size_t w = first / 64; w < ST_ARRAY_LEN(ph->nonempty); w++) {
@@ -270,17 +285,8 @@ static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
   s->start = (uintptr_t)region;
   s->pages = st__bytes_to_pages(bytes);
   insert_coalesced(ph, s);
-  return find_free(ph, pages);
+  return find_free(ph, pages, ST_PAGE_SIZE);
 }
-
-/* A LARGE block of at least this much that the program frees (st__pageheap_release) is
- * purged at once, as glibc unmaps blocks above its largest mmap threshold (32 MiB): such
- * blocks come and go in big steps and a freed one rarely fits the next request, so kept
- * resident it only raised the large workload's peak (185 MiB, now 159, glibc 153). From
- * 1 MiB up it also caught buffers a program frees and grows again at once: the realloc
- * workload took 15 times longer, faulting its pages in again. Not the old block of a
- * realloc that moved either: the growing buffers take that space next. */
-#define LARGE_PURGE_AT_ONCE_PAGES (((size_t)32 << 20) >> ST_PAGE_SHIFT)
 
 /* A program whose memory in use collapses (to under 1/8 of a recent peak of at least
  * COLLAPSE_MIN_BYTES) is shrinking, not cycling: its dirty memory beyond
@@ -409,14 +415,14 @@ static void map_in_use(st_span_t *s) {
 
 static st_span_t *alloc_locked(st_pageheap_t *ph, size_t pages, size_t align, st_span_kind kind,
                                bool may_grow) {
-  size_t slack = align > ST_PAGE_SIZE ? align / ST_PAGE_SIZE - 1 : 0;
-  size_t need = pages + slack;
+  if (align < ST_PAGE_SIZE) align = ST_PAGE_SIZE;
+  size_t need = pages + (align / ST_PAGE_SIZE - 1);
   if (pages == 0 || need < pages || need > ((size_t)1 << (47 - ST_PAGE_SHIFT))) return NULL;
-  st_span_t *s = find_free(ph, need);
+  st_span_t *s = find_free(ph, pages, align);
   if (s == NULL && (!may_grow || (s = grow_locked(ph, need)) == NULL)) return NULL;
   free_list_remove(ph, s);
   unmap_free_bounds(s);
-  size_t head = (st_align_up(s->start, align > ST_PAGE_SIZE ? align : ST_PAGE_SIZE) - s->start) >> ST_PAGE_SHIFT;
+  size_t head = (st_align_up(s->start, align) - s->start) >> ST_PAGE_SHIFT;
   if (head != 0) {
     st_span_t *rest = split_off(ph, s, head);
     if (rest == NULL) goto no_descriptor;
@@ -508,23 +514,15 @@ void st__pageheap_purge_after_collapse(void) {
   }
 }
 
-static void free_locked(st_pageheap_t *ph, st_span_t *s, bool released);
-
-static void free_span(st_span_t *span, bool released) {
+void st__pageheap_free(st_span_t *span) {
   st_pageheap_t *home = st__pageheap_home(span);
   st__pageheap_lock(home);
-  free_locked(home, span, released);
+  st__pageheap_free_locked(home, span);
   st__pageheap_unlock(home);
   st__pageheap_purge_after_collapse();
 }
 
-void st__pageheap_free(st_span_t *span) { free_span(span, false); }
-
-void st__pageheap_release(st_span_t *span) { free_span(span, true); }
-
-void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) { free_locked(ph, s, false); }
-
-static void free_locked(st_pageheap_t *ph, st_span_t *s, bool released) {
+void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
   ST_ASSERT(1, st_load_relaxed(&s->xshard) == ph->index &&
                   (s->kind == ST_SPAN_SLAB || s->kind == ST_SPAN_LARGE));
   if (s->kind == ST_SPAN_SLAB) st__pagemap_set(s->start, s->pages, NULL);
@@ -537,12 +535,6 @@ static void free_locked(st_pageheap_t *ph, st_span_t *s, bool released) {
   s->freed_at_ms = now;
   st_store_relaxed(&s->xowner, NULL);
   st_store_relaxed(&s->xfast_owner, NULL);
-  if (released && !was_slab && s->pages >= LARGE_PURGE_AT_ONCE_PAGES &&
-      st_option(ST_OPTION_PURGE_DELAY_MS) >= 0 &&
-      st__os_purge(st__span_start(s), st__span_bytes(s), st_option(ST_OPTION_PURGE_LAZY) != 0)) {
-    s->dirty_pages = 0;
-    s->lazily_purged = st_option(ST_OPTION_PURGE_LAZY) != 0;
-  }
   insert_coalesced(ph, s);
   if (ph->next_purge_ms == UINT64_MAX) {
     long delay = st_option(ST_OPTION_PURGE_DELAY_MS);

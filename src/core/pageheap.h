@@ -74,8 +74,6 @@ ST_HIDDEN st_span_t *st__pageheap_alloc(st_pageheap_t *ph, size_t pages, size_t 
 /* Locks the span's home shard and frees it there; if the heap as a whole collapsed (see
  * pageheap.c), also purges the other shards' dirty memory beyond the budget. */
 ST_HIDDEN void st__pageheap_free(st_span_t *span);
-/* The same for a LARGE block the program freed: one of 1 MiB or more is purged at once. */
-ST_HIDDEN void st__pageheap_release(st_span_t *span);
 /* When a shard has seen memory in use collapse, purges every shard's dirty memory beyond
  * the budget (callers that free spans with st__pageheap_free_locked call it after
  * unlocking). */
