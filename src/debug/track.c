@@ -3,15 +3,18 @@
  *
  * Records hash by block address into a fixed bucket array mapped once (8 MiB of address
  * space, resident only where touched); records and stacks are carved from 1 MiB chunks
- * and freed records are reused. Stacks are taken with libunwind's unw_backtrace, declared
- * weak: libstrata.so links libunwind, a program linking libstrata.a gets stacks when it
- * adds -lunwind and otherwise reports leaks without them. A thread-local flag makes
- * allocations made while a stack is taken (by the unwinder) skip the records.
+ * and freed records are reused. Stacks are taken with libunwind's unw_backtrace, loaded
+ * with dlopen by a constructor when leak tracking is on, so that a program not asking for
+ * leak reports does not map libunwind and its dependencies (about 350 KiB of resident
+ * pages in every process); blocks allocated before the constructor runs (the loader's
+ * and libc's own) are recorded without a stack. A thread-local flag makes allocations
+ * made while a stack is taken or the unwinder is loaded skip the records.
  *
  * Lock: track_lock, taken after no other strata lock and held around no core call.
  */
 #include "debug/track.h"
 
+#include <dlfcn.h>
 #include <string.h>
 
 #include "base/lock.h"
@@ -21,7 +24,9 @@
 #include "debug/debug.h"
 #include "os/os.h"
 
-extern int unw_backtrace(void **buffer, int size) __attribute__((weak));
+/* libunwind's unw_backtrace once loaded (release: the loading thread's writes to the
+ * library come before it), else NULL. */
+static int (*_Atomic xbacktrace)(void **buffer, int size);
 
 #define BUCKET_BITS 20
 #define STACK_BUCKET_BITS 16
@@ -106,10 +111,25 @@ static const st_stack_t *stack_intern_locked(void *const *frames, int n) {
   return s;
 }
 
+/* Runs once libc and the loader are initialised: dlopen cannot run from the loader's
+ * first allocations, before them. */
+__attribute__((constructor)) static void load_unwinder(void) {
+  st__options_init();
+  if (st_option(ST_OPTION_LEAKS) == 0) return;
+  tls_busy = true; /* dlopen allocates */
+  void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+  void *fn = lib != NULL ? dlsym(lib, "unw_backtrace") : NULL;
+  tls_busy = false;
+  int (*backtrace)(void **, int);
+  *(void **)&backtrace = fn;
+  st_store_release(&xbacktrace, backtrace);
+}
+
 static int capture_stack(void **frames) {
-  if (st_option(ST_OPTION_LEAKS) == 0 || unw_backtrace == NULL) return 0;
+  int (*backtrace)(void **, int) = st_load_acquire(&xbacktrace);
+  if (st_option(ST_OPTION_LEAKS) == 0 || backtrace == NULL) return 0;
   int want = (int)st_option(ST_OPTION_LEAKS_DEPTH) + OWN_FRAMES;
-  return unw_backtrace(frames, want < MAX_FRAMES ? want : MAX_FRAMES);
+  return backtrace(frames, want < MAX_FRAMES ? want : MAX_FRAMES);
 }
 
 void st__track_add(void *p, size_t size) {
