@@ -255,6 +255,34 @@ static void wrong_cache(void *arg) {
   st_slab_free(d, st_slab_alloc(c));
 }
 
+static void stack_pointer(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("stack", 40, 0, NULL, NULL);
+  char on_stack[40];
+  st_slab_free(c, on_stack);
+}
+
+static void malloc_pointer(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("heap", 40, 0, NULL, NULL);
+  CHECK(st_slab_alloc(c) != NULL);
+  st_slab_free(c, malloc(40));
+}
+
+static void interior_pointer(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("interior", 40, 0, NULL, NULL);
+  char *a = st_slab_alloc(c);
+  st_slab_free(c, a + 8);
+}
+
+static void pool_object_to_cache(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("pooled", 40, 0, NULL, NULL);
+  st_pool_t *p = st_pool_create(40, 0, 0);
+  st_slab_free(c, st_pool_alloc(p));
+}
+
 static void use_after_destroy(void *arg) {
   (void)arg;
   st_slab_cache_t *c = st_slab_create("gone", 40, 0, NULL, NULL);
@@ -267,6 +295,11 @@ static void slab_misuse(void) {
       DEATH_CASE(double_free, "st_slab_free(): double free of 0x"),
       DEATH_CASE(overrun, "st_slab_free(): the word after object 0x"),
       DEATH_CASE(wrong_cache, "allocated by another allocator than slab cache \"two\""),
+      DEATH_CASE(stack_pointer, "strata: st_slab_free(): 0x"),
+      DEATH_CASE(stack_pointer, "is not allocated by slab cache \"stack\" 0x"),
+      DEATH_CASE(malloc_pointer, "is not allocated by slab cache \"heap\""),
+      DEATH_CASE(interior_pointer, "is not the start of an object of slab cache \"interior\""),
+      DEATH_CASE(pool_object_to_cache, "allocated by another allocator than slab cache"),
       DEATH_CASE(use_after_destroy, "st_slab_alloc(): 0x"),
       DEATH_CASE(use_after_destroy, "is not a live slab cache"),
   };
