@@ -76,10 +76,9 @@ static void slab_ctor_once_per_object(void) {
   CHECK_EQ(s.constructed, built[2]);
   CHECK_EQ(s.live_objects, 0);
   CHECK_EQ(s.cached_objects, built[2]);
-  CHECK_EQ(s.slabs_full + s.slabs_partial, 0);
-  CHECK_GT(s.slabs_empty, 0);
-  size_t slabs = s.slabs_empty;
-  CHECK_EQ(st_slab_shrink(c), slabs * s.slab_bytes);
+  CHECK_EQ(s.magazine_objects, N); /* the freed objects wait in magazines, not in slabs */
+  /* Shrink returns the magazines to the slabs, then every slab. */
+  CHECK_EQ(st_slab_shrink(c), s.reserved_bytes);
   CHECK_EQ(atomic_load(&dtor_calls), built[2]); /* every constructed object destroyed once */
   st_slab_stats_get(c, &s);
   CHECK_EQ(s.reserved_bytes, 0);
@@ -109,18 +108,63 @@ static void slab_lists(void) {
   st_slab_stats_get(c, &s);
   CHECK_EQ(s.slabs_full, 1);
   CHECK_EQ(s.slabs_partial, 1);
-  st_slab_free(c, objs[0]);
+  st_slab_free(c, objs[0]); /* to the thread's magazine: the slab stays full */
   st_slab_stats_get(c, &s);
-  CHECK_EQ(s.slabs_full, 0);
-  CHECK_EQ(s.slabs_partial, 2);
+  CHECK_EQ(s.slabs_full, 1);
+  CHECK_EQ(s.magazine_objects, 1);
+  CHECK(st_slab_alloc(c) == objs[0]); /* and comes back first */
   st_slab_free(c, extra);
+  for (size_t i = 0; i < n; i++) st_slab_free(c, objs[i]);
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.live_objects, 0);
+  CHECK_EQ(s.magazine_objects, n + 1);
+  CHECK_EQ(s.slabs_empty, 0); /* the slabs do not see objects in magazines */
+  /* Shrink flushes the magazines: both slabs empty, then given back. */
+  CHECK_EQ(st_slab_shrink(c), 2 * s.slab_bytes);
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.slabs_full + s.slabs_partial + s.slabs_empty, 0);
+  CHECK_EQ(s.magazine_objects, 0);
+  /* Without magazines in between (a shrink after each free), the lists follow the frees. */
+  for (size_t i = 0; i < 2; i++) objs[i] = st_slab_alloc(c);
+  st_slab_free(c, objs[0]);
+  (void)st_slab_shrink(c);
   st_slab_stats_get(c, &s);
   CHECK_EQ(s.slabs_partial, 1);
-  CHECK_EQ(s.slabs_empty, 1);
-  for (size_t i = 1; i < n; i++) st_slab_free(c, objs[i]);
+  CHECK_EQ(s.live_objects, 1);
+  st_slab_free(c, objs[1]);
   st_slab_stats_get(c, &s);
-  CHECK_EQ(s.slabs_empty, 2);
-  CHECK_EQ(s.live_objects, 0);
+  CHECK_EQ(s.slabs_partial, 1); /* objs[1] sits in the magazine */
+  CHECK_EQ(st_slab_shrink(c), s.slab_bytes);
+  st_slab_destroy(c);
+}
+
+/* Magazines of a thread that exited go to the depot; shrink then returns everything. */
+static void *use_and_exit(void *cache) {
+  enum { N = 1000 };
+  static void *objs[N];
+  for (size_t i = 0; i < N; i++) objs[i] = st_slab_alloc(cache);
+  for (size_t i = 0; i < N; i++) st_slab_free(cache, objs[i]);
+  return NULL;
+}
+
+static void slab_exited_thread_magazines(void) {
+  reset_calls();
+  st_slab_cache_t *c = st_slab_create("exited", sizeof(widget), 0, widget_ctor, widget_dtor);
+  REQUIRE(c != NULL);
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, use_and_exit, c) == 0);
+  pthread_join(t, NULL);
+  st_slab_stats s;
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.live_objects, 0); /* the thread's magazines were flushed at its exit */
+  CHECK_EQ(s.allocs, 1000);
+  CHECK_EQ(s.frees, 1000);
+  CHECK_GT(s.reserved_bytes, 0);
+  CHECK_EQ(st_slab_shrink(c), s.reserved_bytes);
+  CHECK_EQ(atomic_load(&dtor_calls), atomic_load(&ctor_calls));
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.reserved_bytes, 0);
+  CHECK_EQ(s.cached_objects, 0);
   st_slab_destroy(c);
 }
 
@@ -310,6 +354,7 @@ int main(int argc, char **argv) {
   if (!threads_only(argc, argv)) {
     RUN_CASE(slab_ctor_once_per_object);
     RUN_CASE(slab_lists);
+    RUN_CASE(slab_exited_thread_magazines);
     RUN_CASE(slab_reentrant_ctor);
     RUN_CASE(slab_foreach);
     RUN_CASE(slab_invalid);
