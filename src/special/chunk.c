@@ -68,9 +68,7 @@ st_chunk_t *st__chunk_map(const st_chunk_geometry *g, st_chunk_reserve *r, void 
     errno = ENOMEM;
     return NULL;
   }
-  _Static_assert(ST_CHUNK_MAX_SIZE * ST_CHUNK_BATCH < (size_t)1 << ST_CHUNK_INDEX_BITS,
-                 "the index covers the address space");
-  uint64_t bit;
+  uint64_t bit; /* chunks beyond the index's reach (not on today's kernels) are refused */
   st_chunk_index_word *word = (uintptr_t)r->next >> ST_CHUNK_INDEX_BITS != 0
                                   ? NULL
                                   : chunk_index_word((uintptr_t)r->next, &bit);

@@ -27,7 +27,7 @@
  * Fast free: `known` is a direct-mapped table (by chunk number) of this pool's chunks that
  * are fully carved. A pointer whose chunk is in it is in a live chunk of this pool, and
  * every slot of that chunk has been handed out, so the slot test needs no header and the
- * chunk index is not consulted; anything else (NULL, chunks colliding in the table, the
+ * chunk index is not consulted; anything else (chunks colliding in the table, the
  * chunk still being carved, foreign pointers) takes the fully checked path.
  */
 #include <errno.h>
@@ -265,9 +265,8 @@ static void pool_free_checked_unlocked(st_pool_t *p, void *obj) {
   pool_push(p, s, st__chunk_of(obj, &p->geo));
 }
 
-/* Not the fast path's case: a shared pool, a dead handle, NULL, or a slot not in `known`. */
+/* Not the fast path's case: a shared pool, a dead handle, or a slot not in `known`. */
 static ST_NOINLINE void pool_free_checked(st_pool_t *p, void *obj) {
-  if (obj == NULL) return;
   if (p->magic == ST_MAGIC_POOL) {
     pool_free_checked_unlocked(p, obj);
     return;
@@ -279,6 +278,7 @@ static ST_NOINLINE void pool_free_checked(st_pool_t *p, void *obj) {
 }
 
 void st_pool_free(st_pool_t *p, void *obj) {
+  if (ST_UNLIKELY(obj == NULL)) return; /* before p is read: st_pool_free(NULL, NULL) is fine */
   uintptr_t addr = (uintptr_t)obj, base = addr & p->chunk_mask;
   uintptr_t offset = addr - base - p->geo.first;
   free_slot *s = obj;
