@@ -247,17 +247,21 @@ ST_API void st_pool_stats_get(st_pool_t *p, st_pool_stats *out);
 
 /* Slab cache: objects kept constructed between uses. ctor runs once when an object is
  * first built, dtor when its slab is given back (st_slab_shrink, st_slab_destroy); both
- * may be NULL. Thread safe. The name (up to 31 bytes kept) labels statistics. */
+ * may be NULL. Thread safe: each thread allocates from and frees to magazines of its own
+ * (no lock in the steady state). The name (up to 31 bytes kept) labels statistics. */
 typedef struct st_slab_cache st_slab_cache_t;
 typedef struct st_slab_stats {
   char name[32];
   size_t object_size, slot_size;
-  size_t live_objects;                    /* allocated and not freed */
+  size_t live_objects;                    /* allocated and not freed (other threads'
+                                             magazines counted here: see docs/special.md) */
   size_t cached_objects;                  /* constructed and free, ready for reuse */
+  size_t magazine_objects;                /* of those, in the depot and the caller's magazines */
   size_t slabs_full, slabs_partial, slabs_empty;
   size_t slab_bytes;                      /* bytes per slab */
   size_t reserved_bytes;                  /* bytes mapped for the slabs */
-  size_t allocs, frees;                   /* calls ever */
+  size_t allocs, frees;                   /* calls ever (other live threads' counts are
+                                             added when they flush their magazines) */
   size_t constructed, destructed;         /* ctor and dtor calls ever */
 } st_slab_stats;
 ST_API st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t align,
@@ -265,8 +269,9 @@ ST_API st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t ali
 /* No malloc attribute: a constructed object may hold pointers the ctor stored. */
 ST_API void *st_slab_alloc(st_slab_cache_t *c);
 ST_API void st_slab_free(st_slab_cache_t *c, void *obj);
-/* Gives empty slabs back to the kernel (after running dtor on their objects); returns
- * the bytes given back. */
+/* Returns the calling thread's magazines and the cache's depot to the slabs, then gives
+ * the empty slabs back to the kernel (after running dtor on their objects); returns the
+ * bytes given back. Objects in other live threads' magazines keep their slabs. */
 ST_API size_t st_slab_shrink(st_slab_cache_t *c);
 ST_API void st_slab_destroy(st_slab_cache_t *c);
 ST_API void st_slab_stats_get(st_slab_cache_t *c, st_slab_stats *out);

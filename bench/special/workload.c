@@ -2,15 +2,19 @@
  * workload.c — the workloads of the special allocators, each in a malloc variant and a
  * variant on strata's special allocator for it (bench/special/compare.c runs them).
  *
- *   workload objects VARIANT SCALE   VARIANT: malloc | pool | slab
+ *   workload objects VARIANT SCALE   VARIANT: malloc | pool | slab | floor
  *     many small objects of one size (64 B): 400 rounds of building 10,000 and freeing
  *     them in allocation order, then 4,000,000 random replacements in a set of 10,000
- *   workload ast VARIANT SCALE       VARIANT: malloc | arena
+ *   workload ast VARIANT SCALE       VARIANT: malloc | arena | floor
  *     a parser's syntax trees: 400 trees of 10,000 nodes (16-32 B; names of 5-20 bytes on
  *     the name leaves), built bottom-up, walked once (the use), then dropped: freed node by
  *     node in a second walk (malloc) or all at once (st_arena_reset)
  *
- * The malloc variant calls plain malloc/free, so LD_PRELOAD chooses the general-purpose
+ * The floor variant is the least any allocator can do, written into the workload without a
+ * call or a check: objects come from an intrusive LIFO list over a static array, tree nodes
+ * from a bump pointer in a static buffer rewound per tree. It measures the workload's own
+ * work (loop, random numbers, tags, the walk), so a variant's time minus the floor's is
+ * what its allocator costs. The malloc variant calls plain malloc/free, so LD_PRELOAD chooses the general-purpose
  * allocator it measures. Every object carries a tag that is checked before it is freed;
  * the checksum depends only on the seed, so it is the same for every variant and allocator.
  * Prints `workload=NAME ops=N checksum=H cpu_ns_per_op=X`: X is the process's CPU time (user
@@ -27,20 +31,38 @@ enum { OBJECT_SIZE = 64 };
  * as much as the allocations being measured. */
 static inline size_t below(uint64_t r, size_t n) { return (size_t)(((r >> 32) * n) >> 32); }
 
-typedef enum variant { VAR_MALLOC, VAR_POOL, VAR_SLAB, VAR_ARENA } variant;
+typedef enum variant { VAR_MALLOC, VAR_POOL, VAR_SLAB, VAR_ARENA, VAR_FLOOR } variant;
 
 /* ---- objects ------------------------------------------------------------------------ */
+
+enum { OBJECTS_LIVE = 10000 }; /* the most objects alive at once */
+
+typedef union floor_object {
+  union floor_object *next;
+  _Alignas(16) unsigned char bytes[OBJECT_SIZE];
+} floor_object;
 
 typedef struct object_alloc {
   variant v;
   st_pool_t *pool;
   st_slab_cache_t *slab;
+  floor_object *floor_free; /* VAR_FLOOR: the free objects of floor_objects */
 } object_alloc;
 
+static floor_object floor_objects[OBJECTS_LIVE];
+
+static inline void *floor_pop(object_alloc *a) {
+  floor_object *o = a->floor_free;
+  if (o == NULL) bench_die("floor: more objects alive than OBJECTS_LIVE");
+  a->floor_free = o->next;
+  return o;
+}
+
 static inline uint64_t *object_new(object_alloc *a, uint64_t tag) {
-  uint64_t *o = a->v == VAR_POOL   ? st_pool_alloc(a->pool)
-                : a->v == VAR_SLAB ? st_slab_alloc(a->slab)
-                                   : malloc(OBJECT_SIZE);
+  uint64_t *o = a->v == VAR_POOL    ? st_pool_alloc(a->pool)
+                : a->v == VAR_SLAB  ? st_slab_alloc(a->slab)
+                : a->v == VAR_FLOOR ? floor_pop(a)
+                                    : malloc(OBJECT_SIZE);
   if (o == NULL) bench_die("out of memory");
   o[0] = tag;
   o[OBJECT_SIZE / 8 - 1] = ~tag;
@@ -52,17 +74,24 @@ static inline uint64_t object_drop(object_alloc *a, uint64_t *o, uint64_t h) {
   h += o[0] * 0x9e3779b97f4a7c15ull;
   if (a->v == VAR_POOL) st_pool_free(a->pool, o);
   else if (a->v == VAR_SLAB) st_slab_free(a->slab, o);
-  else free(o);
+  else if (a->v == VAR_FLOOR) {
+    floor_object *f = (floor_object *)o;
+    f->next = a->floor_free;
+    a->floor_free = f;
+  } else free(o);
   return h;
 }
 
 static uint64_t run_objects(variant v, unsigned long scale, uint64_t *ops) {
-  object_alloc a = {v, NULL, NULL};
+  object_alloc a = {v, NULL, NULL, NULL};
+  if (v == VAR_FLOOR)
+    for (size_t i = OBJECTS_LIVE; i > 0; i--) floor_objects[i - 1].next = a.floor_free,
+                                              a.floor_free = &floor_objects[i - 1];
   if (v == VAR_POOL) a.pool = st_pool_create(OBJECT_SIZE, 0, 0);
   if (v == VAR_SLAB) a.slab = st_slab_create("bench-objects", OBJECT_SIZE, 0, NULL, NULL);
   if ((v == VAR_POOL && a.pool == NULL) || (v == VAR_SLAB && a.slab == NULL))
     bench_die("cannot create the allocator");
-  enum { BULK = 10000, SET = 10000 };
+  enum { BULK = OBJECTS_LIVE, SET = OBJECTS_LIVE };
   static uint64_t *objs[BULK];
   uint64_t rounds = bench_scaled(400, scale, 1), churn = bench_scaled(4000000, scale, 10000);
   uint64_t h = 0, tag = 1;
@@ -94,8 +123,20 @@ typedef struct ast_node {
 
 enum { AST_NODES = 10000, AST_MAX_KIDS = 3 };
 
+/* VAR_FLOOR: one tree's nodes and names (under 10,000 * 32 + 2,500 * 32 bytes). */
+static _Alignas(16) unsigned char floor_buffer[1 << 19];
+static size_t floor_used;
+
+static inline void *floor_bump(size_t size) {
+  void *p = floor_buffer + floor_used;
+  floor_used += (size + 15) & ~(size_t)15;
+  if (floor_used > sizeof floor_buffer) bench_die("floor: a tree outgrew its buffer");
+  return p;
+}
+
 static inline void *ast_alloc(variant v, st_arena_t *arena, size_t size) {
-  void *p = v == VAR_ARENA ? st_arena_alloc(arena, size) : malloc(size);
+  void *p = v == VAR_ARENA ? st_arena_alloc(arena, size) : v == VAR_FLOOR ? floor_bump(size)
+                                                                         : malloc(size);
   if (p == NULL) bench_die("out of memory");
   return p;
 }
@@ -180,6 +221,7 @@ static uint64_t run_ast(variant v, unsigned long scale, uint64_t *ops) {
     ast_node *root = ast_build(v, arena, &rng, ops);
     h = ast_walk(root, false, h); /* the program uses its tree */
     if (v == VAR_ARENA) st_arena_reset(arena); /* then drops it */
+    else if (v == VAR_FLOOR) floor_used = 0;
     else ast_walk(root, true, 0);
   }
   st_arena_destroy(arena);
@@ -195,19 +237,19 @@ static double cpu_seconds(void) {
 }
 
 int main(int argc, char **argv) {
-  static const char *const names[] = {"malloc", "pool", "slab", "arena"};
-  const char *usage = "objects|ast malloc|pool|slab|arena [SCALE]";
+  static const char *const names[] = {"malloc", "pool", "slab", "arena", "floor"};
+  const char *usage = "objects|ast malloc|pool|slab|arena|floor [SCALE]";
   if (argc < 3) {
     fprintf(stderr, "usage: %s %s\n", argv[0], usage);
     return 64;
   }
   int v = -1;
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 5; i++)
     if (strcmp(argv[2], names[i]) == 0) v = i;
   bool objects = strcmp(argv[1], "objects") == 0, ast = strcmp(argv[1], "ast") == 0;
   if (v < 0 || (!objects && !ast) || (objects && v == VAR_ARENA) ||
       (ast && (v == VAR_POOL || v == VAR_SLAB))) {
-    fprintf(stderr, "usage: %s %s (objects: malloc, pool, slab; ast: malloc, arena)\n", argv[0],
+    fprintf(stderr, "usage: %s %s (objects: malloc, pool, slab, floor; ast: malloc, arena, floor)\n", argv[0],
             usage);
     return 64;
   }

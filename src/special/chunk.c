@@ -5,7 +5,32 @@
 
 #include <errno.h>
 
+#include "base/lock.h"
 #include "os/os.h"
+
+_Atomic(st_chunk_index_word *) st__chunk_index_top[ST_CHUNK_INDEX_TOP];
+static st_lock_t chunk_index_lock = ST_LOCK_INIT; /* serialises the mapping of leaves */
+
+#define CHUNK_LEAF_BYTES (((size_t)1 << ST_CHUNK_LEAF_SHIFT) / 8)
+
+/* The index word and bit of base's granule, mapping its leaf if need be; NULL when the
+ * kernel refuses the leaf. */
+static st_chunk_index_word *chunk_index_word(uintptr_t base, uint64_t *bit) {
+  uintptr_t granule = base >> ST_CHUNK_GRANULE_SHIFT;
+  _Atomic(st_chunk_index_word *) *slot = &st__chunk_index_top[granule >> ST_CHUNK_LEAF_SHIFT];
+  st_chunk_index_word *leaf = st_load_acquire(slot);
+  if (leaf == NULL) {
+    st_lock_acquire(&chunk_index_lock);
+    leaf = st_load_acquire(slot);
+    if (leaf == NULL && (leaf = st__os_map_aligned(CHUNK_LEAF_BYTES, 0)) != NULL)
+      st_store_release(slot, leaf); /* fresh mappings are zero: every bit clear */
+    st_lock_release(&chunk_index_lock);
+    if (leaf == NULL) return NULL;
+  }
+  size_t index = granule & (((uintptr_t)1 << ST_CHUNK_LEAF_SHIFT) - 1);
+  *bit = UINT64_C(1) << (index % 64);
+  return &leaf[index / 64];
+}
 
 int st__chunk_geometry(st_chunk_geometry *g, size_t slot, size_t align) {
   size_t first = st_align_up((size_t)ST_CHUNK_COLORS * ST_CACHE_LINE, align);
@@ -43,6 +68,14 @@ st_chunk_t *st__chunk_map(const st_chunk_geometry *g, st_chunk_reserve *r, void 
     errno = ENOMEM;
     return NULL;
   }
+  uint64_t bit; /* chunks beyond the index's reach (not on today's kernels) are refused */
+  st_chunk_index_word *word = (uintptr_t)r->next >> ST_CHUNK_INDEX_BITS != 0
+                                  ? NULL
+                                  : chunk_index_word((uintptr_t)r->next, &bit);
+  if (word == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
   st_chunk_t *c = st__chunk_of(r->next, g);
   r->next += g->chunk_size;
   r->left--;
@@ -53,10 +86,14 @@ st_chunk_t *st__chunk_map(const st_chunk_geometry *g, st_chunk_reserve *r, void 
   c->fresh = st__chunk_slots(c, g);
   c->limit = c->fresh + g->capacity * g->slot;
   c->link.next = c->link.prev = NULL;
+  atomic_fetch_or_explicit(word, bit, memory_order_release); /* after the header is built */
   return c;
 }
 
 void st__chunk_unmap(st_chunk_t *c, const st_chunk_geometry *g) {
+  uint64_t bit;
+  st_chunk_index_word *word = chunk_index_word(st__chunk_base(c, g), &bit); /* leaf exists */
+  atomic_fetch_and_explicit(word, ~bit, memory_order_relaxed);
   c->magic = 0; /* in case the kernel keeps the pages (a failed munmap) */
   st__os_unmap((void *)st__chunk_base(c, g), g->chunk_size);
 }

@@ -24,7 +24,16 @@
  * per slot until it is used. Chunks are carved from a reserve that each owner maps in
  * growing runs of up to ST_CHUNK_BATCH chunks: an aligned mapping costs a map and up to two
  * trimming unmaps, which would otherwise be paid per chunk; a chunk is unmapped alone.
- * Calls: os/, base/. Not thread safe: the owner serialises access to its chunks.
+ *
+ * The chunk index: a process-wide two-level bitmap with one bit per ST_CHUNK_MIN_SIZE
+ * granule of the address space, set while a live chunk starts there. A pointer handed to a
+ * free call is looked up there before its chunk header is read, so a pointer that is not
+ * in any chunk (the stack, malloc'd memory, garbage) is reported instead of faulting on an
+ * unmapped header. Only chunk starts are marked: the aligned-down address of a pointer into
+ * the middle of a larger chunk finds no bit. Leaves (8 KiB) are mapped on first use and
+ * never unmapped, so a lookup racing an unmap reads a cleared bit, never freed memory.
+ * Calls: os/, base/. Not thread safe (but the chunk index): the owner serialises access
+ * to its chunks.
  */
 #ifndef ST_SPECIAL_CHUNK_H
 #define ST_SPECIAL_CHUNK_H
@@ -33,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/atomics.h"
 #include "base/list.h"
 #include "base/macros.h"
 
@@ -81,6 +91,25 @@ ST_HIDDEN void st__chunk_unmap(st_chunk_t *c, const st_chunk_geometry *g);
 /* Unmaps what is left of r (when its owner is destroyed). */
 ST_HIDDEN void st__chunk_reserve_release(st_chunk_reserve *r, const st_chunk_geometry *g);
 
+/* The chunk index (see the header): addresses of up to ST_CHUNK_INDEX_BITS bits, split
+ * into granule number = top index : leaf bit. */
+enum { ST_CHUNK_INDEX_BITS = 48, ST_CHUNK_GRANULE_SHIFT = 16, ST_CHUNK_LEAF_SHIFT = 16 };
+#define ST_CHUNK_INDEX_TOP \
+  ((size_t)1 << (ST_CHUNK_INDEX_BITS - ST_CHUNK_GRANULE_SHIFT - ST_CHUNK_LEAF_SHIFT))
+typedef _Atomic(uint64_t) st_chunk_index_word;
+ST_HIDDEN extern _Atomic(st_chunk_index_word *) st__chunk_index_top[ST_CHUNK_INDEX_TOP];
+_Static_assert(ST_CHUNK_MIN_SIZE == (size_t)1 << ST_CHUNK_GRANULE_SHIFT, "one granule per chunk");
+
+/* True while a live chunk (of any owner) starts at base. Lock free; safe for any value. */
+ST_INLINE bool st__chunk_index_has(uintptr_t base) {
+  if (ST_UNLIKELY(base >> ST_CHUNK_INDEX_BITS != 0)) return false;
+  uintptr_t granule = base >> ST_CHUNK_GRANULE_SHIFT;
+  st_chunk_index_word *leaf = st_load_acquire(&st__chunk_index_top[granule >> ST_CHUNK_LEAF_SHIFT]);
+  if (ST_UNLIKELY(leaf == NULL)) return false;
+  size_t bit = granule & (((uintptr_t)1 << ST_CHUNK_LEAF_SHIFT) - 1);
+  return (st_load_acquire(&leaf[bit / 64]) >> (bit % 64)) & 1;
+}
+
 ST_INLINE uintptr_t st__chunk_base(const void *addr, const st_chunk_geometry *g) {
   return st_align_down_ptr((uintptr_t)addr, g->chunk_size);
 }
@@ -104,11 +133,11 @@ ST_INLINE bool st__chunk_is_slot(st_chunk_t *c, const void *obj, const st_chunk_
   return ((offset * g->recip) >> 32) * g->slot == offset;
 }
 
-/* Why obj does not belong to owner, or NULL when it does (header and slot checked). The
- * header read is safe for any pointer into a chunk of the same or a larger chunk size
- * (the header lines lie within the smallest chunk). */
+/* Why obj does not belong to owner, or NULL when it does (index, header and slot checked).
+ * Safe for any pointer: the header is read only once the index says a chunk starts there. */
 ST_INLINE const char *st__chunk_misfit(const void *obj, const void *owner,
                                        const st_chunk_geometry *g) {
+  if (ST_UNLIKELY(!st__chunk_index_has(st__chunk_base(obj, g)))) return "not allocated by";
   st_chunk_t *c = st__chunk_of(obj, g);
   if (ST_UNLIKELY(c->magic != ST_MAGIC_CHUNK)) return "not allocated by";
   if (ST_UNLIKELY(c->owner != owner)) return "allocated by another allocator than";

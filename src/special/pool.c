@@ -20,7 +20,15 @@
  * first round, and a pool that allocates and frees one object at a time pays nothing but
  * a counter. st_pool_trim gives back every empty chunk at once. Chunk fields used here:
  * `used`, `fresh`, `empty_since_ms`; `free` is NULL, or non-NULL while a sweep dooms it.
- * With ST_POOL_THREAD_SAFE every call takes the pool's lock (lock order: registry, pool).
+ * With ST_POOL_THREAD_SAFE every call takes the pool's lock (lock order: registry, pool);
+ * such a pool carries its own magic (ST_MAGIC_POOL_SHARED), so the one compare of the magic
+ * that every call makes also sends shared pools to the locked path.
+ *
+ * Fast free: `known` is a direct-mapped table (by chunk number) of this pool's chunks that
+ * are fully carved. A pointer whose chunk is in it is in a live chunk of this pool, and
+ * every slot of that chunk has been handed out, so the slot test needs no header and the
+ * chunk index is not consulted; anything else (chunks colliding in the table, the
+ * chunk still being carved, foreign pointers) takes the fully checked path.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -36,6 +44,7 @@
 
 #define POOL_MIN_SLOT (2 * sizeof(void *)) /* the free-list link and the key */
 #define POOL_CHECK_EVERY 64u                /* chunk-emptied events between release checks */
+#define POOL_KNOWN 32u                      /* entries of st_pool.known */
 
 typedef struct free_slot {
   struct free_slot *next; /* word 0 */
@@ -43,12 +52,16 @@ typedef struct free_slot {
 } free_slot;
 
 struct st_pool {
-  uint64_t magic;           /* ST_MAGIC_POOL while live (handle.h) */
+  uint64_t magic;           /* ST_MAGIC_POOL or ST_MAGIC_POOL_SHARED while live (handle.h) */
   free_slot *free;          /* the free list; lock */
   uintptr_t key;            /* word 1 of every free slot; odd, so never a slot address; const */
+  uintptr_t chunk_mask;     /* ~(chunk size - 1); const */
+  size_t span;              /* capacity * slot: bytes of slots in a chunk; const */
+  unsigned color_shift;     /* log2(chunk size) - log2(cache line), for the header; const */
   unsigned flags;           /* ST_POOL_THREAD_SAFE or 0; const */
-  st_chunk_t *cur;          /* the chunk fresh slots are carved from, or NULL; lock */
   st_chunk_geometry geo;    /* const */
+  uintptr_t known[POOL_KNOWN]; /* fully carved chunks by (number % POOL_KNOWN), or 0; lock */
+  st_chunk_t *cur;          /* the chunk fresh slots are carved from, or NULL; lock */
   st_chunk_reserve reserve; /* where new chunks come from; lock */
   size_t object_size;       /* as created; const */
   st_list_t chunks;         /* every chunk; lock */
@@ -86,19 +99,49 @@ st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags) {
   st_pool_t *p = st__handle_new();
   if (p == NULL) return NULL;
   p->key = pool_new_key(p);
+  p->chunk_mask = ~(uintptr_t)(geo.chunk_size - 1);
+  p->span = geo.capacity * geo.slot;
+  p->color_shift = geo.shift - st_log2_floor(ST_CACHE_LINE);
   p->flags = flags;
   p->geo = geo;
   p->object_size = object_size;
   st_list_init(&p->chunks);
   st_lock_init(&p->lock);
-  st__handle_publish(p, ST_MAGIC_POOL);
+  st__handle_publish(p, flags & ST_POOL_THREAD_SAFE ? ST_MAGIC_POOL_SHARED : ST_MAGIC_POOL);
   return p;
+}
+
+/* Every call but alloc and free: a live pool of either kind, or a diagnostic naming fn. */
+static void pool_check(const st_pool_t *p, const char *fn) {
+  if (ST_UNLIKELY(p->magic != ST_MAGIC_POOL_SHARED)) st__handle_check(p, ST_MAGIC_POOL, fn);
+}
+
+ST_INLINE uintptr_t *pool_known_entry(st_pool_t *p, uintptr_t base) {
+  return &p->known[(base >> p->geo.shift) % POOL_KNOWN];
+}
+
+/* The header of the chunk at base (chunk.h's st__chunk_of, with the shift precomputed). */
+ST_INLINE st_chunk_t *pool_header(const st_pool_t *p, uintptr_t base) {
+  return (st_chunk_t *)(base + ((base >> p->color_shift) & ((ST_CHUNK_COLORS - 1) * ST_CACHE_LINE)));
+}
+
+/* c has no fresh slot left: it joins `known` unless its entry is taken. */
+static void pool_know(st_pool_t *p, st_chunk_t *c) {
+  uintptr_t *entry = pool_known_entry(p, st__chunk_base(c, &p->geo));
+  if (*entry == 0) *entry = st__chunk_base(c, &p->geo);
+}
+
+static void pool_unmap(st_pool_t *p, st_chunk_t *c) {
+  uintptr_t *entry = pool_known_entry(p, st__chunk_base(c, &p->geo));
+  if (*entry == st__chunk_base(c, &p->geo)) *entry = 0;
+  st__chunk_unmap(c, &p->geo);
 }
 
 /* The free list is empty: carve a fresh slot from cur, or from a new chunk. */
 static ST_NOINLINE void *pool_alloc_slow(st_pool_t *p) {
   st_chunk_t *c = p->cur;
   if (c == NULL || c->fresh == c->limit) {
+    if (c != NULL) pool_know(p, c);
     c = st__chunk_map(&p->geo, &p->reserve, p);
     if (c == NULL) return NULL;
     st_list_push_front(&p->chunks, &c->link);
@@ -108,6 +151,7 @@ static ST_NOINLINE void *pool_alloc_slow(st_pool_t *p) {
   void *s = c->fresh; /* fresh memory: its key word is already zero */
   c->fresh += p->geo.slot;
   c->used++; /* cur is not empty here: its freed slots would be on the free list */
+  if (c->fresh == c->limit) pool_know(p, c);
   return s;
 }
 
@@ -117,11 +161,17 @@ ST_INLINE void *pool_alloc_unlocked(st_pool_t *p) {
   if (ST_UNLIKELY(s == NULL)) return pool_alloc_slow(p);
   p->free = s->next;
   s->key = 0; /* a live object never shows the key (see the header) */
-  st__chunk_of(s, &p->geo)->used++;
+  pool_header(p, (uintptr_t)s & p->chunk_mask)->used++;
   return s;
 }
 
-static ST_NOINLINE void *pool_alloc_locked(st_pool_t *p) {
+/* Not an unshared live pool: NULL, a shared pool, or a dead handle. */
+static ST_NOINLINE void *pool_alloc_checked(st_pool_t *p) {
+  if (p == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  pool_check(p, "st_pool_alloc");
   st_lock_acquire(&p->lock);
   void *obj = pool_alloc_unlocked(p);
   st_lock_release(&p->lock);
@@ -129,13 +179,8 @@ static ST_NOINLINE void *pool_alloc_locked(st_pool_t *p) {
 }
 
 void *st_pool_alloc(st_pool_t *p) {
-  if (ST_UNLIKELY(p == NULL)) {
-    errno = EINVAL;
-    return NULL;
-  }
-  st__handle_check(p, ST_MAGIC_POOL, "st_pool_alloc");
-  return ST_UNLIKELY(p->flags & ST_POOL_THREAD_SAFE) ? pool_alloc_locked(p)
-                                                      : pool_alloc_unlocked(p);
+  if (ST_UNLIKELY(p == NULL || p->magic != ST_MAGIC_POOL)) return pool_alloc_checked(p);
+  return pool_alloc_unlocked(p);
 }
 
 /* Unlinks the free slots of doomed chunks (chunk->free != NULL), then unmaps those chunks. */
@@ -149,7 +194,7 @@ static void pool_sweep_doomed(st_pool_t *p, size_t doomed) {
     st_chunk_t *c = ST_CONTAINER_OF(pos, st_chunk_t, link);
     if (c->free == NULL) continue;
     st_list_remove(&c->link);
-    st__chunk_unmap(c, &p->geo);
+    pool_unmap(p, c);
   }
   p->nchunks -= doomed;
   p->released += doomed;
@@ -202,35 +247,55 @@ static ST_COLD ST_NOINLINE _Noreturn void pool_fatal_misfit(st_pool_t *p, void *
   st__fatal("st_pool_free(): %p is %s pool %p", obj, why, (void *)p);
 }
 
-ST_INLINE void pool_free_unlocked(st_pool_t *p, void *obj) {
-  const char *why = st__chunk_misfit(obj, p, &p->geo); /* reads c->fresh: under the lock */
-  if (ST_UNLIKELY(why != NULL)) pool_fatal_misfit(p, obj, why);
-  free_slot *s = obj;
-  if (ST_UNLIKELY(s->key == p->key)) pool_check_double_free(p, obj);
-  s->next = p->free;
-  s->key = p->key;
-  p->free = s;
-  st_chunk_t *c = st__chunk_of(obj, &p->geo);
+/* Pushes obj, a live slot of chunk c, on the free list. */
+ST_INLINE void pool_push(st_pool_t *p, free_slot *obj, st_chunk_t *c) {
+  obj->next = p->free;
+  obj->key = p->key;
+  p->free = obj;
   if (ST_UNLIKELY(--c->used == 0) && ST_UNLIKELY(++p->emptied % POOL_CHECK_EVERY == 0))
     pool_check_release(p);
 }
 
-static ST_NOINLINE void pool_free_locked(st_pool_t *p, void *obj) {
+/* Every check: the chunk index, the header, the slot boundary, the double-free key. */
+static void pool_free_checked_unlocked(st_pool_t *p, void *obj) {
+  const char *why = st__chunk_misfit(obj, p, &p->geo); /* reads c->fresh: under the lock */
+  if (ST_UNLIKELY(why != NULL)) pool_fatal_misfit(p, obj, why);
+  free_slot *s = obj;
+  if (ST_UNLIKELY(s->key == p->key)) pool_check_double_free(p, obj);
+  pool_push(p, s, st__chunk_of(obj, &p->geo));
+}
+
+/* Not the fast path's case: a shared pool, a dead handle, or a slot not in `known`. */
+static ST_NOINLINE void pool_free_checked(st_pool_t *p, void *obj) {
+  if (p->magic == ST_MAGIC_POOL) {
+    pool_free_checked_unlocked(p, obj);
+    return;
+  }
+  pool_check(p, "st_pool_free");
   st_lock_acquire(&p->lock);
-  pool_free_unlocked(p, obj);
+  pool_free_checked_unlocked(p, obj);
   st_lock_release(&p->lock);
 }
 
 void st_pool_free(st_pool_t *p, void *obj) {
-  if (ST_UNLIKELY(obj == NULL)) return;
-  st__handle_check(p, ST_MAGIC_POOL, "st_pool_free");
-  if (ST_UNLIKELY(p->flags & ST_POOL_THREAD_SAFE)) pool_free_locked(p, obj);
-  else pool_free_unlocked(p, obj);
+  if (ST_UNLIKELY(obj == NULL)) return; /* before p is read: st_pool_free(NULL, NULL) is fine */
+  uintptr_t addr = (uintptr_t)obj, base = addr & p->chunk_mask;
+  uintptr_t offset = addr - base - p->geo.first;
+  free_slot *s = obj;
+  /* A known chunk is live, this pool's and carved to its end: a pointer into it is a slot
+   * if it is on a slot boundary within the span (the product test of chunk.h). */
+  if (ST_UNLIKELY(p->magic != ST_MAGIC_POOL || *pool_known_entry(p, base) != base ||
+                  offset >= p->span || ((offset * p->geo.recip) >> 32) * p->geo.slot != offset ||
+                  s->key == p->key)) {
+    pool_free_checked(p, obj);
+    return;
+  }
+  pool_push(p, s, pool_header(p, base));
 }
 
 void st_pool_destroy(st_pool_t *p) {
   if (p == NULL) return;
-  st__handle_check(p, ST_MAGIC_POOL, "st_pool_destroy");
+  pool_check(p, "st_pool_destroy");
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &p->chunks)
       st__chunk_unmap(ST_CONTAINER_OF(pos, st_chunk_t, link), &p->geo);
@@ -239,7 +304,7 @@ void st_pool_destroy(st_pool_t *p) {
 }
 
 void st_pool_stats_get(st_pool_t *p, st_pool_stats *out) {
-  st__handle_check(p, ST_MAGIC_POOL, "st_pool_stats_get");
+  pool_check(p, "st_pool_stats_get");
   *out = (st_pool_stats){.object_size = p->object_size, .slot_size = p->geo.slot};
   st_lock_acquire(&p->lock);
   st_list_t *pos;
@@ -257,7 +322,7 @@ void st_pool_stats_get(st_pool_t *p, st_pool_stats *out) {
 
 size_t st_pool_trim(st_pool_t *p) {
   if (p == NULL) return 0;
-  st__handle_check(p, ST_MAGIC_POOL, "st_pool_trim");
+  pool_check(p, "st_pool_trim");
   st_lock_acquire(&p->lock);
   size_t before = p->released;
   pool_release_empty(p, st__os_now_ms(), UINT64_MAX, 0);

@@ -1,9 +1,9 @@
 /*
  * slab_cache.c — object caches in the style of Bonwick's slab allocator: st_slab_*.
  *
- * Owns: a cache's slabs (chunk.h chunks), their partial/full/empty lists, construction and
- * destruction of objects, and the cache's statistics. Calls: special/chunk.h,
- * special/handle.h, base/.
+ * Owns: a cache's slabs (chunk.h chunks), their partial/full/empty lists, the per-thread
+ * magazines and the depot in front of them, construction and destruction of objects, and
+ * the cache's statistics. Calls: special/chunk.h, special/handle.h, os/, base/.
  *
  * Objects stay constructed while free: the constructor runs the first time a slot is
  * handed out, the destructor only when the slab holding the slot is given back
@@ -11,20 +11,43 @@
  * it sits in a word after it (Bonwick's bufctl):
  *
  *   slot:  +--------------------------+---------+-----+
- *          | object (size, rounded 8) | bufctl  | pad |   bufctl = next free slot or NULL
- *          +--------------------------+---------+-----+            while free, key while live
+ *          | object (size, rounded 8) | bufctl  | pad |   bufctl = the key while live;
+ *          +--------------------------+---------+-----+   next free slot or NULL in a slab;
+ *                                                          0 in a magazine
  *
- * so st_slab_free tells a live object (bufctl == key) from a double free (a link) or a
- * write past the object's end (anything else). Slabs never carve fresh slots unless they
+ * so st_slab_free tells a live object (bufctl == key) from a double free (a link or 0) or
+ * a write past the object's end (anything else). Slabs never carve fresh slots unless they
  * are the one allocations come from, so `fresh` bounds the constructed slots.
- * Lists (invariant): partial = some slots live and some free or fresh, full = none free or
- * fresh, empty = none live. Empty slabs are kept (their objects are constructed) until
- * st_slab_shrink. Locking: one lock per cache, released around ctor and dtor calls so they
- * may use the cache themselves; lock order: registry (handle.c), then cache.
+ * Lists (invariant): partial = some slots out and some free or fresh, full = none free or
+ * fresh, empty = none out ("out" = live, or in a magazine).
+ *
+ * Magazines (Bonwick and Adams' second paper): each thread keeps, per cache it uses, two
+ * magazines of up to SLAB_MAG constructed objects, `loaded` and `prev`. Alloc pops from
+ * loaded and free pushes to it, without a lock; when loaded is empty (full) and prev is
+ * full (empty) they swap; only when both are exhausted does the thread take the cache's
+ * lock and exchange a magazine with the depot: full magazines for allocation, empty ones
+ * for frees. An empty depot refills loaded from the slabs (up to SLAB_MAG / 2 objects of
+ * one slab). A thread's magazines hang off its slab_thread (thread-local), in a direct-
+ * mapped table of SLAB_WAYS bindings indexed by the cache's creation number; a binding
+ * names the cache by that number (`gen`, unique for the process's life), so a binding to a
+ * destroyed cache is recognised even when its descriptor slot was reused. A thread that
+ * exits (pthread key destructor) or rebinds a way flushes the bound cache's magazines into
+ * its depot (full ones) or its slabs (the rest). st_slab_shrink flushes the calling
+ * thread's magazines and the depot into the slabs, then gives back the empty slabs; objects
+ * in the magazines of other live threads stay there (they cannot be taken without a lock
+ * on every call) and keep their slabs, until those threads flush them. st_slab_destroy
+ * destroys every object not live wherever it sits; other threads' bindings to it are then
+ * stale and dropped on their next use. Magazines and slab_threads come from internal
+ * thread-safe pools.
+ * Locking: one lock per cache (slabs, lists, depot, counters), released around ctor and
+ * dtor calls so they may use the cache themselves; lock order: registry (handle.c), then
+ * cache, then the internal pools' locks.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
+#include "base/atomics.h"
 #include "base/check.h"
 #include "base/lock.h"
 #include "base/report.h"
@@ -32,24 +55,58 @@
 #include "special/handle.h"
 #include "strata.h"
 
+enum { SLAB_MAG = 32, SLAB_WAYS = 16 };
+
+typedef struct magazine {
+  struct magazine *next; /* on a depot list */
+  unsigned n;            /* objects in obj[0 .. n) */
+  void *obj[SLAB_MAG];
+} magazine;
+
+/* One thread's magazines for one cache. Both magazines are non-NULL while gen != 0. */
+typedef struct slab_binding {
+  uint64_t gen;             /* the bound cache's creation number, or 0: unbound */
+  st_slab_cache_t *cache;   /* the bound cache (dead once its gen stops matching) */
+  magazine *loaded, *prev;
+  size_t allocs, frees;     /* not yet added to the cache's counters */
+} slab_binding;
+
+typedef struct slab_thread {
+  slab_binding way[SLAB_WAYS]; /* by the cache's gen % SLAB_WAYS */
+} slab_thread;
+
 struct st_slab_cache {
   uint64_t magic;                       /* ST_MAGIC_SLAB while live (handle.h) */
+  uint64_t gen;                         /* creation number, from 1; const */
+  uintptr_t key;                        /* bufctl of a live object: odd; const */
+  size_t bufctl;                        /* offset of the bufctl; const */
+  st_chunk_geometry geo;                /* const */
   st_lock_t lock;                       /* guards everything below that is not const */
   char name[32];                        /* const */
-  size_t object_size, bufctl;           /* the object's size; offset of the bufctl; const */
-  uintptr_t key;                        /* bufctl of a live object: odd; const */
-  st_chunk_geometry geo;                /* const */
+  size_t object_size;                   /* const */
   st_chunk_reserve reserve;             /* where new slabs come from */
   void (*ctor)(void *), (*dtor)(void *); /* const */
   st_list_t partial, full, empty;       /* slabs by state (see the header) */
   size_t nslabs[3];                     /* slabs on partial, full, empty */
-  size_t live, allocs, frees, constructed, destructed;
+  magazine *depot_full, *depot_empty;   /* the depot's magazines */
+  size_t depot_objects;                 /* objects in depot_full */
+  size_t out, allocs, frees, constructed, destructed; /* out: slots out of the slabs */
 };
 _Static_assert(sizeof(struct st_slab_cache) <= ST_HANDLE_SLOT_SIZE, "a cache fits a slot");
 
 enum slab_state { SLAB_PARTIAL, SLAB_FULL, SLAB_EMPTY };
 
-ST_INLINE uintptr_t *slab_bufctl(st_slab_cache_t *c, void *obj) {
+static __thread slab_thread *tls_slab_thread __attribute__((tls_model("initial-exec")));
+/* The state of a thread after its exit destructor: no magazines, every call goes to the
+ * slabs under the lock. */
+static slab_thread slab_thread_exited;
+
+static pthread_once_t slab_once = PTHREAD_ONCE_INIT;
+static pthread_key_t slab_exit_key;
+static st_pool_t *magazine_pool, *thread_pool; /* written once, under slab_once */
+static st_atomic_size xslab_caches_created;
+
+ST_INLINE uintptr_t *slab_bufctl(const st_slab_cache_t *c, void *obj) {
   return (uintptr_t *)((char *)obj + c->bufctl);
 }
 
@@ -63,6 +120,14 @@ static void slab_move_locked(st_slab_cache_t *c, st_chunk_t *slab, enum slab_sta
   st_list_push_front(slab_list(c, to), &slab->link);
   c->nslabs[from]--;
   c->nslabs[to]++;
+}
+
+static void slab_thread_exit(void *arg);
+
+static void slab_init_once(void) {
+  magazine_pool = st_pool_create(sizeof(magazine), 0, ST_POOL_THREAD_SAFE);
+  thread_pool = st_pool_create(sizeof(slab_thread), 0, ST_POOL_THREAD_SAFE);
+  if (pthread_key_create(&slab_exit_key, slab_thread_exit) != 0) thread_pool = NULL;
 }
 
 st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t align,
@@ -80,10 +145,12 @@ st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t align,
     errno = ENOMEM;
     return NULL;
   }
+  pthread_once(&slab_once, slab_init_once);
   st_slab_cache_t *c = st__handle_new();
   if (c == NULL) return NULL;
   st_lock_init(&c->lock);
   if (name != NULL) strncpy(c->name, name, sizeof c->name - 1);
+  c->gen = st_fetch_add_relaxed(&xslab_caches_created, 1) + 1;
   c->object_size = size;
   c->bufctl = bufctl;
   c->key = ((uintptr_t)c * UINT64_C(0x9e3779b97f4a7c15)) | 1;
@@ -96,6 +163,8 @@ st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t align,
   st__handle_publish(c, ST_MAGIC_SLAB);
   return c;
 }
+
+/* ---- the slab layer (the cache's lock held) ----------------------------------------- */
 
 /* The slab the next object comes from, on the partial list; NULL when out of memory. */
 static st_chunk_t *slab_for_alloc_locked(st_slab_cache_t *c) {
@@ -113,32 +182,238 @@ static st_chunk_t *slab_for_alloc_locked(st_slab_cache_t *c) {
   return slab;
 }
 
+/* Takes into objs (bufctl 0) up to max constructed free slots of one slab, or when it has
+ * none, one fresh slot (*fresh = 1: the caller constructs it; objects are built on demand
+ * only, never ahead). Returns how many, 0 when out of memory. */
+static unsigned slab_take_locked(st_slab_cache_t *c, void **objs, unsigned max,
+                                 unsigned *fresh) {
+  st_chunk_t *slab = slab_for_alloc_locked(c);
+  unsigned n = 0;
+  *fresh = 0;
+  if (slab == NULL) return 0;
+  while (n < max && slab->free != NULL) {
+    char *obj = slab->free;
+    slab->free = (void *)*slab_bufctl(c, obj);
+    *slab_bufctl(c, obj) = 0;
+    objs[n++] = obj;
+  }
+  if (n == 0) { /* the partial slab has fresh slots: it is not full */
+    objs[n++] = slab->fresh;
+    slab->fresh += c->geo.slot;
+    *fresh = 1;
+  }
+  slab->used += n;
+  c->out += n;
+  c->constructed += *fresh;
+  if (slab->free == NULL && slab->fresh == slab->limit)
+    slab_move_locked(c, slab, SLAB_PARTIAL, SLAB_FULL);
+  return n;
+}
+
+/* Returns obj, out of the slabs and not live, to its slab. */
+static void slab_put_locked(st_slab_cache_t *c, void *obj) {
+  st_chunk_t *slab = st__chunk_of(obj, &c->geo);
+  bool was_full = slab->free == NULL && slab->fresh == slab->limit;
+  *slab_bufctl(c, obj) = (uintptr_t)slab->free;
+  slab->free = obj;
+  slab->used--;
+  c->out--;
+  if (slab->used == 0) slab_move_locked(c, slab, was_full ? SLAB_FULL : SLAB_PARTIAL, SLAB_EMPTY);
+  else if (was_full) slab_move_locked(c, slab, SLAB_FULL, SLAB_PARTIAL);
+}
+
+static void slab_put_magazine_locked(st_slab_cache_t *c, magazine *m) {
+  while (m->n > 0) slab_put_locked(c, m->obj[--m->n]);
+}
+
+/* Empties the depot into the slabs; returns its magazines, chained, for freeing. */
+static magazine *slab_drain_depot_locked(st_slab_cache_t *c) {
+  magazine *all = c->depot_empty;
+  while (c->depot_full != NULL) {
+    magazine *m = c->depot_full;
+    c->depot_full = m->next;
+    slab_put_magazine_locked(c, m);
+    m->next = all;
+    all = m;
+  }
+  c->depot_empty = NULL;
+  c->depot_objects = 0;
+  return all;
+}
+
+static void slab_free_magazines(magazine *m) {
+  while (m != NULL) {
+    magazine *next = m->next;
+    st_pool_free(magazine_pool, m);
+    m = next;
+  }
+}
+
+/* ---- bindings ----------------------------------------------------------------------- */
+
+ST_INLINE slab_binding *slab_binding_of(slab_thread *t, const st_slab_cache_t *c) {
+  return &t->way[c->gen % SLAB_WAYS];
+}
+
+/* Flushes b into its cache (if that is still live): full magazines to the depot, other
+ * objects to the slabs, counters added; then b is unbound. */
+static void slab_unbind(slab_binding *b) {
+  if (b->gen == 0) return;
+  st_slab_cache_t *c = b->cache;
+  magazine *spare = NULL;
+  if (st__handle_magic(c) == ST_MAGIC_SLAB && c->gen == b->gen) {
+    st_lock_acquire(&c->lock);
+    magazine *mags[2] = {b->loaded, b->prev};
+    for (int i = 0; i < 2; i++) {
+      magazine *m = mags[i];
+      if (m->n == SLAB_MAG) {
+        m->next = c->depot_full, c->depot_full = m, c->depot_objects += m->n;
+        continue;
+      }
+      slab_put_magazine_locked(c, m);
+      m->next = spare, spare = m;
+    }
+    c->allocs += b->allocs;
+    c->frees += b->frees;
+    st_lock_release(&c->lock);
+  } else { /* destroyed: its objects went with it */
+    b->loaded->next = b->prev, b->prev->next = NULL, spare = b->loaded;
+  }
+  slab_free_magazines(spare);
+  *b = (slab_binding){0};
+}
+
+/* The calling thread's slab_thread, made on first use; &slab_thread_exited when it has
+ * none (exited, or no memory). */
+static slab_thread *slab_thread_get(void) {
+  slab_thread *t = tls_slab_thread;
+  if (ST_LIKELY(t != NULL)) return t;
+  t = thread_pool != NULL ? st_pool_alloc(thread_pool) : NULL;
+  if (t == NULL || pthread_setspecific(slab_exit_key, t) != 0) {
+    if (t != NULL) st_pool_free(thread_pool, t);
+    return &slab_thread_exited;
+  }
+  *t = (slab_thread){0};
+  return tls_slab_thread = t;
+}
+
+static void slab_thread_exit(void *arg) {
+  slab_thread *t = arg;
+  tls_slab_thread = &slab_thread_exited;
+  for (int i = 0; i < SLAB_WAYS; i++) slab_unbind(&t->way[i]);
+  st_pool_free(thread_pool, t);
+}
+
+/* The calling thread's binding to c, bound now if need be; NULL when the thread cannot
+ * have magazines (exited, or no memory). */
+static slab_binding *slab_bind(st_slab_cache_t *c) {
+  slab_thread *t = slab_thread_get();
+  if (t == &slab_thread_exited) return NULL;
+  slab_binding *b = slab_binding_of(t, c);
+  if (b->gen == c->gen) return b;
+  slab_unbind(b);
+  magazine *loaded = st_pool_alloc(magazine_pool), *prev = st_pool_alloc(magazine_pool);
+  if (loaded == NULL || prev == NULL) {
+    st_pool_free(magazine_pool, loaded);
+    st_pool_free(magazine_pool, prev);
+    return NULL;
+  }
+  loaded->n = prev->n = 0;
+  *b = (slab_binding){.gen = c->gen, .cache = c, .loaded = loaded, .prev = prev};
+  return b;
+}
+
+/* ---- alloc -------------------------------------------------------------------------- */
+
+/* Runs the constructor on obj if slab_take_locked said it is fresh (the lock not held). */
+static void slab_construct(st_slab_cache_t *c, void *obj, unsigned fresh) {
+  if (fresh && c->ctor != NULL) c->ctor(obj);
+}
+
+/* No magazine to allocate from: straight from the slabs, one object. */
+static void *slab_alloc_direct(st_slab_cache_t *c) {
+  void *obj;
+  unsigned fresh;
+  st_lock_acquire(&c->lock);
+  unsigned n = slab_take_locked(c, &obj, 1, &fresh);
+  if (n != 0) c->allocs++;
+  st_lock_release(&c->lock);
+  if (n == 0) return NULL;
+  slab_construct(c, obj, fresh);
+  *slab_bufctl(c, obj) = c->key;
+  return obj;
+}
+
+/* One allocation for the statistics: on b, unless a nested call (in a ctor) rebound b's
+ * way, then on the cache. */
+static void slab_count_alloc(st_slab_cache_t *c, slab_binding *b) {
+  if (b->gen == c->gen) {
+    b->allocs++;
+    return;
+  }
+  st_lock_acquire(&c->lock);
+  c->allocs++;
+  st_lock_release(&c->lock);
+}
+
+/* loaded is empty: swap with a full prev, exchange with the depot, or refill from the
+ * slabs. Returns the object to hand out, live, or NULL when out of memory. */
+static ST_NOINLINE void *slab_alloc_slow(st_slab_cache_t *c) {
+  slab_binding *b = slab_bind(c);
+  if (b == NULL) return slab_alloc_direct(c);
+  if (b->loaded->n == 0 && b->prev->n > 0) {
+    magazine *m = b->loaded;
+    b->loaded = b->prev, b->prev = m;
+  }
+  if (b->loaded->n == 0) {
+    st_lock_acquire(&c->lock);
+    if (c->depot_full != NULL) { /* prev (empty) goes to the depot, a full one comes */
+      magazine *full = c->depot_full;
+      c->depot_full = full->next;
+      c->depot_objects -= full->n;
+      b->prev->next = c->depot_empty, c->depot_empty = b->prev;
+      b->prev = b->loaded, b->loaded = full;
+      st_lock_release(&c->lock);
+    } else {
+      unsigned fresh, n = slab_take_locked(c, b->loaded->obj, SLAB_MAG / 2, &fresh);
+      st_lock_release(&c->lock);
+      if (n == 0) return NULL;
+      if (fresh) { /* built now, handed out at once: the ctor may use the cache (and b) */
+        void *obj = b->loaded->obj[0];
+        slab_construct(c, obj, fresh);
+        *slab_bufctl(c, obj) = c->key;
+        slab_count_alloc(c, b);
+        return obj;
+      }
+      b->loaded->n = n;
+    }
+  }
+  void *obj = b->loaded->obj[--b->loaded->n];
+  *slab_bufctl(c, obj) = c->key;
+  b->allocs++;
+  return obj;
+}
+
 void *st_slab_alloc(st_slab_cache_t *c) {
   if (ST_UNLIKELY(c == NULL)) {
     errno = EINVAL;
     return NULL;
   }
   st__handle_check(c, ST_MAGIC_SLAB, "st_slab_alloc");
-  st_lock_acquire(&c->lock);
-  st_chunk_t *slab = slab_for_alloc_locked(c);
-  if (slab == NULL) {
-    st_lock_release(&c->lock);
-    return NULL;
+  slab_thread *t = tls_slab_thread;
+  if (ST_LIKELY(t != NULL)) {
+    slab_binding *b = slab_binding_of(t, c);
+    if (ST_LIKELY(b->gen == c->gen) && ST_LIKELY(b->loaded->n > 0)) {
+      void *obj = b->loaded->obj[--b->loaded->n];
+      *slab_bufctl(c, obj) = c->key;
+      b->allocs++;
+      return obj;
+    }
   }
-  char *obj = slab->free;
-  bool fresh = obj == NULL;
-  if (fresh) obj = slab->fresh, slab->fresh += c->geo.slot, c->constructed++;
-  else slab->free = (void *)*slab_bufctl(c, obj);
-  *slab_bufctl(c, obj) = c->key;
-  slab->used++;
-  c->live++;
-  c->allocs++;
-  if (slab->free == NULL && slab->fresh == slab->limit)
-    slab_move_locked(c, slab, SLAB_PARTIAL, SLAB_FULL);
-  st_lock_release(&c->lock);
-  if (fresh && c->ctor != NULL) c->ctor(obj); /* the slot is ours: no lock needed */
-  return obj;
+  return slab_alloc_slow(c);
 }
+
+/* ---- free --------------------------------------------------------------------------- */
 
 static ST_COLD ST_NOINLINE _Noreturn void slab_fatal_bufctl(st_slab_cache_t *c, void *obj,
                                                            st_chunk_t *slab, uintptr_t word) {
@@ -155,24 +430,76 @@ static ST_COLD ST_NOINLINE _Noreturn void slab_fatal_misfit(st_slab_cache_t *c, 
   st__fatal("st_slab_free(): %p is %s slab cache \"%s\" %p", obj, why, c->name, (void *)c);
 }
 
+/* The checks that need no lock: obj is in a live slab of c (chunk index, header), on a
+ * slot boundary below the slab's limit, and live (bufctl == key). A slot past `fresh`
+ * (never handed out) reads bufctl 0 and fails the last test. */
+ST_INLINE bool slab_free_plausible(st_slab_cache_t *c, void *obj) {
+  if (ST_UNLIKELY(!st__chunk_index_has(st__chunk_base(obj, &c->geo)))) return false;
+  st_chunk_t *slab = st__chunk_of(obj, &c->geo);
+  if (ST_UNLIKELY(slab->magic != ST_MAGIC_CHUNK || slab->owner != c)) return false;
+  uintptr_t offset = (uintptr_t)obj - (uintptr_t)st__chunk_slots(slab, &c->geo);
+  if (ST_UNLIKELY(offset >= (uintptr_t)(slab->limit - st__chunk_slots(slab, &c->geo))))
+    return false;
+  if (ST_UNLIKELY(((offset * c->geo.recip) >> 32) * c->geo.slot != offset)) return false;
+  return *slab_bufctl(c, obj) == c->key;
+}
+
+/* A free that failed a check of slab_free_plausible: diagnosed precisely, under the lock
+ * (the slot test reads `fresh`). Does not return. */
+static ST_COLD ST_NOINLINE _Noreturn void slab_free_bad(st_slab_cache_t *c, void *obj) {
+  st_lock_acquire(&c->lock);
+  const char *why = st__chunk_misfit(obj, c, &c->geo);
+  if (why != NULL) slab_fatal_misfit(c, obj, why);
+  slab_fatal_bufctl(c, obj, st__chunk_of(obj, &c->geo), *slab_bufctl(c, obj));
+}
+
+/* loaded is full: swap with an empty prev, or give prev (full) to the depot for an empty
+ * magazine; without magazines, straight to the slab. */
+static ST_NOINLINE void slab_free_slow(st_slab_cache_t *c, void *obj) {
+  slab_binding *b = slab_bind(c);
+  if (b != NULL && b->loaded->n == SLAB_MAG && b->prev->n == 0) {
+    magazine *m = b->loaded;
+    b->loaded = b->prev, b->prev = m;
+  }
+  if (b != NULL && b->loaded->n == SLAB_MAG) {
+    st_lock_acquire(&c->lock);
+    magazine *empty = c->depot_empty;
+    if (empty != NULL) c->depot_empty = empty->next;
+    else if ((empty = st_pool_alloc(magazine_pool)) != NULL) empty->n = 0;
+    if (empty != NULL) {
+      b->prev->next = c->depot_full, c->depot_full = b->prev;
+      c->depot_objects += b->prev->n;
+      b->prev = b->loaded, b->loaded = empty;
+    }
+    st_lock_release(&c->lock);
+  }
+  if (b == NULL || b->loaded->n == SLAB_MAG) {
+    st_lock_acquire(&c->lock);
+    slab_put_locked(c, obj);
+    c->frees++;
+    st_lock_release(&c->lock);
+    return;
+  }
+  *slab_bufctl(c, obj) = 0;
+  b->loaded->obj[b->loaded->n++] = obj;
+  b->frees++;
+}
+
 void st_slab_free(st_slab_cache_t *c, void *obj) {
   if (ST_UNLIKELY(obj == NULL)) return;
   st__handle_check(c, ST_MAGIC_SLAB, "st_slab_free");
-  st_lock_acquire(&c->lock);
-  const char *why = st__chunk_misfit(obj, c, &c->geo);
-  if (ST_UNLIKELY(why != NULL)) slab_fatal_misfit(c, obj, why);
-  st_chunk_t *slab = st__chunk_of(obj, &c->geo);
-  uintptr_t *bufctl = slab_bufctl(c, obj);
-  if (ST_UNLIKELY(*bufctl != c->key)) slab_fatal_bufctl(c, obj, slab, *bufctl);
-  bool was_full = slab->free == NULL && slab->fresh == slab->limit;
-  *bufctl = (uintptr_t)slab->free;
-  slab->free = obj;
-  slab->used--;
-  c->live--;
-  c->frees++;
-  if (slab->used == 0) slab_move_locked(c, slab, was_full ? SLAB_FULL : SLAB_PARTIAL, SLAB_EMPTY);
-  else if (was_full) slab_move_locked(c, slab, SLAB_FULL, SLAB_PARTIAL);
-  st_lock_release(&c->lock);
+  if (ST_UNLIKELY(!slab_free_plausible(c, obj))) slab_free_bad(c, obj);
+  slab_thread *t = tls_slab_thread;
+  if (ST_LIKELY(t != NULL)) {
+    slab_binding *b = slab_binding_of(t, c);
+    if (ST_LIKELY(b->gen == c->gen) && ST_LIKELY(b->loaded->n < SLAB_MAG)) {
+      *slab_bufctl(c, obj) = 0;
+      b->loaded->obj[b->loaded->n++] = obj;
+      b->frees++;
+      return;
+    }
+  }
+  slab_free_slow(c, obj);
 }
 
 /* Runs dtor on every constructed free object of slab (those whose bufctl is not the key),
@@ -215,18 +542,36 @@ static size_t slab_give_back_lists(st_slab_cache_t *c, enum slab_state first,
   return slabs;
 }
 
+/* The calling thread's binding to c if it has one: flushed into the cache, unbound. */
+static void slab_unbind_own(st_slab_cache_t *c) {
+  slab_thread *t = tls_slab_thread;
+  if (t != NULL && slab_binding_of(t, c)->gen == c->gen) slab_unbind(slab_binding_of(t, c));
+}
+
+/* The calling thread's magazines and the depot go back to the slabs. */
+static void slab_flush(st_slab_cache_t *c) {
+  slab_unbind_own(c);
+  st_lock_acquire(&c->lock);
+  magazine *mags = slab_drain_depot_locked(c);
+  st_lock_release(&c->lock);
+  slab_free_magazines(mags);
+}
+
 size_t st_slab_shrink(st_slab_cache_t *c) {
   if (c == NULL) return 0;
   st__handle_check(c, ST_MAGIC_SLAB, "st_slab_shrink");
+  slab_flush(c);
   return slab_give_back_lists(c, SLAB_EMPTY, SLAB_EMPTY) * c->geo.chunk_size;
 }
 
 void st_slab_destroy(st_slab_cache_t *c) {
   if (c == NULL) return;
   st__handle_check(c, ST_MAGIC_SLAB, "st_slab_destroy");
-  if (c->live != 0)
-    st__report("st_slab_destroy(): cache \"%s\" %p destroyed with %zu objects still allocated",
-               c->name, (void *)c, c->live);
+  slab_flush(c);
+  if (c->out != 0)
+    st__report("st_slab_destroy(): cache \"%s\" %p destroyed with %zu objects still allocated "
+               "(or cached by other threads)",
+               c->name, (void *)c, c->out);
   slab_give_back_lists(c, SLAB_PARTIAL, SLAB_EMPTY);
   st__chunk_reserve_release(&c->reserve, &c->geo);
   st__handle_retire(c);
@@ -234,20 +579,26 @@ void st_slab_destroy(st_slab_cache_t *c) {
 
 void st_slab_stats_get(st_slab_cache_t *c, st_slab_stats *out) {
   st__handle_check(c, ST_MAGIC_SLAB, "st_slab_stats_get");
+  slab_binding own = {0};
+  slab_thread *t = tls_slab_thread;
+  if (t != NULL && slab_binding_of(t, c)->gen == c->gen) own = *slab_binding_of(t, c);
+  size_t own_objects = own.gen != 0 ? own.loaded->n + own.prev->n : 0;
   st_lock_acquire(&c->lock);
   size_t slabs = c->nslabs[SLAB_PARTIAL] + c->nslabs[SLAB_FULL] + c->nslabs[SLAB_EMPTY];
+  size_t cached = c->depot_objects + own_objects;
   *out = (st_slab_stats){
       .object_size = c->object_size,
       .slot_size = c->geo.slot,
-      .live_objects = c->live,
-      .cached_objects = c->constructed - c->destructed - c->live,
+      .live_objects = c->out - cached,
+      .cached_objects = c->constructed - c->destructed - (c->out - cached),
+      .magazine_objects = cached,
       .slabs_full = c->nslabs[SLAB_FULL],
       .slabs_partial = c->nslabs[SLAB_PARTIAL],
       .slabs_empty = c->nslabs[SLAB_EMPTY],
       .slab_bytes = c->geo.chunk_size,
       .reserved_bytes = slabs * c->geo.chunk_size,
-      .allocs = c->allocs,
-      .frees = c->frees,
+      .allocs = c->allocs + own.allocs,
+      .frees = c->frees + own.frees,
       .constructed = c->constructed,
       .destructed = c->destructed,
   };

@@ -188,6 +188,36 @@ static void slab_object_to_pool(void *arg) {
   st_pool_free(p, st_slab_alloc(c));
 }
 
+/* Pointers into no chunk at all: the free must report them, not fault on a header. */
+static void stack_pointer(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  char on_stack[32];
+  st_pool_free(p, on_stack);
+}
+
+static void malloc_pointer(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  CHECK(st_pool_alloc(p) != NULL);
+  st_pool_free(p, malloc(32));
+}
+
+static void wild_pointer(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  st_pool_free(p, (void *)(uintptr_t)0x7ff123450010u);
+  st_pool_free(p, (void *)~(uintptr_t)0xf);
+}
+
+static void freed_chunk_pointer(void *arg) { /* a pointer into a chunk given back */
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0), *q = st_pool_create(32, 0, 0);
+  void *a = st_pool_alloc(q);
+  st_pool_destroy(q);
+  st_pool_free(p, a);
+}
+
 static void use_after_destroy(void *arg) {
   (void)arg;
   st_pool_t *p = st_pool_create(32, 0, 0);
@@ -211,6 +241,11 @@ static void pool_misuse(void) {
       DEATH_CASE(interior_pointer, "is not the start of an object of pool"),
       DEATH_CASE(never_allocated, "is not the start of an object of pool"),
       DEATH_CASE(slab_object_to_pool, "allocated by another allocator than pool"),
+      DEATH_CASE(stack_pointer, "strata: st_pool_free(): 0x"),
+      DEATH_CASE(stack_pointer, "is not allocated by pool 0x"),
+      DEATH_CASE(malloc_pointer, "is not allocated by pool 0x"),
+      DEATH_CASE(wild_pointer, "st_pool_free(): 0x7ff123450010 is not allocated by pool 0x"),
+      DEATH_CASE(freed_chunk_pointer, "is not allocated by pool 0x"),
       DEATH_CASE(use_after_destroy, "st_pool_alloc(): 0x"),
       DEATH_CASE(use_after_destroy, "is not a live pool"),
       DEATH_CASE(free_after_destroy, "st_pool_free(): 0x"),

@@ -76,10 +76,9 @@ static void slab_ctor_once_per_object(void) {
   CHECK_EQ(s.constructed, built[2]);
   CHECK_EQ(s.live_objects, 0);
   CHECK_EQ(s.cached_objects, built[2]);
-  CHECK_EQ(s.slabs_full + s.slabs_partial, 0);
-  CHECK_GT(s.slabs_empty, 0);
-  size_t slabs = s.slabs_empty;
-  CHECK_EQ(st_slab_shrink(c), slabs * s.slab_bytes);
+  CHECK_EQ(s.magazine_objects, N); /* the freed objects wait in magazines, not in slabs */
+  /* Shrink returns the magazines to the slabs, then every slab. */
+  CHECK_EQ(st_slab_shrink(c), s.reserved_bytes);
   CHECK_EQ(atomic_load(&dtor_calls), built[2]); /* every constructed object destroyed once */
   st_slab_stats_get(c, &s);
   CHECK_EQ(s.reserved_bytes, 0);
@@ -109,18 +108,98 @@ static void slab_lists(void) {
   st_slab_stats_get(c, &s);
   CHECK_EQ(s.slabs_full, 1);
   CHECK_EQ(s.slabs_partial, 1);
-  st_slab_free(c, objs[0]);
+  st_slab_free(c, objs[0]); /* to the thread's magazine: the slab stays full */
   st_slab_stats_get(c, &s);
-  CHECK_EQ(s.slabs_full, 0);
-  CHECK_EQ(s.slabs_partial, 2);
+  CHECK_EQ(s.slabs_full, 1);
+  CHECK_EQ(s.magazine_objects, 1);
+  CHECK(st_slab_alloc(c) == objs[0]); /* and comes back first */
   st_slab_free(c, extra);
+  for (size_t i = 0; i < n; i++) st_slab_free(c, objs[i]);
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.live_objects, 0);
+  CHECK_EQ(s.magazine_objects, n + 1);
+  CHECK_EQ(s.slabs_empty, 0); /* the slabs do not see objects in magazines */
+  /* Shrink flushes the magazines: both slabs empty, then given back. */
+  CHECK_EQ(st_slab_shrink(c), 2 * s.slab_bytes);
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.slabs_full + s.slabs_partial + s.slabs_empty, 0);
+  CHECK_EQ(s.magazine_objects, 0);
+  /* Without magazines in between (a shrink after each free), the lists follow the frees. */
+  for (size_t i = 0; i < 2; i++) objs[i] = st_slab_alloc(c);
+  st_slab_free(c, objs[0]);
+  (void)st_slab_shrink(c);
   st_slab_stats_get(c, &s);
   CHECK_EQ(s.slabs_partial, 1);
-  CHECK_EQ(s.slabs_empty, 1);
-  for (size_t i = 1; i < n; i++) st_slab_free(c, objs[i]);
+  CHECK_EQ(s.live_objects, 1);
+  st_slab_free(c, objs[1]);
   st_slab_stats_get(c, &s);
-  CHECK_EQ(s.slabs_empty, 2);
-  CHECK_EQ(s.live_objects, 0);
+  CHECK_EQ(s.slabs_partial, 1); /* objs[1] sits in the magazine */
+  CHECK_EQ(st_slab_shrink(c), s.slab_bytes);
+  st_slab_destroy(c);
+}
+
+/* Magazines of a thread that exited go to the depot; shrink then returns everything. */
+static void *use_and_exit(void *cache) {
+  enum { N = 1000 };
+  static void *objs[N];
+  for (size_t i = 0; i < N; i++) objs[i] = st_slab_alloc(cache);
+  for (size_t i = 0; i < N; i++) st_slab_free(cache, objs[i]);
+  return NULL;
+}
+
+/* A live thread's magazines are its own: shrink leaves them (and their slab) alone. */
+typedef struct holder {
+  st_slab_cache_t *cache;
+  atomic_int stage; /* 1: objects freed into the magazine; 2: may exit */
+} holder;
+
+static void *free_and_wait(void *arg) {
+  holder *h = arg;
+  void *objs[10];
+  for (size_t i = 0; i < 10; i++) objs[i] = st_slab_alloc(h->cache);
+  for (size_t i = 0; i < 10; i++) st_slab_free(h->cache, objs[i]);
+  atomic_store(&h->stage, 1);
+  while (atomic_load(&h->stage) != 2) sched_yield();
+  return NULL;
+}
+
+static void slab_live_thread_magazines(void) {
+  reset_calls();
+  holder h = {st_slab_create("held", sizeof(widget), 0, widget_ctor, widget_dtor), 0};
+  REQUIRE(h.cache != NULL);
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, free_and_wait, &h) == 0);
+  while (atomic_load(&h.stage) != 1) sched_yield();
+  CHECK_EQ(st_slab_shrink(h.cache), 0); /* the slab holds the thread's magazine */
+  st_slab_stats s;
+  st_slab_stats_get(h.cache, &s);
+  CHECK_EQ(s.live_objects, 10); /* as far as this thread can tell */
+  CHECK_EQ(atomic_load(&dtor_calls), 0);
+  atomic_store(&h.stage, 2);
+  pthread_join(t, NULL);
+  CHECK_EQ(st_slab_shrink(h.cache), s.reserved_bytes); /* flushed at its exit */
+  CHECK_EQ(atomic_load(&dtor_calls), 10);
+  st_slab_destroy(h.cache);
+}
+
+static void slab_exited_thread_magazines(void) {
+  reset_calls();
+  st_slab_cache_t *c = st_slab_create("exited", sizeof(widget), 0, widget_ctor, widget_dtor);
+  REQUIRE(c != NULL);
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, use_and_exit, c) == 0);
+  pthread_join(t, NULL);
+  st_slab_stats s;
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.live_objects, 0); /* the thread's magazines were flushed at its exit */
+  CHECK_EQ(s.allocs, 1000);
+  CHECK_EQ(s.frees, 1000);
+  CHECK_GT(s.reserved_bytes, 0);
+  CHECK_EQ(st_slab_shrink(c), s.reserved_bytes);
+  CHECK_EQ(atomic_load(&dtor_calls), atomic_load(&ctor_calls));
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.reserved_bytes, 0);
+  CHECK_EQ(s.cached_objects, 0);
   st_slab_destroy(c);
 }
 
@@ -255,6 +334,34 @@ static void wrong_cache(void *arg) {
   st_slab_free(d, st_slab_alloc(c));
 }
 
+static void stack_pointer(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("stack", 40, 0, NULL, NULL);
+  char on_stack[40];
+  st_slab_free(c, on_stack);
+}
+
+static void malloc_pointer(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("heap", 40, 0, NULL, NULL);
+  CHECK(st_slab_alloc(c) != NULL);
+  st_slab_free(c, malloc(40));
+}
+
+static void interior_pointer(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("interior", 40, 0, NULL, NULL);
+  char *a = st_slab_alloc(c);
+  st_slab_free(c, a + 8);
+}
+
+static void pool_object_to_cache(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("pooled", 40, 0, NULL, NULL);
+  st_pool_t *p = st_pool_create(40, 0, 0);
+  st_slab_free(c, st_pool_alloc(p));
+}
+
 static void use_after_destroy(void *arg) {
   (void)arg;
   st_slab_cache_t *c = st_slab_create("gone", 40, 0, NULL, NULL);
@@ -267,6 +374,11 @@ static void slab_misuse(void) {
       DEATH_CASE(double_free, "st_slab_free(): double free of 0x"),
       DEATH_CASE(overrun, "st_slab_free(): the word after object 0x"),
       DEATH_CASE(wrong_cache, "allocated by another allocator than slab cache \"two\""),
+      DEATH_CASE(stack_pointer, "strata: st_slab_free(): 0x"),
+      DEATH_CASE(stack_pointer, "is not allocated by slab cache \"stack\" 0x"),
+      DEATH_CASE(malloc_pointer, "is not allocated by slab cache \"heap\""),
+      DEATH_CASE(interior_pointer, "is not the start of an object of slab cache \"interior\""),
+      DEATH_CASE(pool_object_to_cache, "allocated by another allocator than slab cache"),
       DEATH_CASE(use_after_destroy, "st_slab_alloc(): 0x"),
       DEATH_CASE(use_after_destroy, "is not a live slab cache"),
   };
@@ -277,6 +389,8 @@ int main(int argc, char **argv) {
   if (!threads_only(argc, argv)) {
     RUN_CASE(slab_ctor_once_per_object);
     RUN_CASE(slab_lists);
+    RUN_CASE(slab_exited_thread_magazines);
+    RUN_CASE(slab_live_thread_magazines);
     RUN_CASE(slab_reentrant_ctor);
     RUN_CASE(slab_foreach);
     RUN_CASE(slab_invalid);
