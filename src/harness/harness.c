@@ -55,7 +55,9 @@ harness_found harness_alloc_find(const char *spec, const char *strata_lib, harne
     if (strcmp(spec, p->name) != 0) continue;
     out->package = p->package;
     if (p->file[0] == '\0') return HARNESS_FOUND; /* glibc: nothing to preload */
-    snprintf(out->preload, sizeof out->preload, "%s/%s", HARNESS_LIBDIR, p->file);
+    const char *dir = getenv("STRATA_PEER_LIBDIR"); /* elsewhere than Debian's directory */
+    if (dir == NULL || dir[0] == '\0') dir = HARNESS_LIBDIR;
+    snprintf(out->preload, sizeof out->preload, "%s/%s", dir, p->file);
     return access(out->preload, R_OK) == 0 ? HARNESS_FOUND : HARNESS_NOT_INSTALLED;
   }
   return HARNESS_UNKNOWN;

@@ -18,7 +18,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Where the peers' libraries are installed (Debian's multiarch directory). */
+/* Where the peers' libraries are installed (Debian's multiarch directory); the environment
+ * variable STRATA_PEER_LIBDIR, when set, names another. */
 #ifndef HARNESS_LIBDIR
 #define HARNESS_LIBDIR "/usr/lib/x86_64-linux-gnu"
 #endif

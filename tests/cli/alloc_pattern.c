@@ -87,8 +87,10 @@ int main(int argc, char **argv) {
   if (argc > 2 && strcmp(argv[2], "fork") == 0) {
     pid_t pid = fork();
     if (pid == 0) {
-      for (int i = 0; i < 100; i++) free(malloc(100 + (size_t)i));
-      _exit(0);
+      static void *volatile kept[100]; /* volatile: the pairs must not be optimised away */
+      for (int i = 0; i < 100; i++) kept[i] = malloc(100 + (size_t)i);
+      for (int i = 0; i < 100; i++) free(kept[i]);
+      exit(0); /* exit, not _exit: the tracer writes its buffers at exit */
     }
     int status;
     if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0) return 1;
