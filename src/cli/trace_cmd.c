@@ -36,9 +36,10 @@ static void list_child_traces(const char *file) {
     if (strncmp(e->d_name, base, n) == 0 && e->d_name[n] == '.' &&
         strspn(e->d_name + n + 1, "0123456789") == strlen(e->d_name + n + 1) && e->d_name[n + 1]) {
       if (count++ == 0) fprintf(stderr, "strata: other processes of the run were traced too:\n");
-      fprintf(stderr, "  %s/%s\n", dir, e->d_name);
+      if (count <= 5) fprintf(stderr, "  %s/%s\n", dir, e->d_name);
     }
   closedir(d);
+  if (count > 5) fprintf(stderr, "  ... and %d more: %s.*\n", count - 5, file);
 }
 
 static const char trace_usage[] =
@@ -110,8 +111,8 @@ static void print_histogram(const char *title, const uint64_t *counts, int n,
 
 static void size_label(int b, char *buf, size_t size) {
   char lo[16], hi[16];
-  if (b == 0)
-    snprintf(buf, size, "0");
+  if (b <= 1)
+    snprintf(buf, size, "%d B", b);
   else if (b == TRACE_SIZE_BUCKETS - 1)
     snprintf(buf, size, ">= %s", cli_bytes((double)(1ull << (b - 1)), lo, sizeof lo));
   else
