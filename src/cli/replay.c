@@ -213,11 +213,8 @@ static int parse_result(const char *line, worker_result *w) {
 
 static void run_worker(const char *file, int exact, const harness_alloc *a, char **envp,
                        worker_result *w) {
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) cli_fail("cannot find the strata command itself");
-  self[n] = '\0';
-  char *argv[] = {self, (char *)"replay-worker", (char *)file, exact ? (char *)"--exact" : NULL, NULL};
+  /* This very program, even if its file was replaced since it started. */
+  char *argv[] = {(char *)"/proc/self/exe", (char *)"replay-worker", (char *)file, exact ? (char *)"--exact" : NULL, NULL};
   char path[] = "/tmp/strata-replay-XXXXXX";
   int fd = mkstemp(path);
   if (fd < 0) cli_fail("cannot create a temporary file: %s", strerror(errno));

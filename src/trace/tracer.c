@@ -182,8 +182,9 @@ static void on_fork_child(void) {
 /* The first event of the process decides: trace (STRATA_TRACE_FILE set, file open) or not.
  * Events of other threads while that runs are not recorded. */
 static ST_NOINLINE ST_COLD int trace_start(void) {
-  int expected = STATE_NEW;
-  if (!atomic_compare_exchange_strong(&xstate, &expected, STATE_STARTING))
+  int expected = atomic_load(&xstate); /* not tracing: a load per call, no write */
+  if (expected != STATE_NEW ||
+      !atomic_compare_exchange_strong(&xstate, &expected, STATE_STARTING))
     return expected == STATE_ON;
   tls_inside++;
   const char *file = getenv("STRATA_TRACE_FILE");
