@@ -10,6 +10,9 @@
  * written it. A block freed (or reallocated) by another thread than the one that made it is
  * waited for through its slot (an atomic pointer per block, published with release), so
  * the dependencies of the traced run hold and no thread ever frees what does not exist yet.
+ * No thread runs more than a window of events (REPLAY_WINDOW, in the trace's global order)
+ * ahead of the others either: a producer thread whose consumer lags would otherwise pile up
+ * far more live memory than the traced run ever had.
  * --exact also runs every event in the trace's global order (one at a time, handed on by
  * an atomic sequence number): slower, but the live bytes then go through exactly the traced
  * values, and the worker reports its peak to check that.
@@ -38,11 +41,18 @@
 /* ---- The worker -------------------------------------------------------------------------- */
 
 #define SLOT_FAILED ((uintptr_t)1) /* the replayed allocation returned NULL */
+/* Threads report their progress every REPLAY_BATCH events. The window is wider than what
+ * all threads may hold unreported, so the earliest pending event can always run: no thread
+ * waits forever. */
+#define REPLAY_BATCH 64
+#define REPLAY_WINDOW(threads) (4096 + 2 * REPLAY_BATCH * (uint64_t)(threads))
 
 typedef struct replay {
   const trace *t;
   _Atomic uintptr_t *slots; /* per block: its address once made (0: not yet) */
   _Atomic uint32_t xseq;    /* --exact: the next event to run */
+  _Atomic uint64_t xdone;   /* otherwise: events run, added in batches of REPLAY_BATCH */
+  uint64_t window;          /* how far ahead of xdone (in trace order) a thread may run */
   int exact;
   pthread_barrier_t start;
   _Atomic uint64_t xfailed; /* allocations that returned NULL in the replay */
@@ -110,15 +120,26 @@ static void *replay_thread_main(void *arg) {
   replay_thread *rt = arg;
   replay *r = rt->r;
   const trace_event *events = r->t->events;
+  uint64_t unreported = 0; /* events run and not yet added to xdone */
   pthread_barrier_wait(&r->start);
   for (uint64_t k = 0; k < rt->th->events; k++) {
     const trace_event *e = &events[rt->th->index[k]];
-    if (r->exact)
+    if (r->exact) {
       for (unsigned spins = 0; atomic_load_explicit(&r->xseq, memory_order_acquire) != e->seq;)
         if (++spins > 64) sched_yield();
+    } else if (e->seq > atomic_load_explicit(&r->xdone, memory_order_relaxed) + r->window) {
+      atomic_fetch_add_explicit(&r->xdone, unreported, memory_order_relaxed);
+      unreported = 0;
+      for (unsigned spins = 0; e->seq > atomic_load_explicit(&r->xdone, memory_order_relaxed) + r->window;)
+        if (++spins > 64) sched_yield();
+    }
     if (!e->skip) run_event(r, e);
-    if (r->exact) atomic_store_explicit(&r->xseq, e->seq + 1, memory_order_release);
+    if (r->exact)
+      atomic_store_explicit(&r->xseq, e->seq + 1, memory_order_release);
+    else if (++unreported == REPLAY_BATCH)
+      atomic_fetch_add_explicit(&r->xdone, unreported, memory_order_relaxed), unreported = 0;
   }
+  atomic_fetch_add_explicit(&r->xdone, unreported, memory_order_relaxed);
   return NULL;
 }
 
@@ -164,6 +185,7 @@ static int worker_main(int argc, char **argv) {
   static replay r;
   r.t = &t;
   r.exact = argc == 3;
+  r.window = REPLAY_WINDOW(t.nthreads);
   r.slots = bigmem_alloc((size_t)(t.nblocks + 1) * sizeof *r.slots);
   replay_thread *threads = bigmem_alloc((t.nthreads + 1) * sizeof *threads);
   pthread_barrier_init(&r.start, NULL, t.nthreads + 1);

@@ -33,8 +33,8 @@
 #define TRACE_CHUNK_MAGIC 0x4b4e4843u /* "CHNK" read as little-endian */
 
 enum { TRACE_HEADER_SIZE = 24, TRACE_CHUNK_HEADER_SIZE = 24 };
-/* The longest encoding of one event: op byte and four 10-byte varints. */
-enum { TRACE_EVENT_MAX = 1 + 4 * 10 };
+/* The longest encoding of one event: op byte and five 10-byte varints (REALLOC). */
+enum { TRACE_EVENT_MAX = 1 + 5 * 10 };
 
 typedef enum trace_op {
   TRACE_MALLOC = 1,

@@ -239,7 +239,7 @@ static void record(trace_op op, uint64_t t, uint64_t n1, uint64_t n2, const void
     }
     b->used = (size_t)(p - (b->data + TRACE_CHUNK_HEADER_SIZE));
     b->events++;
-    if (b->used > TRACE_CAPACITY - TRACE_EVENT_MAX - 10 || atomic_load(&xdirect))
+    if (b->used > TRACE_CAPACITY - TRACE_EVENT_MAX || atomic_load(&xdirect))
       flush_locked(b);
     unlock(b);
   }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end tests of the strata command (docs/cli.md), one CTest test per case:
-#   cli_test.sh <strata> <alloc_pattern> <case>
+#   cli_test.sh <strata> <alloc_pattern> <case> [workload program]
 # Real programs (sort, sh, the alloc_pattern test program) under real allocators; peers that
 # are not installed are left out by the command itself, and these tests ask for glibc and
 # strata unless a case is about the peers.
@@ -124,6 +124,17 @@ trace-threads)
   for s in default first-fit next-fit best-fit worst-fit segregated buddy bitmap; do
     expect_in "$work/out" "^strata:$s +[0-9.]+"
   done
+  ;;
+trace-workload)
+  # A benchmark workload whose threads free each other's blocks: many chunks per thread, and
+  # the exact replay must meet every cross-thread dependency and the traced peak.
+  [ -x "${4:-}" ] || fail "no workload program given"
+  expect_status 0 "$strata" trace -o "$work/x.trace" -- "$4" 1
+  expect_status 0 "$strata" summary "$work/x.trace"
+  [ "$(field "$work/out" malloc)" -ge 80000 ] || fail "mallocs missing"
+  [ "$(field "$work/out" free)" -ge 80000 ] || fail "frees missing"
+  expect_status 0 "$strata" replay --exact --runs 1 --allocators glibc,strata "$work/x.trace"
+  expect_status 0 "$strata" replay --runs 1 --allocators strata,strata:buddy "$work/x.trace"
   ;;
 heap-stats)
   expect_status 0 "$strata" run --dump-at-exit="$work/heap.json" --stats=json \
