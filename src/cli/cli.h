@@ -53,6 +53,8 @@ long cli_number(const cli_command *cmd, const char *opt, const char *text, long 
  * Debian package and left out. "all" means glibc and every peer and strata. Returns the
  * count of usable ones. */
 int cli_allocators(const cli_command *cmd, const char *list, harness_alloc *out, int max);
+/* The environment a program runs under a: LD_PRELOAD, and STRATA_STRATEGY for strata:NAME. */
+char **cli_alloc_env(const harness_alloc *a);
 /* "strata:NAME" for every strategy, in out[max]; returns the count. */
 int cli_all_strategies(harness_alloc *out, int max);
 

@@ -198,9 +198,14 @@ static const char compare_usage[] =
     "  LIST: comma-separated glibc jemalloc tcmalloc mimalloc strata strata:STRATEGY all\n"
     "        (default glibc,jemalloc,tcmalloc,mimalloc,strata)\n";
 
-static int compare_main(int argc, char **argv) {
-  const char *list = "glibc,jemalloc,tcmalloc,mimalloc,strata", *stdin_path = "/dev/null";
-  const char *chart = "strata-compare.png";
+typedef struct compare_options {
+  const char *list, *stdin_path, *chart;
+  int program; /* index of PROGRAM in argv */
+} compare_options;
+
+static compare_options parse_options(int argc, char **argv) {
+  compare_options o = {"glibc,jemalloc,tcmalloc,mimalloc,strata", "/dev/null",
+                       "strata-compare.png", argc};
   cmp.runs = 3;
   int i = 1;
   for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -211,36 +216,38 @@ static int compare_main(int argc, char **argv) {
     }
     if (strcmp(opt, "--help") == 0) {
       printf("usage: %s", compare_usage);
-      return 0;
+      exit(0);
     }
     if (strcmp(opt, "--no-chart") == 0) {
-      chart = NULL;
+      o.chart = NULL;
       continue;
     }
     if (i + 1 >= argc) cli_usage_error(&cli_compare, "%s needs a value", opt);
     const char *v = argv[++i];
     if (strcmp(opt, "--allocators") == 0)
-      list = v;
+      o.list = v;
     else if (strcmp(opt, "--runs") == 0)
       cmp.runs = (int)cli_number(&cli_compare, opt, v, 1, MAX_RUNS);
     else if (strcmp(opt, "--stdin") == 0)
-      stdin_path = v;
+      o.stdin_path = v;
     else if (strcmp(opt, "--chart") == 0)
-      chart = v;
+      o.chart = v;
     else
       cli_usage_error(&cli_compare, "unknown option %s", opt);
   }
   if (i >= argc) cli_usage_error(&cli_compare, "no program to compare");
-  cmp.nallocs = cli_allocators(&cli_compare, list, cmp.allocs, MAX_ALLOCS);
+  o.program = i;
+  return o;
+}
+
+static int compare_main(int argc, char **argv) {
+  compare_options o = parse_options(argc, argv);
+  int i = o.program;
+  cmp.nallocs = cli_allocators(&cli_compare, o.list, cmp.allocs, MAX_ALLOCS);
   if (cmp.nallocs == 0) cli_fail("none of the allocators is installed");
   cli_check_program(argv[i]);
   for (int a = 0; a < cmp.nallocs; a++) {
-    char *strategy = NULL;
-    if (cmp.allocs[a].strategy[0] != '\0' &&
-        asprintf(&strategy, "STRATA_STRATEGY=%s", cmp.allocs[a].strategy) < 0)
-      cli_fail("out of memory");
-    const char *extra[] = {strategy, NULL};
-    cmp.envs[a] = harness_env(cmp.allocs[a].preload, extra);
+    cmp.envs[a] = cli_alloc_env(&cmp.allocs[a]);
     if (strcmp(cmp.allocs[a].name, "glibc") == 0) cmp.reference = a;
   }
   signal(SIGINT, on_interrupt);
@@ -249,12 +256,12 @@ static int compare_main(int argc, char **argv) {
     for (int k = 0; k < cmp.nallocs; k++) {
       int a = (k + r) % cmp.nallocs;
       cli_progress("[run %d/%d] %s", r + 1, cmp.runs, cmp.allocs[a].name);
-      run_one(argv + i, stdin_path, a, &cmp.results[a][r]);
+      run_one(argv + i, o.stdin_path, a, &cmp.results[a][r]);
     }
   cli_progress_done();
   int bad = check_runs(argv[i]);
   print_table();
-  if (chart != NULL) write_chart(chart, argv[i]);
+  if (o.chart != NULL) write_chart(o.chart, argv[i]);
   return bad ? CLI_EXIT_FAILED : 0;
 }
 

@@ -121,6 +121,14 @@ long cli_number(const cli_command *cmd, const char *opt, const char *text, long 
   return v;
 }
 
+char **cli_alloc_env(const harness_alloc *a) {
+  char *strategy = NULL;
+  if (a->strategy[0] != '\0' && asprintf(&strategy, "STRATA_STRATEGY=%s", a->strategy) < 0)
+    cli_fail("out of memory");
+  const char *extra[] = {strategy, NULL};
+  return harness_env(a->preload, extra);
+}
+
 int cli_all_strategies(harness_alloc *out, int max) {
   int n = 0;
   for (int s = 0; s < ST_STRATEGY_COUNT && n < max; s++) {

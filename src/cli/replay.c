@@ -318,6 +318,31 @@ static int report(const trace *t, harness_alloc *allocs, int nallocs, int runs, 
   return bad;
 }
 
+/* --allocators LIST (default: all, unless only --strategies is given), then
+ * --strategies LIST of names or all, as strata:NAME. */
+static int choose_allocators(const char *list, const char *strategies, harness_alloc *allocs) {
+  int n = 0;
+  if (list != NULL || strategies == NULL)
+    n = cli_allocators(&cli_replay, list != NULL ? list : "all", allocs, MAX_ALLOCS);
+  if (strategies != NULL && strcmp(strategies, "all") == 0) {
+    n += cli_all_strategies(allocs + n, MAX_ALLOCS - n);
+  } else if (strategies != NULL) {
+    char *specs = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&specs, &len);
+    if (f == NULL) cli_fail("out of memory");
+    for (const char *p = strategies; *p != '\0';) {
+      size_t l = strcspn(p, ",");
+      fprintf(f, "%sstrata:%.*s", p == strategies ? "" : ",", (int)l, p);
+      p += l + (p[l] == ',');
+    }
+    fclose(f);
+    n += cli_allocators(&cli_replay, specs, allocs + n, MAX_ALLOCS - n);
+    free(specs);
+  }
+  return n;
+}
+
 static int replay_main(int argc, char **argv) {
   const char *list = NULL, *strategies = NULL, *file = NULL;
   int runs = 3, exact = 0;
@@ -347,34 +372,12 @@ static int replay_main(int argc, char **argv) {
   }
   if (file == NULL) cli_usage_error(&cli_replay, "no trace file");
   static harness_alloc allocs[MAX_ALLOCS];
-  int n = 0;
-  if (list != NULL || strategies == NULL)
-    n = cli_allocators(&cli_replay, list != NULL ? list : "all", allocs, MAX_ALLOCS);
-  if (strategies != NULL && strcmp(strategies, "all") == 0) {
-    n += cli_all_strategies(allocs + n, MAX_ALLOCS - n);
-  } else if (strategies != NULL) {
-    char *specs = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&specs, &len);
-    for (const char *p = strategies; *p != '\0';) {
-      size_t l = strcspn(p, ",");
-      fprintf(f, "%sstrata:%.*s", p == strategies ? "" : ",", (int)l, p);
-      p += l + (p[l] == ',');
-    }
-    fclose(f);
-    n += cli_allocators(&cli_replay, specs, allocs + n, MAX_ALLOCS - n);
-  }
+  int n = choose_allocators(list, strategies, allocs);
   if (n == 0) cli_fail("none of the allocators is installed");
   static trace t;
   if (trace_load(file, &t) != 0) return CLI_EXIT_FAILED;
   char **envs[MAX_ALLOCS];
-  for (int k = 0; k < n; k++) {
-    char *strategy = NULL;
-    if (allocs[k].strategy[0] != '\0' && asprintf(&strategy, "STRATA_STRATEGY=%s", allocs[k].strategy) < 0)
-      cli_fail("out of memory");
-    const char *extra[] = {strategy, NULL};
-    envs[k] = harness_env(allocs[k].preload, extra);
-  }
+  for (int k = 0; k < n; k++) envs[k] = cli_alloc_env(&allocs[k]);
   static worker_result res[MAX_ALLOCS][MAX_RUNS];
   for (int r = 0; r < runs; r++)
     for (int j = 0; j < n; j++) {

@@ -172,10 +172,11 @@ static int run_main(int argc, char **argv) {
   char **envp = harness_env(lib, env);
   /* Like a shell running a foreground job: the terminal's signals reach the program (same
    * process group); this process waits them out. */
-  signal(SIGINT, SIG_IGN);
-  signal(SIGQUIT, SIG_IGN);
   pid_t pid = harness_spawn(argv + first, envp, -1, -1, 0);
   if (pid < 0) cli_fail("fork: %s", strerror(errno));
+  /* Set after the fork: an ignored signal would stay ignored in the program. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
   return cli_finish_program(argv[first], pid);
 }
 

@@ -69,10 +69,11 @@ static int trace_main(int argc, char **argv) {
   env[nenv++] = file_var;
   env[nenv++] = parent_var;
   unlink(file); /* a program that never allocates must not leave an old trace behind */
-  signal(SIGINT, SIG_IGN);
-  signal(SIGQUIT, SIG_IGN);
   pid_t pid = harness_spawn(argv + first, harness_env(lib, env), -1, -1, 0);
   if (pid < 0) cli_fail("fork: %s", strerror(errno));
+  /* Set after the fork: an ignored signal would stay ignored in the program. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
   int status = cli_finish_program(argv[first], pid);
   if (access(file, R_OK) != 0)
     fprintf(stderr, "strata: %s wrote no trace (it made no allocation, or could not write %s)\n",
