@@ -62,8 +62,11 @@ static int trace_main(int argc, char **argv) {
   const char *lib = cli_trace_library();
   if (lib[0] == '\0') cli_fail("libstrata-trace.so not found beside the strata command");
   cli_check_program(argv[first]);
-  char *file_var, *parent_var;
-  if (asprintf(&file_var, "STRATA_TRACE_FILE=%s", file) < 0 ||
+  char *file_var, *parent_var, cwd[PATH_MAX];
+  /* Absolute, so that a program changing directory still writes where it was asked. */
+  if (file[0] != '/' && getcwd(cwd, sizeof cwd) == NULL) cli_fail("cannot tell the current directory");
+  if (asprintf(&file_var, "STRATA_TRACE_FILE=%s%s%s", file[0] == '/' ? "" : cwd,
+               file[0] == '/' ? "" : "/", file) < 0 ||
       asprintf(&parent_var, "STRATA_TRACE_PARENT=%ld", (long)getpid()) < 0)
     cli_fail("out of memory");
   env[nenv++] = file_var;
