@@ -90,9 +90,18 @@ static int value_ok(const flag_desc *f, const char *value) {
   return end != value && *end == '\0' && v >= f->lo && v <= f->hi;
 }
 
+/* "default first-fit ..." from the library's own names. */
+static const char *strategy_names(void) {
+  static char names[256];
+  size_t n = 0;
+  for (int s = 0; s < ST_STRATEGY_COUNT && n < sizeof names; s++)
+    n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", s ? " " : "",
+                          st_strategy_name((st_strategy)s));
+  return names;
+}
+
 static void print_flags(FILE *out) {
-  fprintf(out, "  --%-24s %s\n", "strategy=NAME", "STRATA_STRATEGY: default first-fit next-fit "
-               "best-fit worst-fit segregated buddy bitmap");
+  fprintf(out, "  --%-24s STRATA_STRATEGY: %s\n", "strategy=NAME", strategy_names());
   for (size_t i = 0; i < sizeof flag_table / sizeof flag_table[0]; i++) {
     char name[64], spelled[80];
     flag_name(flag_table[i].env, name, sizeof name);
@@ -123,12 +132,12 @@ int cli_parse_strata_flags(const cli_command *cmd, int argc, char **argv, const 
     if (len == 8 && strncmp(name, "strategy", 8) == 0) {
       st_strategy s;
       if (eq == NULL || st_strategy_from_name(value, &s) != 0)
-        cli_usage_error(cmd, "--strategy wants one of default first-fit next-fit best-fit "
-                             "worst-fit segregated buddy bitmap");
+        cli_usage_error(cmd, "--strategy wants one of %s", strategy_names());
       if (asprintf(&setting, "STRATA_STRATEGY=%s", value) < 0) cli_fail("out of memory");
     } else {
       const flag_desc *f = find_flag(name, len);
       if (f == NULL) cli_usage_error(cmd, "unknown option %s", a);
+      if (f->lo > f->hi && eq == NULL) cli_usage_error(cmd, "%s wants =PATH", a);
       if (!value_ok(f, value))
         cli_usage_error(cmd, "bad value '%s' for %.*s (%s)", value, (int)len + 2, a, f->help);
       if (asprintf(&setting, "%s=%s", f->env, value) < 0) cli_fail("out of memory");

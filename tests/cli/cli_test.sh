@@ -38,6 +38,7 @@ usage)
   expect_in "$work/err" "unknown option --no-such-option"
   expect_status 2 "$strata" run --strategy=nope -- true
   expect_status 2 "$strata" run --purge-delay-ms=soon -- true
+  expect_status 2 "$strata" run --stats-file -- true
   expect_status 2 "$strata" run
   expect_status 2 "$strata" compare --runs 0 -- true
   expect_status 2 "$strata" compare --allocators glibc,nosuchalloc -- true
