@@ -131,6 +131,11 @@ static void life_label(int b, char *buf, size_t size) {
   snprintf(buf, size, "%s", names[b]);
 }
 
+static int by_number(const void *a, const void *b) {
+  uint32_t x = (*(const trace_thread *const *)a)->number, y = (*(const trace_thread *const *)b)->number;
+  return (x > y) - (x < y);
+}
+
 static int summary_main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "--help") == 0) {
     printf("usage: %s", cli_summary.usage);
@@ -157,8 +162,13 @@ static int summary_main(int argc, char **argv) {
            (unsigned long long)t.failed, (unsigned long long)t.unmatched_frees,
            (unsigned long long)t.reused_live);
   printf("\nthreads (number in the trace: events)\n");
+  const trace_thread **order = calloc(t.nthreads + 1, sizeof *order);
+  if (order == NULL) cli_fail("out of memory");
+  for (uint32_t k = 0; k < t.nthreads; k++) order[k] = &t.threads[k];
+  qsort(order, t.nthreads, sizeof *order, by_number);
   for (uint32_t k = 0; k < t.nthreads; k++)
-    printf("  %-6u %llu\n", t.threads[k].number, (unsigned long long)t.threads[k].events);
+    printf("  %-6u %llu\n", order[k]->number, (unsigned long long)order[k]->events);
+  free(order);
   print_histogram("request sizes", t.size_hist, TRACE_SIZE_BUCKETS, size_label);
   print_histogram("lifetimes of freed blocks", t.life_hist, TRACE_LIFE_BUCKETS, life_label);
   return 0;

@@ -160,7 +160,7 @@ static void map_grow(addr_map *m) {
   bigmem_free(old.vals, old.cap * sizeof *old.vals);
 }
 
-/* Binds key; returns whether it was bound already (the old binding is replaced). */
+/* Binds key to val (callers unbind it first: a key is never bound twice). */
 static void map_put(addr_map *m, uint64_t key, uint32_t val) {
   if (2 * (m->count + 1) > m->cap) map_grow(m);
   size_t i = map_find(m, key);
