@@ -14,25 +14,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "harness/harness.h"
 #include "runner.h"
 
 #ifndef BENCH_PLOT_SCRIPT
 #define BENCH_PLOT_SCRIPT "plot/charts.gp"
 #endif
-
-/* Whether an executable `name` is on PATH. */
-static int on_path(const char *name) {
-  const char *path = getenv("PATH");
-  if (path == NULL) path = "/usr/bin:/bin";
-  for (const char *p = path; *p != '\0';) {
-    size_t len = strcspn(p, ":");
-    char file[PATH_MAX];
-    snprintf(file, sizeof file, "%.*s/%s", (int)len, len ? p : ".", name);
-    if (access(file, X_OK) == 0) return 1;
-    p += len + (p[len] == ':');
-  }
-  return 0;
-}
 
 static FILE *open_data(const char *dir, const char *name) {
   char path[PATH_MAX];
@@ -130,7 +117,7 @@ static void remove_data(const char *dir) {
 /* Draws <stem>-time.png, <stem>-rss.png and, when the run had threads-N workloads,
  * <stem>-threads.png. Returns a mask of what was written: 1 time, 2 RSS, 4 threads. */
 int charts_write(const char *stem) {
-  if (!on_path("gnuplot")) {
+  if (!harness_on_path("gnuplot")) {
     printf("bench: gnuplot not installed; charts skipped (sudo apt-get install gnuplot-nox)\n");
     return 0;
   }

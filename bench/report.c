@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness/harness.h"
 #include "runner.h"
 
 /* The tuning targets of strata (see docs/benchmarks.md): ratios strata/peer, met when at
@@ -28,16 +29,6 @@
 
 /* ---- Statistics -------------------------------------------------------------------- */
 
-static int cmp_double(const void *x, const void *y) {
-  double a = *(const double *)x, b = *(const double *)y;
-  return (a > b) - (a < b);
-}
-
-/* Sorts v. */
-double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 bench_stats stats_of(int w, int a) {
   double t[MAX_ROUNDS], rss[MAX_ROUNDS];
@@ -49,10 +40,10 @@ bench_stats stats_of(int w, int a) {
     rss[s.ok++] = (double)run->maxrss_kib / 1024.0;
   }
   if (s.ok == 0) return s;
-  s.median_s = median(t, s.ok);
+  s.median_s = harness_median(t, s.ok);
   s.min_s = t[0];
   s.max_s = t[s.ok - 1];
-  s.rss_mib = median(rss, s.ok);
+  s.rss_mib = harness_median(rss, s.ok);
   return s;
 }
 
@@ -112,7 +103,7 @@ static int measured_median(int w, int a, const char *key, double *out) {
     }
   }
   if (n == 0) return 0;
-  *out = median(v, n);
+  *out = harness_median(v, n);
   return 1;
 }
 

@@ -1,8 +1,8 @@
 /*
  * runner.c — runs strata's benchmark workloads under every allocator and compares them.
  *
- * Owns: the options, finding the allocators (strata from the build, glibc, and the Debian
- * packages of jemalloc, tcmalloc and mimalloc), running each workload as a child process
+ * Owns: the options, choosing the allocators (strata from the build, glibc, and the Debian
+ * packages of jemalloc, tcmalloc and mimalloc, found by src/harness/), running each workload as a child process
  * with LD_PRELOAD, timing it (CLOCK_MONOTONIC around fork..exit) and taking its peak RSS
  * (wait4's ru_maxrss), checking that every run printed the same compared part of the result
  * line (workload, ops, checksum; measured fields after them may differ), and the CSV of
@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness/harness.h"
 #include "runner.h"
 #include "strata.h" /* for STRATA_VERSION only: the runner never calls strata */
 
@@ -48,21 +49,10 @@
 #ifndef BENCH_SOURCE_DIR
 #define BENCH_SOURCE_DIR "."
 #endif
-#ifndef BENCH_LIBDIR
-#define BENCH_LIBDIR "/usr/lib/x86_64-linux-gnu"
-#endif
 
 extern char **environ;
 
 /* ---- What is compared ---------------------------------------------------------------- */
-
-static const struct {
-  const char *name, *file, *package;
-} peer_table[] = {
-    {"jemalloc", "libjemalloc.so.2", "libjemalloc2"},
-    {"tcmalloc", "libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"},
-    {"mimalloc", "libmimalloc.so.2", "libmimalloc2.0"},
-};
 
 /* The order of the tables; each name is what the program prints in its result line. */
 static const bench_workload workload_table[] = {
@@ -290,49 +280,11 @@ static void check_list(const char *what, const char *list, const char *const *kn
 
 /* ---- Allocators and machine description -------------------------------------------- */
 
-/* Copies the runner's environment without LD_PRELOAD, then adds `preload` if non-empty. */
-static char **make_env(const char *preload) {
-  size_t n = 0;
-  while (environ[n] != NULL) n++;
-  char **env = calloc(n + 2, sizeof *env);
-  if (env == NULL) die("out of memory");
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0) env[k++] = environ[i];
-  if (preload[0] != '\0') {
-    size_t len = strlen(preload) + 12;
-    env[k] = malloc(len);
-    if (env[k] == NULL) die("out of memory");
-    snprintf(env[k], len, "LD_PRELOAD=%s", preload);
-  }
-  return env;
-}
-
 static void add_alloc(const char *name, const char *path) {
   bench_alloc *a = &st.allocs[st.nallocs++];
   copy_str(a->name, sizeof a->name, name);
   copy_str(a->path, sizeof a->path, path);
-  a->envp = make_env(path);
-}
-
-/* The Version: field of an installed Debian package, or "?" (not Debian, not installed). */
-static void dpkg_version(const char *package, char *out, size_t size) {
-  snprintf(out, size, "?");
-  FILE *f = fopen("/var/lib/dpkg/status", "r");
-  if (f == NULL) return;
-  char line[512], want[128];
-  snprintf(want, sizeof want, "Package: %s\n", package);
-  int in_stanza = 0;
-  while (fgets(line, sizeof line, f) != NULL) {
-    if (strncmp(line, "Package: ", 9) == 0)
-      in_stanza = strcmp(line, want) == 0;
-    else if (in_stanza && strncmp(line, "Version: ", 9) == 0) {
-      line[strcspn(line, "\n")] = '\0';
-      copy_str(out, size, line + 9);
-      break;
-    }
-  }
-  fclose(f);
+  a->envp = harness_env(path, NULL);
 }
 
 /* Installed libraries are named by their path; a library from a build directory by its file
@@ -362,23 +314,23 @@ static void find_allocators(const bench_options *o) {
   }
   if (selected(o->alloc, "glibc")) {
     add_alloc("glibc", "");
-    dpkg_version("libc6", version, sizeof version);
+    harness_dpkg_version("libc6", version, sizeof version);
     describe_alloc("alloc.glibc", "", version);
   }
-  for (size_t i = 0; i < sizeof peer_table / sizeof peer_table[0]; i++) {
-    if (!selected(o->alloc, peer_table[i].name)) continue;
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", BENCH_LIBDIR, peer_table[i].file);
-    if (access(path, R_OK) != 0) {
+  for (size_t i = 1; harness_peer_at(i) != NULL; i++) { /* 0 is glibc, added above */
+    const harness_peer *peer = harness_peer_at(i);
+    if (!selected(o->alloc, peer->name)) continue;
+    harness_alloc found;
+    if (harness_alloc_find(peer->name, "", &found) != HARNESS_FOUND) {
       fprintf(stderr, "bench: %s not installed; add it with: sudo apt-get install %s\n",
-              peer_table[i].name, peer_table[i].package);
+              peer->name, peer->package);
       continue;
     }
-    add_alloc(peer_table[i].name, path);
+    add_alloc(peer->name, found.preload);
     char key[64];
-    snprintf(key, sizeof key, "alloc.%s", peer_table[i].name);
-    dpkg_version(peer_table[i].package, version, sizeof version);
-    describe_alloc(key, path, version);
+    snprintf(key, sizeof key, "alloc.%s", peer->name);
+    harness_dpkg_version(peer->package, version, sizeof version);
+    describe_alloc(key, found.preload, version);
   }
   if (st.nallocs == 0) die("no allocator selected");
 }

@@ -92,7 +92,6 @@ int workload_sleeps(const char *name);
 const char *result_measured(const char *line);
 
 /* report.c */
-double median(double *v, int n);
 bench_stats stats_of(int w, int a);
 int baseline(void);
 void report_print(void);

@@ -28,6 +28,11 @@ rank() {
     gc/gc_mark.*) echo 12 ;;
     gc/gc_roots.* | gc/gc_final.* | gc/gc_sweep.*) echo 13 ;;
     gc/gc.c) echo 14 ;;
+    trace/trace_format.h) echo 0 ;; # the trace file layout: a leaf on libc only
+    trace/*) echo 15 ;;  # the tracer variant of the library: over api/, beside override.c
+    # Programs, never linked into libstrata: they run other programs under an allocator.
+    harness/*) echo 16 ;;
+    cli/*) echo 17 ;;
     strata.h) echo 0 ;; # the public header is a leaf every layer may use
     *) echo "unknown" ;;
   esac
@@ -58,7 +63,13 @@ while IFS= read -r file; do
     echo "check_layers: $file includes core/ or api/; special allocators stand on os/ alone"
     status=1
   fi
-  if [[ $file != os/* ]] && grep -q '#include <sys/mman.h>' "$file"; then
+  if [[ $file == @(cli|harness)/* ]] &&
+    grep -Eq '^#include "(os|core|api|debug|classic|special|gc|trace/tracer)' "$file"; then
+    echo "check_layers: $file includes the allocator's internals; the command only runs programs"
+    status=1
+  fi
+  # The command is a program: its own big arrays may be mapped directly (cli/bigmem.c).
+  if [[ $file != os/* && $file != cli/bigmem.c ]] && grep -q '#include <sys/mman.h>' "$file"; then
     echo "check_layers: $file includes <sys/mman.h>; memory syscalls belong in src/os/"
     status=1
   fi

@@ -42,3 +42,25 @@ cmake --build "$work/cmake/build" >/dev/null
 LD_LIBRARY_PATH=$libdir expect_ok "$work/cmake/build/consumer_shared"
 expect_ok "$work/cmake/build/consumer_static"
 echo "install: find_package consumers ok"
+
+# The strata command as installed: it finds the installed libraries (not the build's), and
+# the man pages are where man looks.
+for f in bin/strata bin/strata-heap-svg share/man/man1/strata.1 share/man/man3/strata.3; do
+  [ -e "$prefix/$f" ] || { echo "install: $f missing"; exit 1; }
+done
+[ -e "$libdir/libstrata-trace.so" ] || { echo "install: libstrata-trace.so missing"; exit 1; }
+preload=$("$prefix/bin/strata" run -- sh -c 'echo "$LD_PRELOAD"')
+case $preload in
+"$libdir"/libstrata.so*) ;;
+*) echo "install: strata run preloads '$preload', not the installed library"; exit 1 ;;
+esac
+"$prefix/bin/strata" trace -o "$work/sort.trace" -- sort "$here/consumer.c" >/dev/null
+"$prefix/bin/strata" summary "$work/sort.trace" | grep -q "peak live" ||
+  { echo "install: the installed strata cannot trace"; exit 1; }
+echo "install: strata command ok"
+
+# The examples, built on their own against the installed package.
+cmake -S "$here/../../examples" -B "$work/examples" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/examples" >/dev/null
+LD_LIBRARY_PATH=$libdir "$work/examples/example_arena" >/dev/null
+echo "install: examples built against the installed package ok"
