@@ -5,8 +5,9 @@
  * cache. Allocations after that (later destructors of other libraries) go through the
  * locked orphan cache; frees need no cache at all (they are remote frees).
  * Fork: the prepare handler takes every lock (a layer above's first, st_fork_hooks) so no
- * other thread holds one across the fork; the child re-initialises them and abandons the caches of the threads that did
- * not survive, so their spans are freed or adopted instead of leaking.
+ * other thread holds one across the fork; the child re-initialises them and abandons the
+ * caches of the threads that did not survive, so their spans are freed or adopted instead
+ * of leaking.
  */
 #include "core/thread.h"
 
