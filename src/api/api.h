@@ -49,7 +49,7 @@ ST_INLINE void st__api_free(void *p) {
     st_block_t *block = p;
     block->next = span->free;
     span->free = block;
-    if (ST_UNLIKELY(--span->used == 0)) st__tcache_retire(tc, span);
+    if (ST_UNLIKELY(st__span_release_one(span))) st__tcache_retire(tc, span);
     return;
   }
   st__api_free_slow(p, span);

@@ -16,6 +16,7 @@
 #include "base/lock.h"
 #include "base/options.h"
 #include "base/report.h"
+#include "core/thread.h"
 
 st_atomic_int st__dispatch_xmode;
 
@@ -71,6 +72,9 @@ static int decide(void) {
   }
   st_lock_release(&decide_lock);
   if (first && mode == ST_DISPATCH_CLASSIC) st__classic_fork_handlers_once();
+  /* The core decides the debug routes (STRATA_LEAKS, memcheck) when it starts: starting it
+   * here lets the request that got here first take them too, so no block escapes them. */
+  if (first && mode == ST_DISPATCH_CORE) st__core_ensure_init();
   return mode;
 }
 

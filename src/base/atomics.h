@@ -59,6 +59,31 @@ static inline uintptr_t st_load_relaxed_word(const st_atomic_uptr *p) {
 #endif
 }
 
+/* Counters with one writer at a time, which other threads only read (relaxed): changing
+ * one needs no locked instruction. On x86-64 an add to memory is that load and store (an
+ * aligned 4-byte store is atomic) in one instruction, where gcc spells the C11 load and
+ * store as three. Elsewhere, and under ThreadSanitizer, it is the relaxed load and store. */
+static inline void st_single_writer_add_u32(_Atomic(uint32_t) *p, uint32_t delta) {
+#if defined(__x86_64__) && !defined(ST_TSAN)
+  __asm__("addl %1, %0" : "+m"(*(uint32_t *)p) : "ir"(delta) : "cc");
+#else
+  atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + delta, memory_order_relaxed);
+#endif
+}
+
+/* Subtracts one; returns whether the counter reached zero. */
+static inline bool st_single_writer_dec_u32_is_zero(_Atomic(uint32_t) *p) {
+#if defined(__x86_64__) && !defined(ST_TSAN)
+  bool zero;
+  __asm__("subl $1, %0" : "+m"(*(uint32_t *)p), "=@ccz"(zero));
+  return zero;
+#else
+  uint32_t value = atomic_load_explicit(p, memory_order_relaxed) - 1;
+  atomic_store_explicit(p, value, memory_order_relaxed);
+  return value == 0;
+#endif
+}
+
 static inline void st_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();

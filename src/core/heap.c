@@ -60,7 +60,7 @@ static void *large_alloc(size_t size, size_t align, bool zero) {
   st_span_t *span = st__pageheap_alloc(calling_thread_heap(), pages, align, ST_SPAN_LARGE);
   if (span == NULL) return NULL;
   count(ST_EVENT_large_allocs);
-  span->requested = size;
+  st_store_relaxed(&span->xrequested, size);
   if (zero && !span->zeroed) memset(st__span_start(span), 0, size);
   return st__span_start(span);
 }
@@ -193,7 +193,7 @@ void *st__core_realloc(void *p, size_t size) {
     break;
   case ST_SPAN_LARGE:
     if (size > ST_SMALL_MAX && size <= st__core_huge_threshold() && large_resize_in_place(span, size)) {
-      span->requested = size;
+      st_store_relaxed(&span->xrequested, size);
       return realloced_in_place(p);
     }
     break;

@@ -44,7 +44,7 @@ void *st__huge_alloc(size_t size, size_t align) {
   d->start = (uintptr_t)p;
   d->pages = bytes >> ST_PAGE_SHIFT;
   d->huge_mapped = bytes;
-  d->requested = size;
+  st_store_relaxed(&d->xrequested, size);
   d->zeroed = 1;
   st__pagemap_set_one(d->start, d);
   st_counter_add(&xhuge_count, 1);
@@ -72,14 +72,18 @@ void *st__huge_resize(st_span_t *d, size_t size) {
       return NULL;
     }
     st__pagemap_set_one(d->start, NULL);
-    d->start = (uintptr_t)p;
-    st__pagemap_set_one(d->start, d);
   }
   st__events_in_use_sub(d->huge_mapped);
   st__events_in_use_add(bytes);
+  /* Under the home lock: statistics and the heap picture read these while holding it. */
+  st_pageheap_t *home = st__pageheap_home(d);
+  st__pageheap_lock(home);
+  d->start = (uintptr_t)p;
   d->pages = bytes >> ST_PAGE_SHIFT;
   d->huge_mapped = bytes;
-  d->requested = size;
+  st__pageheap_unlock(home);
+  st_store_relaxed(&d->xrequested, size);
+  if (p != old) st__pagemap_set_one(d->start, d);
   return p;
 }
 

@@ -17,7 +17,7 @@ void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner) {
   span->capacity = (uint32_t)(st__span_bytes(span) / span->block_size);
   span->carved = 0;
   span->free = NULL;
-  span->used = 0;
+  st__span_set_used(span, 0);
   span->in_full = 0;
   span->reclaim_next = NULL;
   st_store_relaxed(&span->xthread_free, ST_REMOTE_NORMAL);
@@ -52,11 +52,11 @@ uint32_t st__page_collect(st_span_t *span) {
     tail = tail->next;
     count++;
   }
-  ST_CHECK(count <= span->used, "free(): double free detected in a %u-byte block span at %p",
+  ST_CHECK(count <= st__span_used(span), "free(): double free detected in a %u-byte block span at %p",
            span->block_size, (void *)span->start);
   tail->next = span->free;
   span->free = head;
-  span->used -= count;
+  st__span_add_used(span, -(int32_t)count);
   return count;
 }
 
@@ -128,9 +128,9 @@ bool st__page_validate(const st_span_t *span, uint32_t pins) {
       return false;
     }
   }
-  if (span->carved > span->capacity || span->used + listed != span->carved + pins) {
+  if (span->carved > span->capacity || st__span_used(span) + listed != span->carved + pins) {
     st__report("heap validation: page: span %p counts used=%u free=%u carved=%u capacity=%u",
-               (void *)span->start, span->used, listed, span->carved, span->capacity);
+               (void *)span->start, st__span_used(span), listed, span->carved, span->capacity);
     return false;
   }
   return true;

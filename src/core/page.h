@@ -57,7 +57,7 @@ ST_INLINE bool st__page_is_block_start(const st_span_t *span, const void *p) {
  * pins: extra counts in `used` held by the owner (1 for a current span). */
 ST_HIDDEN bool st__page_validate(const st_span_t *span, uint32_t pins);
 
-ST_INLINE bool st__page_all_free(const st_span_t *span) { return span->used == 0; }
+ST_INLINE bool st__page_all_free(const st_span_t *span) { return st__span_used(span) == 0; }
 ST_INLINE bool st__page_can_alloc(const st_span_t *span) {
   return span->free != NULL || span->carved < span->capacity;
 }

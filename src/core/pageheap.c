@@ -17,6 +17,7 @@
 
 #include "base/check.h"
 #include "base/options.h"
+#include "base/valgrind.h"
 #include "core/events.h"
 #include "core/pagemap.h"
 #include "os/os.h"
@@ -78,6 +79,7 @@ st_span_t *st__pageheap_desc_alloc_locked(st_pageheap_t *ph) {
     if (ph->desc_cursor == NULL || ph->desc_cursor + DESC_STRIDE > ph->desc_end) {
       char *chunk = st__os_map_aligned(DESC_CHUNK_BYTES, ST_PAGE_SIZE);
       if (chunk == NULL) return NULL;
+      ST_VG_HIDE_METADATA(chunk, DESC_CHUNK_BYTES);
       ph->metadata_bytes += DESC_CHUNK_BYTES;
       ph->desc_cursor = chunk;
       ph->desc_end = chunk + DESC_CHUNK_BYTES;

@@ -66,7 +66,7 @@ void st__pagemap_for_each_span(void (*fn)(struct st_span *span, void *arg), void
     uintptr_t leaf_base = (uintptr_t)r << ST_PAGEMAP_LEAF_SHIFT;
     st_pagemap_entry *leaf = leaf_of(leaf_base);
     for (size_t i = 0; i < ST_PAGEMAP_LEAF_LEN;) {
-      uintptr_t reference = st_load_relaxed(&leaf[i]);
+      uintptr_t reference = st_load_acquire(&leaf[i]); /* a huge block is filled in, then set */
       uintptr_t addr = leaf_base + (i << ST_PAGE_SHIFT);
       struct st_span *span = (struct st_span *)((uintptr_t)&st__pagemap + reference);
       /* Interior pages of slab spans and a free span's last page refer to a span that

@@ -44,7 +44,9 @@ typedef struct st_span_owner {
 typedef struct st_span {
   /* Hot: the fast paths of malloc and free touch only this cache line. */
   st_block_t *free;                      /* owner only: blocks ready to hand out */
-  uint32_t used;                         /* owner only: blocks out, remote frees uncollected */
+  _Atomic(uint32_t) xused;               /* atomic: blocks out, remote frees uncollected; one
+                                            writer (the owner, or the page heap lock holder while
+                                            abandoned), read relaxed by statistics */
   uint32_t block_size;                   /* const while SLAB */
   _Atomic(st_span_owner *) xfast_owner;  /* atomic: owner when it may free here without the
                                             slow path (owned and not full); else NULL */
@@ -60,6 +62,8 @@ typedef struct st_span {
   _Atomic(uint8_t) xshard;               /* atomic: shard whose heap and metadata own it; set
                                             when the descriptor is first mapped, never again,
                                             so other shards may read it while coalescing */
+  _Atomic(uint8_t) xpinned;              /* atomic: 1 while current in its owner's cache, so
+                                            `xused` holds a pin; owner writes, statistics read */
   uint8_t in_full : 1;                   /* owner only: on the owner's full list */
   uint8_t zeroed : 1;                    /* LARGE/HUGE: memory known to read as zero */
   uint8_t on_dirty_list : 1;             /* FREE: linked on the heap's purge list */
@@ -67,7 +71,8 @@ typedef struct st_span {
   size_t dirty_pages;                    /* FREE: bound on its resident pages; page heap lock */
   uint64_t freed_at_ms;                  /* FREE: when it last became dirty */
   size_t huge_mapped;                    /* HUGE: bytes of the mapping */
-  size_t requested;                      /* LARGE/HUGE: bytes the program asked for */
+  st_atomic_size xrequested;             /* atomic: LARGE/HUGE: bytes the program asked for
+                                            (written by the block's user, read by statistics) */
   struct st_span *reclaim_next;          /* link on an owner's reclaim stack */
   st_list_t link;                        /* owner's lists (SLAB) or free lists (FREE) */
   st_list_t dirty_link;                  /* FREE: the page heap's purge list, oldest first */
@@ -75,6 +80,16 @@ typedef struct st_span {
 
 _Static_assert(offsetof(st_span_t, xthread_free) < ST_CACHE_LINE,
                "fields of the fast paths must share one cache line");
+
+/* `xused` has one writer at a time (st_single_writer_*); statistics read it while the
+ * owner runs. */
+ST_INLINE uint32_t st__span_used(const st_span_t *span) { return st_load_relaxed(&span->xused); }
+ST_INLINE void st__span_set_used(st_span_t *span, uint32_t used) { st_store_relaxed(&span->xused, used); }
+ST_INLINE void st__span_add_used(st_span_t *span, int32_t delta) {
+  st_single_writer_add_u32(&span->xused, (uint32_t)delta);
+}
+/* One block fewer; returns whether none is left. */
+ST_INLINE bool st__span_release_one(st_span_t *span) { return st_single_writer_dec_u32_is_zero(&span->xused); }
 
 ST_INLINE void *st__span_start(const st_span_t *span) { return (void *)span->start; }
 ST_INLINE size_t st__span_bytes(const st_span_t *span) { return st__pages_to_bytes(span->pages); }

@@ -38,25 +38,26 @@ static void add_events(st_stats *out, st_event_counters *ev) {
 static void visit_cache(st_tcache_t *tc, void *arg) {
   gather *g = arg;
   if (tc->live) add_events(g->out, &tc->events);
-  for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
-    if (tc->current[c] != &st__span_empty) g->class_pins[c]++;
-  }
 }
 
+/* Reads only what the page heap locks guard (kind, pages, and the class, block size and
+ * capacity, which are set under the home lock) and the atomic fields: the owners of slab
+ * spans keep running meanwhile. */
 static void visit_span(st_span_t *span, void *arg) {
   gather *g = arg;
   st_stats *out = g->out;
   switch ((st_span_kind)span->kind) {
   case ST_SPAN_SLAB: {
     unsigned c = span->size_class;
-    size_t block = span->block_size, used = span->used;
-    if (c >= ST_NUM_CLASSES || used > span->capacity + 1u) return; /* being formatted */
+    size_t block = span->block_size, used = st__span_used(span);
+    if (c >= ST_NUM_CLASSES || used > span->capacity + 1u) return; /* not formatted yet */
     st_stats_class *k = &out->classes[c];
     out->spans_slab++;
     k->spans++;
     k->pages += span->pages;
     k->blocks_capacity += span->capacity;
     g->class_used[c] += used;
+    g->class_pins[c] += st_load_relaxed(&span->xpinned);
     size_t free_bytes = used < span->capacity ? (span->capacity - used) * block : 0;
     if (st_load_relaxed(&span->xowner) != NULL) g->owned_free_bytes += free_bytes;
     else out->abandoned_free_bytes += free_bytes;
@@ -67,13 +68,13 @@ static void visit_span(st_span_t *span, void *arg) {
     out->spans_large++;
     out->live_blocks++;
     out->large_live_bytes += st__span_bytes(span);
-    out->large_requested_bytes += span->requested;
+    out->large_requested_bytes += st_load_relaxed(&span->xrequested);
     break;
   case ST_SPAN_HUGE:
     out->spans_huge++;
     out->live_blocks++;
     out->huge_live_bytes += span->huge_mapped;
-    out->large_requested_bytes += span->requested;
+    out->large_requested_bytes += st_load_relaxed(&span->xrequested);
     break;
   case ST_SPAN_FREE: out->spans_free++; break;
   }
@@ -146,21 +147,30 @@ void st__core_stats(st_stats *out) {
 }
 
 /* Marks the blocks of one free list; stops at the first link that leaves the span, misses
- * a block boundary or repeats a block (the owner changed the list meanwhile). */
+ * a block boundary or repeats a block. */
 static void mark_list(const st_span_t *span, const st_block_t *block, uint8_t *is_free, uint32_t cap) {
   for (uint32_t steps = 0; block != NULL && steps < cap; steps++) {
     if (!st__page_is_block_start(span, block)) return;
     size_t index = ((uintptr_t)block - span->start) / span->block_size;
     if (index >= cap || is_free[index] != 0) return;
     is_free[index] = 1;
-    block = *(st_block_t *const volatile *)&block->next;
+    block = block->next;
   }
 }
 
-void st__core_slab_free_map(const st_span_t *span, uint8_t *is_free, uint32_t cap) {
+bool st__core_slab_free_map(const st_span_t *span, const st_tcache_t *self, uint8_t *is_free,
+                            uint32_t cap) {
+  const st_span_owner *owner = st_load_acquire(&span->xowner);
+  if (owner != NULL && (self == NULL || owner != &self->owner)) {
+    /* Another thread's: its lists and blocks are its own to change; the count is atomic. */
+    uint32_t used = st__span_used(span) - st_load_relaxed(&span->xpinned);
+    for (uint32_t i = 0; i < cap; i++) is_free[i] = i < used ? 0 : 1;
+    return false;
+  }
   memset(is_free, 0, cap);
   for (uint32_t i = span->carved; i < cap; i++) is_free[i] = 2;
-  mark_list(span, *(st_block_t *const volatile *)&span->free, is_free, cap);
-  uintptr_t remote = st_load_relaxed(&span->xthread_free) & ~ST_REMOTE_TAG_MASK;
+  mark_list(span, span->free, is_free, cap);
+  uintptr_t remote = st_load_acquire(&span->xthread_free) & ~ST_REMOTE_TAG_MASK;
   mark_list(span, (const st_block_t *)remote, is_free, cap);
+  return true;
 }

@@ -36,12 +36,14 @@ static void abandoned_count_add(st_pageheap_t *ph, long delta) {
  * fast path does not call st__tcache_retire on every malloc/free pair. */
 static void set_current(st_tcache_t *tc, st_span_t *span) {
   tc->current[span->size_class] = span;
-  span->used++;
+  st__span_add_used(span, 1);
+  st_store_relaxed(&span->xpinned, 1);
 }
 
 static void clear_current(st_tcache_t *tc, st_span_t *span) {
   tc->current[span->size_class] = &st__span_empty;
-  span->used--;
+  st__span_add_used(span, -1);
+  st_store_relaxed(&span->xpinned, 0);
 }
 
 static void span_set_owned(st_tcache_t *tc, st_span_t *span) {
@@ -98,10 +100,11 @@ static st_span_t *tcache_adopt(st_tcache_t *tc, unsigned cls) {
     if (st__page_all_free(span)) st__pageheap_free_locked(ph, span);
     else found = span;
   }
+  /* Under the lock: statistics, holding it, take an unowned slab span for one at rest. */
+  if (found != NULL) st_store_release(&found->xowner, &tc->owner);
   st__pageheap_unlock(ph);
   if (found != NULL) {
     st__tcache_count(tc, ST_EVENT_slab_spans_adopted);
-    st_store_release(&found->xowner, &tc->owner);
     span_set_owned(tc, found);
   }
   return found;
@@ -130,7 +133,11 @@ static st_span_t *tcache_new_span(st_tcache_t *tc, unsigned cls) {
   tcache_sweep_abandoned_if_due();
   st_span_t *span = st__pageheap_alloc(tc->heap, st__class_span_pages[cls], ST_PAGE_SIZE, ST_SPAN_SLAB);
   if (span != NULL) {
+    /* Formatted under its home lock, which statistics hold while they read the span. */
+    st_pageheap_t *home = st__pageheap_home(span);
+    st__pageheap_lock(home);
     st__page_format(span, cls, &tc->owner);
+    st__pageheap_unlock(home);
     st__tcache_count(tc, ST_EVENT_slab_spans_new);
   }
   return span;
@@ -160,7 +167,7 @@ static st_span_t *tcache_fullest_partial(st_tcache_t *tc, unsigned cls) {
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &tc->partial[cls]) {
     st_span_t *span = ST_CONTAINER_OF(pos, st_span_t, link);
-    if (best == NULL || span->used > best->used) best = span;
+    if (best == NULL || st__span_used(span) > st__span_used(best)) best = span;
     if (++scanned == PARTIAL_SCAN) break;
   }
   return best;
@@ -192,7 +199,7 @@ void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls) {
  * its first free would hand the next refill a single block, and frees in random order
  * would then cost a park and an unpark per malloc/free pair. */
 static bool worth_unparking(const st_span_t *span) {
-  uint32_t free_blocks = span->capacity - span->used;
+  uint32_t free_blocks = span->capacity - st__span_used(span);
   return free_blocks >= span->capacity / 8 || free_blocks == span->capacity;
 }
 
@@ -200,7 +207,7 @@ void st__tcache_free_local_slow(st_tcache_t *tc, st_span_t *span, st_block_t *bl
   st__tcache_count(tc, ST_EVENT_frees_local_slow);
   block->next = span->free;
   span->free = block;
-  span->used--;
+  st__span_add_used(span, -1);
   if (span->in_full && worth_unparking(span)) {
     st__page_unpark(span);
     st_list_remove(&span->link);
@@ -269,7 +276,7 @@ void st__tcache_release_empty(st_tcache_t *tc) {
     st_span_t *span = tc->current[c];
     if (span == &st__span_empty) continue;
     st__page_collect(span);
-    if (span->used == 1) tcache_release_span(tc, span); /* only the pin is left */
+    if (st__span_used(span) == 1) tcache_release_span(tc, span); /* only the pin is left */
   }
 }
 

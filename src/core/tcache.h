@@ -66,7 +66,7 @@ ST_INLINE void *st__tcache_pop(st_tcache_t *tc, unsigned cls) {
   st_block_t *block = span->free;
   if (ST_LIKELY(block != NULL)) {
     span->free = block->next;
-    span->used++;
+    st__span_add_used(span, 1);
   }
   return block;
 }

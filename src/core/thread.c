@@ -4,9 +4,10 @@
  * Thread exit: a pthread key's destructor abandons the thread's spans and recycles its
  * cache. Allocations after that (later destructors of other libraries) go through the
  * locked orphan cache; frees need no cache at all (they are remote frees).
- * Fork: the prepare handler takes every lock so no other thread holds one across the
- * fork; the child re-initialises them and abandons the caches of the threads that did
- * not survive, so their spans are freed or adopted instead of leaking.
+ * Fork: the prepare handler takes every lock (a layer above's first, st_fork_hooks) so no
+ * other thread holds one across the fork; the child re-initialises them and abandons the
+ * caches of the threads that did not survive, so their spans are freed or adopted instead
+ * of leaking.
  */
 #include "core/thread.h"
 
@@ -95,18 +96,28 @@ static void thread_exit(void *arg) {
   st_lock_release(&registry_lock);
 }
 
+static _Atomic(const st_fork_hooks *) xfork_hooks;
+static const st_fork_hooks *fork_hooks_held; /* the hooks whose prepare ran: the same pair ends it */
+
+void st__thread_set_fork_hooks(const st_fork_hooks *hooks) { st_store_release(&xfork_hooks, hooks); }
+
 static void fork_prepare(void) {
+  const st_fork_hooks *hooks = st_load_acquire(&xfork_hooks);
+  if (hooks != NULL) hooks->prepare();
   st_lock_acquire(&registry_lock);
+  fork_hooks_held = hooks; /* under the registry lock: one fork at a time */
   st_lock_acquire(&orphan_lock);
   st__pageheap_lock_all();
   st__pagemap_lock_for_fork();
 }
 
 static void fork_parent(void) {
+  const st_fork_hooks *hooks = fork_hooks_held;
   st__pagemap_unlock_after_fork(false);
   st__pageheap_unlock_all(false);
   st_lock_release(&orphan_lock);
   st_lock_release(&registry_lock);
+  if (hooks != NULL) hooks->parent();
 }
 
 static void fork_child(void) {
@@ -123,6 +134,7 @@ static void fork_child(void) {
     st__tcache_abandon(tc, true);
     cache_recycle_locked(tc);
   }
+  if (fork_hooks_held != NULL) fork_hooks_held->child();
 }
 
 void st__core_ensure_init(void) {

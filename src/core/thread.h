@@ -6,8 +6,9 @@
  * spans to others when it exits, the fallback cache for threads past their exit
  * destructor, the registry of live caches, and fork handling.
  *
- * Lock order: registry_lock, then orphan_lock, then page heap shard locks, then the
- * pagemap leaf lock (fork_prepare takes them all in this order).
+ * Lock order: a layer above's lock given in st__thread_set_fork_hooks, registry_lock,
+ * orphan_lock, page heap shard locks, the pagemap leaf lock (fork_prepare takes them all
+ * in this order).
  */
 #ifndef ST_CORE_THREAD_H
 #define ST_CORE_THREAD_H
@@ -36,8 +37,20 @@ ST_HIDDEN void st__thread_for_each_cache(void (*fn)(st_tcache_t *tc, void *arg),
  * thread its own cache). Fixed at init. */
 ST_HIDDEN extern st_atomic_int st__xthread_slow_only;
 /* A relaxed load: a thread that races the initialisation may see 0 and take the plain
- * route for that one call, which is correct (it is how the first allocation goes). */
+ * route for that one call (its block is not recorded, which the debug routes tolerate). */
 ST_INLINE bool st__thread_slow_paths_only(void) { return st_load_relaxed(&st__xthread_slow_only) != 0; }
 ST_HIDDEN size_t st__thread_metadata_bytes(void);
+
+/* A lock of a layer above the core (the debug layer's block table) that must not be held
+ * across fork, and that is never taken while a core lock is held: prepare takes it before
+ * the core takes its own locks, parent releases it and child re-initialises it after the
+ * core has done the same with its locks. */
+typedef struct st_fork_hooks {
+  void (*prepare)(void);
+  void (*parent)(void);
+  void (*child)(void);
+} st_fork_hooks;
+/* Sets the hooks (one set per process; *hooks must stay valid). Never allocates. */
+ST_HIDDEN void st__thread_set_fork_hooks(const st_fork_hooks *hooks);
 
 #endif

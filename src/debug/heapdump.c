@@ -6,7 +6,9 @@
  * one character per page: 'L' a large block, 'H' a huge one (first 4096 pages), and
  * 'd' / ' ' for free pages that may be resident / were purged (a free span knows how
  * many of its pages are dirty, not which: the dirty count is drawn first). JSON carries
- * the same map string per span; tools/strata-heap-svg draws it.
+ * the same map string per span; tools/strata-heap-svg draws it. The free lists of a slab
+ * another running thread owns are that thread's to change: such a span is drawn from its
+ * count of live blocks, live ones first, and marked inexact (st__core_slab_free_map).
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,11 +26,13 @@ typedef struct dumped_span {
   size_t pages, block_size;
   uint32_t capacity;
   uint8_t kind, size_class, shard;
+  bool exact; /* false: a slab of another running thread, drawn from its count */
   char *map;
 } dumped_span;
 
 typedef struct dump_state {
-  dumped_span *spans; /* NULL in the counting pass */
+  const st_tcache_t *self; /* the calling thread's cache, whose spans are drawn exactly */
+  dumped_span *spans;      /* NULL in the counting pass */
   size_t count, cap;
   char *text, *text_end; /* carving area of the maps */
   size_t text_needed;
@@ -44,10 +48,12 @@ static size_t map_length(const st_span_t *span) {
   return n < MAP_MAX ? n : MAP_MAX;
 }
 
-static void draw_map(const st_span_t *span, char *map, size_t n) {
+/* Returns whether the map shows where the free blocks are (see st__core_slab_free_map). */
+static bool draw_map(const st_span_t *span, const st_tcache_t *self, char *map, size_t n) {
+  bool exact = true;
   if (span->kind == ST_SPAN_SLAB) {
     uint8_t is_free[MAP_MAX];
-    st__core_slab_free_map(span, is_free, (uint32_t)n);
+    exact = st__core_slab_free_map(span, self, is_free, (uint32_t)n);
     for (size_t i = 0; i < n; i++) map[i] = "#._"[is_free[i]];
   } else {
     char c = span->kind == ST_SPAN_LARGE ? 'L' : 'H';
@@ -55,6 +61,7 @@ static void draw_map(const st_span_t *span, char *map, size_t n) {
       map[i] = span->kind == ST_SPAN_FREE ? (i < span->dirty_pages ? 'd' : ' ') : c;
   }
   map[n] = '\0';
+  return exact;
 }
 
 static void copy_span(st_span_t *span, void *arg) {
@@ -75,7 +82,7 @@ static void copy_span(st_span_t *span, void *arg) {
   out->block_size = span->kind == ST_SPAN_SLAB ? span->block_size : 0;
   out->capacity = span->kind == ST_SPAN_SLAB ? span->capacity : 0;
   out->map = d->text;
-  draw_map(span, d->text, n);
+  out->exact = draw_map(span, d->self, d->text, n);
   d->text += n + 1;
 }
 
@@ -83,7 +90,7 @@ static void print_span(FILE *f, st_dump_format format, const dumped_span *s, boo
   if (format == ST_DUMP_TEXT) {
     fprintf(f, "%#014zx %5s %6zu pages", (size_t)s->start, kind_name(s->kind), s->pages);
     if (s->kind == ST_SPAN_SLAB) fprintf(f, " class %2u %5zu B", s->size_class, s->block_size);
-    fprintf(f, " |%s|\n", s->map);
+    fprintf(f, " |%s|%s\n", s->map, s->exact ? "" : " ~");
     return;
   }
   fprintf(f, "%s\n  {\"start\": %zu, \"pages\": %zu, \"kind\": \"%s\", \"shard\": %u",
@@ -91,7 +98,7 @@ static void print_span(FILE *f, st_dump_format format, const dumped_span *s, boo
   if (s->kind == ST_SPAN_SLAB)
     fprintf(f, ", \"class\": %u, \"block_size\": %zu, \"capacity\": %u", s->size_class,
             s->block_size, s->capacity);
-  fprintf(f, ", \"map\": \"%s\"}", s->map);
+  fprintf(f, ", \"exact\": %s, \"map\": \"%s\"}", s->exact ? "true" : "false", s->map);
 }
 
 int st_heap_dump(FILE *file, st_dump_format format) {
@@ -99,13 +106,18 @@ int st_heap_dump(FILE *file, st_dump_format format) {
   dump_state d = {0};
   size_t spans_bytes = 0, text_bytes = 0;
   if (st__core_initialized()) {
+    d.self = st__thread_cache(); /* before the locks: a first call sets the cache up */
     st__core_for_each_span(copy_span, &d);
     d.cap = d.count + d.count / 4 + 16; /* room for spans made between the two walks */
     spans_bytes = d.cap * sizeof(dumped_span);
     text_bytes = d.text_needed + d.text_needed / 4 + 16 * (MAP_MAX + 1);
     d.spans = st__track_map(spans_bytes);
     d.text = st__track_map(text_bytes);
-    if (d.spans == NULL || d.text == NULL) return -1;
+    if (d.spans == NULL || d.text == NULL) {
+      if (d.spans != NULL) st__track_unmap(d.spans, spans_bytes);
+      if (d.text != NULL) st__track_unmap(d.text, text_bytes);
+      return -1;
+    }
     d.text_end = d.text + text_bytes;
     char *text = d.text;
     d.count = 0;
@@ -116,7 +128,8 @@ int st_heap_dump(FILE *file, st_dump_format format) {
     fprintf(file, "{\"version\": 1, \"page_size\": %zu, \"spans\": [", ST_PAGE_SIZE);
   else
     fprintf(file, "strata heap: '#' live block, '.' free block, '_' never used, "
-                  "L/H large/huge pages, d free page maybe resident, ' ' purged\n");
+                  "L/H large/huge pages, d free page maybe resident, ' ' purged; "
+                  "~ a running thread's slab, drawn from its count of live blocks\n");
   for (size_t i = 0; i < d.count; i++) print_span(file, format, &d.spans[i], i == 0);
   if (format == ST_DUMP_JSON) fprintf(file, "\n]}\n");
   if (d.spans != NULL) st__track_unmap(d.spans, spans_bytes);

@@ -10,7 +10,8 @@
  * and libc's own) are recorded without a stack. A thread-local flag makes allocations
  * made while a stack is taken or the unwinder is loaded skip the records.
  *
- * Lock: track_lock, taken after no other strata lock and held around no core call.
+ * Lock: track_lock, taken after no other strata lock and held around no core call that
+ * locks; so fork takes it before every core lock (track_fork_hooks).
  */
 #include "debug/track.h"
 
@@ -45,6 +46,23 @@ static bool out_of_memory;            /* track_lock: some block could not be rec
 static __thread bool tls_busy __attribute__((tls_model("initial-exec")));
 
 static st_atomic_int xenabled; /* 0 unknown, 1 off, 2 on; known once the core is initialised */
+
+/* Fork: the table's lock is taken before the core's locks (see st_fork_hooks), so a child
+ * never starts with it held by a thread that did not survive the fork. */
+static void track_fork_prepare(void) { st_lock_acquire(&track_lock); }
+static void track_fork_parent(void) { st_lock_release(&track_lock); }
+static void track_fork_child(void) { st_lock_init(&track_lock); }
+static const st_fork_hooks track_fork_hooks = {track_fork_prepare, track_fork_parent, track_fork_child};
+static st_atomic_int xfork_hooks_set;
+
+/* Every taker of the lock goes through here: the hooks are in place before it is first held. */
+static void track_acquire(void) {
+  if (!st_load_relaxed(&xfork_hooks_set)) {
+    st_store_relaxed(&xfork_hooks_set, 1);
+    st__thread_set_fork_hooks(&track_fork_hooks);
+  }
+  st_lock_acquire(&track_lock);
+}
 
 bool st__track_enabled(void) {
   int state = st_load_relaxed(&xenabled);
@@ -137,7 +155,7 @@ void st__track_add(void *p, size_t size) {
   void *frames[MAX_FRAMES];
   tls_busy = true;
   int n = capture_stack(frames);
-  st_lock_acquire(&track_lock);
+  track_acquire();
   st_record_t *r = NULL;
   if (tables_ready_locked()) {
     r = free_records;
@@ -172,7 +190,7 @@ st_record_t *st__track_find_locked(uintptr_t addr) {
 bool st__track_remove(void *p, size_t *size) {
   if (!st__track_enabled()) return false;
   bool found = false;
-  st_lock_acquire(&track_lock);
+  track_acquire();
   if (buckets != NULL) {
     for (st_record_t **link = &buckets[bucket_of((uintptr_t)p)]; *link != NULL; link = &(*link)->next) {
       st_record_t *r = *link;
@@ -193,7 +211,7 @@ bool st__track_remove(void *p, size_t *size) {
 
 bool st__track_size(const void *p, size_t *size) {
   if (!st__track_enabled()) return false;
-  st_lock_acquire(&track_lock);
+  track_acquire();
   st_record_t *r = st__track_find_locked((uintptr_t)p);
   if (r != NULL) *size = r->size;
   st_lock_release(&track_lock);
@@ -204,21 +222,21 @@ void st__track_requests(size_t *small, size_t *tracked) {
   *small = 0;
   *tracked = 0;
   if (!st__track_enabled()) return;
-  st_lock_acquire(&track_lock);
+  track_acquire();
   *small = small_requested;
   *tracked = !out_of_memory;
   st_lock_release(&track_lock);
 }
 
 size_t st__track_live_count(void) {
-  st_lock_acquire(&track_lock);
+  track_acquire();
   size_t n = live_count;
   st_lock_release(&track_lock);
   return n;
 }
 
 void st__track_for_each(void (*fn)(st_record_t *r, void *arg), void *arg) {
-  st_lock_acquire(&track_lock);
+  track_acquire();
   if (buckets != NULL) {
     for (size_t b = 0; b < ((size_t)1 << BUCKET_BITS); b++) {
       for (st_record_t *r = buckets[b]; r != NULL; r = r->next) fn(r, arg);
@@ -229,7 +247,7 @@ void st__track_for_each(void (*fn)(st_record_t *r, void *arg), void *arg) {
 
 void st__track_locked(void (*fn)(void *arg), void *arg) {
   tls_busy = true;
-  st_lock_acquire(&track_lock);
+  track_acquire();
   fn(arg);
   st_lock_release(&track_lock);
   tls_busy = false;

@@ -100,6 +100,10 @@ def mode_memcheck(program, lib):
           "memcheck reports the planted leak as definitely lost")
     check(re.search(r"definitely lost.*\n(==\d+==.*\n)*?==\d+==\s+by 0x[0-9A-F]+: memcheck_planted_leak",
                     out) is not None, "the leak's stack names memcheck_planted_leak")
+    check(re.search(r"100,000 bytes in 1 blocks are definitely lost", out) is not None,
+          "memcheck reports the planted large leak as definitely lost")
+    check(re.search(r"definitely lost: 104,000 bytes in 2 blocks", out) is not None,
+          "nothing else is definitely lost")
     check("40 bytes inside a block of size 64 free'd" in out, "memcheck reports the read after free")
     check("2 bytes after a block of size 10 alloc'd" in out, "memcheck reports the read past the end")
     if failures:

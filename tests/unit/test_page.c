@@ -27,7 +27,7 @@ static void *pop(st_span_t *s) {
   if (s->free == NULL && st__page_collect(s) == 0 && !st__page_extend(s)) return NULL;
   st_block_t *b = s->free;
   s->free = b->next;
-  s->used++;
+  st__span_add_used(s, 1);
   return b;
 }
 
@@ -47,7 +47,7 @@ static void blocks_are_carved_a_page_at_a_time(void) {
   CHECK(!st__page_is_block_start(s, (char *)s->start + 16));
   while (pop(s) != NULL) {
   }
-  CHECK_EQ(s->used, s->capacity);
+  CHECK_EQ(st__span_used(s), s->capacity);
   CHECK_EQ(s->carved, s->capacity);
   CHECK(st__page_validate(s, 0));
   drop_slab(s);
@@ -85,7 +85,7 @@ static void remote_frees_from_many_threads_lose_nothing(void) {
   while (collected < cap) collected += st__page_collect(s);
   for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
   CHECK_EQ(collected, cap);
-  CHECK_EQ(s->used, 0);
+  CHECK_EQ(st__span_used(s), 0);
   CHECK(st__page_validate(s, 0));
   free(blocks);
   drop_slab(s);
