@@ -71,6 +71,10 @@ static int decide(void) {
   }
   st_lock_release(&decide_lock);
   if (first && mode == ST_DISPATCH_CLASSIC) st__classic_fork_handlers_once();
+  /* The core decides its debug routes at init: doing it before the first block is
+   * handed out means every block of a hardened process carries its canary. Outside the
+   * lock: the core's init may allocate (and so come back here). */
+  if (mode == ST_DISPATCH_CORE) st__core_ensure_init();
   return mode;
 }
 
