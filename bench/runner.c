@@ -172,6 +172,8 @@ static void usage(FILE *out) {
         "                   (footprint-*), single (the single-threaded ones), multi\n"
         "                   (the multi-threaded ones), memory (frag, footprint-*)\n"
         "  --alloc LIST     comma-separated allocators: strata glibc jemalloc tcmalloc mimalloc\n"
+        "                   strata-hardened (strata with STRATA_HARDENED=1; \"strata\" selects\n"
+        "                   both)\n"
         "  --strata PATH    libstrata.so to measure (default: the one this build made)\n"
         "  --workloads DIR  directory of the workload programs\n"
         "  --results DIR    where the CSV goes (default: bench/results in the source tree)\n"
@@ -290,11 +292,12 @@ static void check_list(const char *what, const char *list, const char *const *kn
 
 /* ---- Allocators and machine description -------------------------------------------- */
 
-/* Copies the runner's environment without LD_PRELOAD, then adds `preload` if non-empty. */
-static char **make_env(const char *preload) {
+/* Copies the runner's environment without LD_PRELOAD, then adds `preload` if non-empty,
+ * then `extra` ("NAME=value") if not NULL. */
+static char **make_env(const char *preload, const char *extra) {
   size_t n = 0;
   while (environ[n] != NULL) n++;
-  char **env = calloc(n + 2, sizeof *env);
+  char **env = calloc(n + 3, sizeof *env);
   if (env == NULL) die("out of memory");
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
@@ -303,17 +306,20 @@ static char **make_env(const char *preload) {
     size_t len = strlen(preload) + 12;
     env[k] = malloc(len);
     if (env[k] == NULL) die("out of memory");
-    snprintf(env[k], len, "LD_PRELOAD=%s", preload);
+    snprintf(env[k++], len, "LD_PRELOAD=%s", preload);
   }
+  if (extra != NULL) env[k] = (char *)extra;
   return env;
 }
 
-static void add_alloc(const char *name, const char *path) {
+static void add_alloc_env(const char *name, const char *path, const char *extra) {
   bench_alloc *a = &st.allocs[st.nallocs++];
   copy_str(a->name, sizeof a->name, name);
   copy_str(a->path, sizeof a->path, path);
-  a->envp = make_env(path);
+  a->envp = make_env(path, extra);
 }
+
+static void add_alloc(const char *name, const char *path) { add_alloc_env(name, path, NULL); }
 
 /* The Version: field of an installed Debian package, or "?" (not Debian, not installed). */
 static void dpkg_version(const char *package, char *out, size_t size) {
@@ -352,6 +358,10 @@ static void find_allocators(const bench_options *o) {
     if (o->strata[0] != '\0' && access(o->strata, R_OK) == 0) {
       add_alloc("strata", o->strata);
       describe_alloc("alloc.strata", o->strata, STRATA_VERSION);
+      if (selected(o->alloc, "strata-hardened")) { /* the same library, hardened mode */
+        add_alloc_env("strata-hardened", o->strata, "STRATA_HARDENED=1");
+        describe_alloc("alloc.strata-hardened", o->strata, STRATA_VERSION " STRATA_HARDENED=1");
+      }
     } else if (o->strata_given)
       die("strata not found at '%s'", o->strata);
     else
@@ -846,8 +856,9 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
-  static const char *const known_allocs[] = {"strata", "glibc", "jemalloc", "tcmalloc", "mimalloc"};
-  check_list("allocator", o.alloc, known_allocs, 5);
+  static const char *const known_allocs[] = {"strata", "strata-hardened", "glibc", "jemalloc",
+                                             "tcmalloc", "mimalloc"};
+  check_list("allocator", o.alloc, known_allocs, 6);
   st.rounds = o.rounds;
   st.scale = o.scale;
   st.timeout_s = o.timeout_s;

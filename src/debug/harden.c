@@ -90,7 +90,24 @@ static uint64_t block_mix(const void *p) {
   return x ^ (x >> 31);
 }
 
+/* Canary byte at offset i is byte i % 8 of the block's mix, so whole words of the canary
+ * are the mix itself (little-endian byte order, as on every target strata builds for). */
 static uint8_t canary_byte(uint64_t mix, size_t offset) { return (uint8_t)(mix >> (offset & 7) * 8); }
+
+/* The first offset in [from, to) whose byte is not the canary's, or `to`; to % 8 == 0. */
+static size_t canary_mismatch(const uint8_t *b, uint64_t mix, size_t from, size_t to) {
+  size_t i = from;
+  for (; i < to && (i & 7) != 0; i++)
+    if (b[i] != canary_byte(mix, i)) return i;
+  for (; i < to; i += sizeof mix) {
+    uint64_t word;
+    memcpy(&word, b + i, sizeof word);
+    if (word != mix) break;
+  }
+  for (; i < to; i++)
+    if (b[i] != canary_byte(mix, i)) return i;
+  return to;
+}
 
 /* What the program may use of a core block: all of it but the guard page. */
 static size_t usable_of(size_t core_size) {
@@ -103,7 +120,10 @@ static void *guard_of(void *p, size_t core_size) {
 
 static void seal(void *p, size_t size, size_t usable) {
   uint64_t mix = block_mix(p);
-  for (size_t i = size; i < usable - SIZE_WORD; i++) ((uint8_t *)p)[i] = canary_byte(mix, i);
+  uint8_t *b = p;
+  size_t i = size, end = usable - SIZE_WORD;
+  for (; i < end && (i & 7) != 0; i++) b[i] = canary_byte(mix, i);
+  for (; i < end; i += sizeof mix) memcpy(b + i, &mix, sizeof mix);
   uint64_t word = (uint64_t)size ^ mix;
   memcpy((char *)p + usable - SIZE_WORD, &word, SIZE_WORD);
 }
@@ -126,15 +146,19 @@ void *st__harden_malloc(size_t size, size_t align, bool zero) {
   return p;
 }
 
-/* Ends the program if a quarantined block p was written after its free. */
+/* Ends the program if a quarantined block p (a slab block: a multiple of 16 bytes) was
+ * written after its free. Compares words: this runs for every free. */
 static void check_fill(const void *p, const char *fn) {
-  size_t usable = usable_of(st__core_usable_size(p, fn));
-  const uint8_t *b = p;
-  for (size_t i = 0; i < usable; i++)
-    if (ST_UNLIKELY(b[i] != FILL_BYTE))
-      st__fatal("%s(): use after free: block %p (%zu bytes) was written at offset %zu after "
+  size_t usable = st__core_usable_size(p, fn);
+  const uint64_t fill = 0x0101010101010101ULL * FILL_BYTE;
+  for (size_t i = 0; i < usable; i += sizeof fill) {
+    uint64_t word;
+    memcpy(&word, (const char *)p + i, sizeof word);
+    if (ST_UNLIKELY(word != fill))
+      st__fatal("%s(): use after free: block %p (%zu bytes) was written near offset %zu after "
                 "it was freed",
                 fn, p, usable, i);
+  }
 }
 
 static bool in_quarantine(const void *p) {
@@ -147,9 +171,11 @@ static bool in_quarantine(const void *p) {
   return found;
 }
 
-/* The requested size of live block p after checking its canary and size word. */
-size_t st__harden_size(const void *p, const char *fn) {
-  size_t usable = usable_of(st__core_usable_size(p, fn)); /* invalid pointers end here */
+/* The requested size of live block p after checking its canary and size word; core_size:
+ * the core's size of the block. */
+static size_t checked_size(const void *p, const char *fn, size_t *core_size) {
+  *core_size = st__core_usable_size(p, fn); /* invalid pointers end here */
+  size_t usable = usable_of(*core_size);
   const uint8_t *b = p;
   if (b[0] == FILL_BYTE && b[usable - 1] == FILL_BYTE && in_quarantine(p))
     st__fatal("%s(): double free of %p (the block is in the quarantine)", fn, p);
@@ -159,11 +185,16 @@ size_t st__harden_size(const void *p, const char *fn) {
   if (ST_UNLIKELY(size > usable - OVERHEAD))
     st__fatal("%s(): heap overflow past block %p: its size word at offset %zu was overwritten",
               fn, p, usable - SIZE_WORD);
-  for (size_t i = size; i < usable - SIZE_WORD; i++)
-    if (ST_UNLIKELY(b[i] != canary_byte(mix, i)))
-      st__fatal("%s(): heap overflow: block %p of %zu bytes was written at offset %zu, past its end",
-                fn, p, size, i);
+  size_t bad = canary_mismatch(b, mix, size, usable - SIZE_WORD);
+  if (ST_UNLIKELY(bad != usable - SIZE_WORD))
+    st__fatal("%s(): heap overflow: block %p of %zu bytes was written at offset %zu, past its end",
+              fn, p, size, bad);
   return size;
+}
+
+size_t st__harden_size(const void *p, const char *fn) {
+  size_t core_size;
+  return checked_size(p, fn, &core_size);
 }
 
 static quarantine_stripe *my_stripe(void) {
@@ -191,8 +222,8 @@ static void *quarantine_swap(void *p) {
 }
 
 void st__harden_free(void *p, st_span_t *span, const char *fn) {
-  st__harden_size(p, fn);
-  size_t core_size = st__core_usable_size(p, fn);
+  size_t core_size;
+  checked_size(p, fn, &core_size);
   void *guard = guard_of(p, core_size);
   if (guard != NULL) { /* LARGE or HUGE: back at once, readable again for the page heap */
     if (!st__os_protect(guard, ST_PAGE_SIZE, true))

@@ -3,7 +3,7 @@
  * with SIGABRT and strata's one-line diagnostic (docs/security.md has the table).
  *
  *   misuse default|hardened|classic
- * The mode names what the process runs (CTest sets STRATA_HARDENED or STRATA_STRATEGY);
+ * The mode names what the process runs (it sets STRATA_HARDENED; CTest sets STRATA_STRATEGY);
  * each case lists the modes that must catch it. Every case runs in a forked child.
  */
 #include <pthread.h>
@@ -241,6 +241,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: misuse default|hardened|classic\n");
     return 2;
   }
+  /* Before the first st_* call, which reads the options (the strategy comes from CTest). */
+  if (index < 2) setenv("STRATA_HARDENED", index == 1 ? "1" : "0", 1);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const death_case *c = &cases[i];
     if (!(c->modes & (1 << index))) continue;
