@@ -162,6 +162,8 @@ static void usage(FILE *out) {
         "                   (footprint-*), single (the single-threaded ones), multi\n"
         "                   (the multi-threaded ones), memory (frag, footprint-*)\n"
         "  --alloc LIST     comma-separated allocators: strata glibc jemalloc tcmalloc mimalloc\n"
+        "                   strata-hardened (strata with STRATA_HARDENED=1; \"strata\" selects\n"
+        "                   both)\n"
         "  --strata PATH    libstrata.so to measure (default: the one this build made)\n"
         "  --workloads DIR  directory of the workload programs\n"
         "  --results DIR    where the CSV goes (default: bench/results in the source tree)\n"
@@ -280,12 +282,15 @@ static void check_list(const char *what, const char *list, const char *const *kn
 
 /* ---- Allocators and machine description -------------------------------------------- */
 
-static void add_alloc(const char *name, const char *path) {
+static void add_alloc_env(const char *name, const char *path, const char *extra) {
   bench_alloc *a = &st.allocs[st.nallocs++];
   copy_str(a->name, sizeof a->name, name);
   copy_str(a->path, sizeof a->path, path);
-  a->envp = harness_env(path, NULL);
+  const char *extras[] = {extra, NULL};
+  a->envp = harness_env(path, extra != NULL ? extras : NULL);
 }
+
+static void add_alloc(const char *name, const char *path) { add_alloc_env(name, path, NULL); }
 
 /* Installed libraries are named by their path; a library from a build directory by its file
  * name only, since where someone built it says nothing to a reader of the results. */
@@ -304,6 +309,10 @@ static void find_allocators(const bench_options *o) {
     if (o->strata[0] != '\0' && access(o->strata, R_OK) == 0) {
       add_alloc("strata", o->strata);
       describe_alloc("alloc.strata", o->strata, STRATA_VERSION);
+      if (selected(o->alloc, "strata-hardened")) { /* the same library, hardened mode */
+        add_alloc_env("strata-hardened", o->strata, "STRATA_HARDENED=1");
+        describe_alloc("alloc.strata-hardened", o->strata, STRATA_VERSION " STRATA_HARDENED=1");
+      }
     } else if (o->strata_given)
       die("strata not found at '%s'", o->strata);
     else
@@ -798,8 +807,9 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
-  static const char *const known_allocs[] = {"strata", "glibc", "jemalloc", "tcmalloc", "mimalloc"};
-  check_list("allocator", o.alloc, known_allocs, 5);
+  static const char *const known_allocs[] = {"strata", "strata-hardened", "glibc", "jemalloc",
+                                             "tcmalloc", "mimalloc"};
+  check_list("allocator", o.alloc, known_allocs, 6);
   st.rounds = o.rounds;
   st.scale = o.scale;
   st.timeout_s = o.timeout_s;

@@ -41,12 +41,16 @@ ST_INLINE void *st__api_malloc(size_t size) {
 
 /* Push onto the span's free list when this thread owns the span and it is not parked;
  * foreign pointers, NULL and every other case take the slow path (no thread owns
- * st__pagemap.none, the lookup's answer for them). */
+ * st__pagemap.none, the lookup's answer for them). A block that already carries the free
+ * mark goes to the slow path too, which tells a double free from a program that stored
+ * the mark's value (span.h). */
 ST_INLINE void st__api_free(void *p) {
   st_span_t *span = st__pagemap_lookup_or_none(p);
   st_tcache_t *tc = st__tls_tcache;
-  if (ST_LIKELY(st_load_relaxed(&span->xfast_owner) == &tc->owner)) {
-    st_block_t *block = p;
+  st_block_t *block = p;
+  if (ST_LIKELY(st_load_relaxed(&span->xfast_owner) == &tc->owner &&
+                block->key != st__block_key(span))) {
+    block->key = st__block_key(span);
     block->next = span->free;
     span->free = block;
     if (ST_UNLIKELY(st__span_release_one(span))) st__tcache_retire(tc, span);

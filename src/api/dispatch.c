@@ -72,9 +72,11 @@ static int decide(void) {
   }
   st_lock_release(&decide_lock);
   if (first && mode == ST_DISPATCH_CLASSIC) st__classic_fork_handlers_once();
-  /* The core decides the debug routes (STRATA_LEAKS, memcheck) when it starts: starting it
-   * here lets the request that got here first take them too, so no block escapes them. */
-  if (first && mode == ST_DISPATCH_CORE) st__core_ensure_init();
+  /* The core decides its debug routes (STRATA_LEAKS, memcheck, hardened) when it starts:
+   * starting it before the first block is handed out lets that block take them too (every
+   * block of a hardened process carries its canary). Outside the lock: the core's init may
+   * allocate (and so come back here). */
+  if (mode == ST_DISPATCH_CORE) st__core_ensure_init();
   return mode;
 }
 

@@ -66,7 +66,8 @@ ST_INLINE void *st__dispatch_realloc(void *p, size_t size) {
 
 ST_INLINE size_t st__dispatch_usable_size(const void *p, const char *fn) {
   st_classic_heap_t *h = st__dispatch_classic();
-  return h != NULL ? st__classic_usable_size(h, p, fn) : st__core_usable_size(p, fn);
+  if (h != NULL) return st__classic_usable_size(h, p, fn);
+  return ST_UNLIKELY(st__debug_routing()) ? st__debug_usable_size(p, fn) : st__core_usable_size(p, fn);
 }
 
 ST_INLINE int st__dispatch_trim(void) {

@@ -13,6 +13,11 @@
 
 #include "base/macros.h"
 
+/* Builds configured with -DSTRATA_HARDENED_DEFAULT=ON run hardened unless STRATA_HARDENED=0. */
+#ifndef ST_HARDENED_DEFAULT
+#define ST_HARDENED_DEFAULT 0
+#endif
+
 /* X(ENUM_NAME, default, min, max, help) — every value is a long. */
 #define ST_OPTION_LIST(X)                                                                       \
   X(VERBOSE, 0, 0, 2, "Print warnings (1) and a summary line at exit (1) or more detail (2)")  \
@@ -45,7 +50,10 @@
   X(LEAKS, 0, 0, 1,                                                                             \
     "Record each block's allocation call stack and report unreachable blocks at exit as leaks") \
   X(LEAKS_EXITCODE, 23, 0, 255, "Exit status of a process in which STRATA_LEAKS found leaks") \
-  X(LEAKS_DEPTH, 16, 1, 64, "Call stack frames recorded per block with STRATA_LEAKS")
+  X(LEAKS_DEPTH, 16, 1, 64, "Call stack frames recorded per block with STRATA_LEAKS")         \
+  X(HARDENED, ST_HARDENED_DEFAULT, 0, 1,                                                        \
+    "Hardened mode: canaries, fill on free, a quarantine, guard pages and shuffled slabs "      \
+    "(docs/security.md); the default is 1 in builds with STRATA_HARDENED_DEFAULT")
 
 /* Options that take a word for a number: X(ENUM_NAME, word, value). */
 #define ST_OPTION_WORDS(X)                                                                      \

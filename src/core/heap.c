@@ -43,8 +43,13 @@ ST_INLINE void small_free(void *p, st_span_t *span, const char *fn) {
   ST_CHECK(st__page_is_block_start(span, p),
            "%s(): invalid pointer %p (inside a %u-byte block)", fn, p, span->block_size);
   st_tcache_t *tc = st__tls_tcache;
-  if (st__tcache_owns(tc, span)) st__tcache_free_local_slow(tc, span, p);
-  else st__page_free_mt(span, p);
+  if (st__tcache_owns(tc, span)) {
+    st_block_t *block = p;
+    if (ST_UNLIKELY(block->key == st__block_key(span))) st__page_check_double_free(span, block, fn);
+    st__tcache_free_local_slow(tc, span, block);
+  } else {
+    st__page_free_mt(span, p);
+  }
 }
 
 /* ---- large ----------------------------------------------------------------------- */
@@ -119,6 +124,8 @@ ST_COLD ST_NOINLINE static void invalid_pointer(const char *fn, const void *p, c
   if (span != NULL)
     st__fatal("%s(): invalid pointer %p (inside a block of %zu bytes at %p)", fn, p,
               st__span_bytes(span), (void *)span->start);
+  if (st__huge_recently_freed(p))
+    st__fatal("%s(): double free of %p (a huge block, already unmapped)", fn, p);
   st__fatal("%s(): invalid pointer %p (not allocated by strata)", fn, p);
 }
 

@@ -15,6 +15,13 @@
 
 static st_atomic_size xhuge_count;
 
+/* The last few huge blocks unmapped: their pagemap entries are gone, so without this a
+ * second free of one could only say "not allocated by strata". Slots are overwritten
+ * round-robin; a racing pair of frees may lose one record, which only weakens the message. */
+#define RECENT_HUGE 16
+static st_atomic_uptr xrecent_huge[RECENT_HUGE];
+static st_atomic_size xrecent_next;
+
 static st_span_t *descriptor_new(void) {
   st_pageheap_t *ph = st__pageheap_of_cpu(sched_getcpu());
   st__pageheap_lock(ph);
@@ -53,6 +60,8 @@ void *st__huge_alloc(size_t size, size_t align) {
 }
 
 void st__huge_free(st_span_t *d) {
+  size_t slot = st_fetch_add_relaxed(&xrecent_next, 1) % RECENT_HUGE;
+  st_store_relaxed(&xrecent_huge[slot], d->start);
   st__events_in_use_sub(d->huge_mapped);
   st__pagemap_set_one(d->start, NULL);
   st__os_unmap(st__span_start(d), d->huge_mapped);
@@ -85,6 +94,12 @@ void *st__huge_resize(st_span_t *d, size_t size) {
   st_store_relaxed(&d->xrequested, size);
   if (p != old) st__pagemap_set_one(d->start, d);
   return p;
+}
+
+bool st__huge_recently_freed(const void *p) {
+  for (size_t i = 0; i < RECENT_HUGE; i++)
+    if (st_load_relaxed(&xrecent_huge[i]) == (uintptr_t)p) return true;
+  return false;
 }
 
 size_t st__huge_count(void) { return st_load_relaxed(&xhuge_count); }

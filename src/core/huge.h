@@ -8,6 +8,7 @@
 #ifndef ST_CORE_HUGE_H
 #define ST_CORE_HUGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/span.h"
@@ -18,5 +19,7 @@ ST_HIDDEN void st__huge_free(st_span_t *span);
 /* Resizes in place or moves with mremap; NULL (block untouched) on failure. */
 ST_HIDDEN void *st__huge_resize(st_span_t *span, size_t size);
 ST_HIDDEN size_t st__huge_count(void);
+/* Whether p started one of the last 16 huge blocks unmapped (and not mapped since). */
+ST_HIDDEN bool st__huge_recently_freed(const void *p);
 
 #endif

@@ -25,17 +25,49 @@ void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner) {
   st_store_relaxed(&span->xfast_owner, owner);
 }
 
+uint64_t st__page_shuffle_seed;
+
+/* Hardened mode: threads a batch onto the free list in a random order, so the address of
+ * the next block cannot be predicted from the last one. batch <= CARVE_BYTES / 16. */
+static void extend_shuffled(st_span_t *span, char *first, uint32_t batch) {
+  uint16_t order[CARVE_BYTES / 16];
+  for (uint32_t i = 0; i < batch; i++) order[i] = (uint16_t)i;
+  uint64_t x = st__page_shuffle_seed ^ span->start ^ ((uint64_t)span->carved << 32);
+  for (uint32_t i = batch - 1; i > 0; i--) { /* Fisher-Yates over an xorshift64 stream */
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    uint32_t j = (uint32_t)(x % (i + 1));
+    uint16_t t = order[i];
+    order[i] = order[j], order[j] = t;
+  }
+  uintptr_t key = st__block_key(span);
+  for (uint32_t i = 0; i < batch; i++) {
+    st_block_t *block = (st_block_t *)(first + (size_t)order[i] * span->block_size);
+    block->next = span->free;
+    block->key = key;
+    span->free = block;
+  }
+}
+
 bool st__page_extend(st_span_t *span) {
   uint32_t left = span->capacity - span->carved;
   if (left == 0) return false;
   uint32_t batch = (uint32_t)(CARVE_BYTES / span->block_size);
   if (batch == 0) batch = 1;
   if (batch > left) batch = left;
+  if (ST_UNLIKELY(st__page_shuffle_seed != 0)) {
+    extend_shuffled(span, (char *)span->start + (size_t)span->carved * span->block_size, batch);
+    span->carved += batch;
+    return true;
+  }
   char *first = (char *)span->start + (size_t)span->carved * span->block_size;
   char *block = first;
-  for (uint32_t i = 1; i < batch; i++, block += span->block_size)
+  uintptr_t key = st__block_key(span);
+  for (uint32_t i = 1; i < batch; i++, block += span->block_size) {
     ((st_block_t *)block)->next = (st_block_t *)(block + span->block_size);
+    ((st_block_t *)block)->key = key;
+  }
   ((st_block_t *)block)->next = span->free;
+  ((st_block_t *)block)->key = key;
   span->free = (st_block_t *)first;
   span->carved += batch;
   return true;
@@ -74,6 +106,10 @@ static void page_notify_owner(st_span_t *span) {
 }
 
 void st__page_free_mt(st_span_t *span, st_block_t *block) {
+  /* Not the owner: its lists cannot be walked to confirm, and only a program storing a
+   * descriptor address could forge the mark. */
+  if (ST_UNLIKELY(block->key == st__block_key(span))) st__page_double_free(span, block, "free");
+  block->key = st__block_key(span);
   uintptr_t old = st_load_relaxed(&span->xthread_free), tag;
   do {
     tag = old & ST_REMOTE_TAG_MASK;
@@ -117,6 +153,33 @@ void st__page_unpark_forced(st_span_t *span) {
 st_span_t *st__page_take_reclaimed(st_span_owner *owner) {
   if (st_load_relaxed(&owner->xreclaim) == NULL) return NULL;
   return st_exchange_acq_rel(&owner->xreclaim, NULL);
+}
+
+void st__page_corrupt_block(const st_span_t *span, const st_block_t *block) {
+  st__fatal("malloc(): corrupted free block %p (size class %u, %u bytes): written while free "
+            "(use after free, or an overflow of the block before it)",
+            (const void *)block, span->size_class, span->block_size);
+}
+
+void st__page_double_free(const st_span_t *span, const void *p, const char *fn) {
+  st__fatal("%s(): double free of %p (size class %u, %u bytes)", fn, p, span->size_class,
+            span->block_size);
+}
+
+/* Whether block is on list, walking at most `bound` links (a corrupt list may loop). */
+static bool list_holds(const st_block_t *list, const st_block_t *block, uint32_t bound) {
+  for (uint32_t i = 0; list != NULL && i < bound; list = list->next, i++)
+    if (list == block) return true;
+  return false;
+}
+
+void st__page_check_double_free(const st_span_t *span, const st_block_t *block, const char *fn) {
+  /* Remote frees only push in front of the remote list, and only the owner (the caller)
+   * takes it, so its links are stable while it is walked. */
+  const st_block_t *remote =
+      (const st_block_t *)(st_load_acquire(&span->xthread_free) & ~ST_REMOTE_TAG_MASK);
+  if (list_holds(span->free, block, span->carved) || list_holds(remote, block, span->carved))
+    st__page_double_free(span, block, fn);
 }
 
 bool st__page_validate(const st_span_t *span, uint32_t pins) {

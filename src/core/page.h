@@ -29,6 +29,9 @@
 #define ST_REMOTE_BUSY ((uintptr_t)2)
 #define ST_REMOTE_TAG_MASK ((uintptr_t)3)
 
+/* Nonzero in hardened mode (set once at init): carving shuffles each batch of blocks. */
+ST_HIDDEN extern uint64_t st__page_shuffle_seed;
+
 /* Turns a fresh SLAB span into an empty slab of class cls owned by owner. */
 ST_HIDDEN void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner);
 /* Carves a batch of untouched blocks onto span->free; false when none are left. */
@@ -47,6 +50,17 @@ ST_HIDDEN void st__page_unpark(st_span_t *span);
 ST_HIDDEN void st__page_unpark_forced(st_span_t *span);
 /* Takes the owner's whole reclaim stack (linked by reclaim_next). */
 ST_HIDDEN st_span_t *st__page_take_reclaimed(st_span_owner *owner);
+/* malloc found a free block whose mark is gone (written after free): reports and aborts. */
+ST_HIDDEN ST_COLD ST_NOINLINE _Noreturn void st__page_corrupt_block(const st_span_t *span,
+                                                                     const st_block_t *block);
+/* free of a block that carries the free mark: aborts with "double free" when the block is
+ * on one of span's free lists, returns when the program only happened to store the mark.
+ * Owner only (it walks the owner's list); others call st__page_double_free. */
+ST_HIDDEN ST_COLD ST_NOINLINE void st__page_check_double_free(const st_span_t *span,
+                                                               const st_block_t *block,
+                                                               const char *fn);
+ST_HIDDEN ST_COLD ST_NOINLINE _Noreturn void st__page_double_free(const st_span_t *span,
+                                                                   const void *p, const char *fn);
 /* Whether a block address lies on a block boundary inside the slab. */
 ST_INLINE bool st__page_is_block_start(const st_span_t *span, const void *p) {
   uint64_t offset = (uintptr_t)p - span->start;

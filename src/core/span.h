@@ -30,9 +30,16 @@ typedef enum st_span_kind {
   ST_SPAN_HUGE = 3,
 } st_span_kind;
 
-/* A free block's first word; the rest of the block is the program's old data. */
+/* A free slab block's first two words (every class is at least 16 bytes); the rest of the
+ * block is the program's old data. `key` is the free-block mark: the address of the span
+ * descriptor while the block is free (st__block_key), 0 from the moment malloc hands it
+ * out. free() finding its block already marked is the cheap double-free check, and malloc
+ * finding its block unmarked sees that the program wrote into a free block (see
+ * docs/security.md for what this catches). A program could only forge the mark by storing
+ * a descriptor address, which lives out of band where no block pointer leads. */
 typedef struct st_block {
   struct st_block *next;
+  uintptr_t key;
 } st_block_t;
 
 /* The owner of slab spans (a thread cache embeds it as its first member). Remote frees
@@ -90,6 +97,8 @@ ST_INLINE void st__span_add_used(st_span_t *span, int32_t delta) {
 }
 /* One block fewer; returns whether none is left. */
 ST_INLINE bool st__span_release_one(st_span_t *span) { return st_single_writer_dec_u32_is_zero(&span->xused); }
+/* The mark of a free block of span (see st_block_t). */
+ST_INLINE uintptr_t st__block_key(const st_span_t *span) { return (uintptr_t)span; }
 
 ST_INLINE void *st__span_start(const st_span_t *span) { return (void *)span->start; }
 ST_INLINE size_t st__span_bytes(const st_span_t *span) { return st__pages_to_bytes(span->pages); }

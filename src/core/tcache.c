@@ -205,6 +205,7 @@ static bool worth_unparking(const st_span_t *span) {
 
 void st__tcache_free_local_slow(st_tcache_t *tc, st_span_t *span, st_block_t *block) {
   st__tcache_count(tc, ST_EVENT_frees_local_slow);
+  block->key = st__block_key(span);
   block->next = span->free;
   span->free = block;
   st__span_add_used(span, -1);

@@ -23,6 +23,7 @@
 
 #include "base/list.h"
 #include "core/events.h"
+#include "core/page.h"
 #include "core/pageheap.h"
 #include "core/span.h"
 
@@ -60,11 +61,15 @@ ST_HIDDEN bool st__tcache_validate(st_tcache_t *tc);
 ST_HIDDEN void st__tcache_sweep_abandoned_locked(st_pageheap_t *ph);
 
 /* The allocation fast path: pop a block of class cls from the current span, or NULL when
- * it has none (always so for the empty sentinel, which sends a new thread to the slow path). */
+ * it has none (always so for the empty sentinel, which sends a new thread to the slow path).
+ * A block without its free mark was written after it was freed: its link cannot be
+ * trusted, so the program ends before the link is followed. */
 ST_INLINE void *st__tcache_pop(st_tcache_t *tc, unsigned cls) {
   st_span_t *span = tc->current[cls];
   st_block_t *block = span->free;
   if (ST_LIKELY(block != NULL)) {
+    if (ST_UNLIKELY(block->key != st__block_key(span))) st__page_corrupt_block(span, block);
+    block->key = 0;
     span->free = block->next;
     st__span_add_used(span, 1);
   }

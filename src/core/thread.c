@@ -143,7 +143,11 @@ void st__core_ensure_init(void) {
   bool first = st_load_relaxed(&xinit_state) == 0;
   if (first) {
     st__options_init();
-    st_store_relaxed(&st__xthread_slow_only, st_option(ST_OPTION_LEAKS) != 0 || st_running_on_memcheck());
+    /* Hardened mode takes the slow paths too (src/debug/harden.c), and shuffles slabs. */
+    bool hardened = st_option(ST_OPTION_HARDENED) != 0 && !st_running_on_memcheck();
+    st_store_relaxed(&st__xthread_slow_only,
+                     st_option(ST_OPTION_LEAKS) != 0 || hardened || st_running_on_memcheck());
+    if (hardened) st__page_shuffle_seed = st__os_random_seed() | 1;
     st__pageheap_init();
     pthread_key_create(&exit_key, thread_exit);
     st_store_release(&xinit_state, 1);

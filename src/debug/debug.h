@@ -1,8 +1,8 @@
 /*
  * debug.h — the debug layer between the api and the core (docs/debugging.md).
  *
- * Owns: the routes every allocation takes when STRATA_LEAKS=1 or the process runs under
- * under Valgrind's memcheck (decided once, at init: st__thread_slow_paths_only). Each thread then stays on
+ * Owns: the routes every allocation takes when STRATA_LEAKS=1, STRATA_HARDENED=1 or the
+ * process runs under Valgrind's memcheck (decided once, at init: st__thread_slow_paths_only). Each thread then stays on
  * the empty sentinel cache, so the inline fast paths always fall into the api's slow
  * paths, which call the functions below: they record or forget the block (with its call
  * stack for leak reports) and tell Valgrind about it. When neither is on, the api never
@@ -30,6 +30,20 @@ ST_HIDDEN void *st__debug_malloc(size_t size, size_t align, bool zero);
 ST_HIDDEN void st__debug_free(void *p, st_span_t *span, const char *fn);
 /* p != NULL, size != 0: always moves the block, so Valgrind and the record see a new one. */
 ST_HIDDEN void *st__debug_realloc(void *p, size_t size);
+
+/* The size the program may use of block p: its request in hardened mode. */
+ST_HIDDEN size_t st__debug_usable_size(const void *p, const char *fn);
+
+/* Hardened mode (harden.c): on with STRATA_HARDENED=1, off under memcheck (whose own
+ * checks need the blocks as the program asked for them). Fixed at init. */
+ST_HIDDEN bool st__harden_enabled(void);
+/* A block with its canary, size word and (above ST_SMALL_MAX) guard page; NULL when out
+ * of memory. align: 0 for malloc's. */
+ST_HIDDEN void *st__harden_malloc(size_t size, size_t align, bool zero);
+/* Checks the block (invalid pointer, double free, overflow), fills it and quarantines it. */
+ST_HIDDEN void st__harden_free(void *p, st_span_t *span, const char *fn);
+/* The requested size of live block p, after the same checks as free. */
+ST_HIDDEN size_t st__harden_size(const void *p, const char *fn);
 
 /* Block records (track.c). */
 ST_HIDDEN bool st__track_enabled(void);

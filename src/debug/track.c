@@ -68,7 +68,8 @@ bool st__track_enabled(void) {
   int state = st_load_relaxed(&xenabled);
   if (state == 0) {
     if (!st__core_initialized()) return false;
-    bool on = st__thread_slow_paths_only();
+    /* Not for hardened mode, which takes the same routes but records nothing. */
+    bool on = st_option(ST_OPTION_LEAKS) != 0 || st_running_on_memcheck();
     state = on ? 2 : 1;
     st_store_relaxed(&xenabled, state);
   }

@@ -110,3 +110,18 @@ void *st__os_remap(void *addr, size_t old_size, size_t new_size, void *target) {
 }
 
 uint64_t st__os_now_ms(void) { return os_ops->now_ms(); }
+
+bool st__os_protect(void *addr, size_t size, bool accessible) {
+  return mprotect(addr, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+}
+
+uint64_t st__os_random_seed(void) {
+  /* The kernel's 16 random bytes for this process (no syscall, no allocation), mixed with
+   * the time so that two calls differ. */
+  const uint64_t *random = (const uint64_t *)getauxval(AT_RANDOM);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t x = (random != NULL ? random[0] ^ random[1] : 0) ^ (uint64_t)ts.tv_nsec;
+  x ^= x >> 33, x *= 0xff51afd7ed558ccdULL, x ^= x >> 33; /* spread the clock's low bits */
+  return x;
+}

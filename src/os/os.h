@@ -1,7 +1,8 @@
 /*
  * os.h — the kernel behind one narrow interface (STYLE.md §3, §11).
  *
- * Owns: every memory syscall strata makes (mmap, munmap, madvise, mremap) and the clock
+ * Owns: every memory syscall strata makes (mmap, munmap, madvise, mremap, mprotect), the
+ * per-process random seed and the clock
  * used by purge policy. Layers above never include <sys/mman.h>; they call the st__os_*
  * functions, which add policy (alignment by over-mapping, accounting) on top of the raw
  * operations in st_os_ops. Unit tests install fake ops to fail the Nth map or to move a
@@ -52,6 +53,11 @@ ST_HIDDEN bool st__os_purge(void *addr, size_t size, bool lazy);
  * mappings intact. */
 ST_HIDDEN void *st__os_remap(void *addr, size_t old_size, size_t new_size, void *target);
 ST_HIDDEN uint64_t st__os_now_ms(void);
+/* Makes pages inaccessible (guard pages) or read-write again; false if the kernel
+ * refused. Not routed through st_os_ops: no test needs to fake it. */
+ST_HIDDEN bool st__os_protect(void *addr, size_t size, bool accessible);
+/* 64 random bits from the kernel's per-process random bytes, different at each call. */
+ST_HIDDEN uint64_t st__os_random_seed(void);
 /* The kernel's page size, read once. */
 ST_HIDDEN size_t st__os_page_size(void);
 

@@ -27,6 +27,7 @@ static void *pop(st_span_t *s) {
   if (s->free == NULL && st__page_collect(s) == 0 && !st__page_extend(s)) return NULL;
   st_block_t *b = s->free;
   s->free = b->next;
+  b->key = 0; /* handed out: no longer marked free (span.h) */
   st__span_add_used(s, 1);
   return b;
 }

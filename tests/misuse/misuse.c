@@ -1,0 +1,256 @@
+/*
+ * misuse.c — death tests: each case misuses the allocator in one classic way and must end
+ * with SIGABRT and strata's one-line diagnostic (docs/security.md has the table).
+ *
+ *   misuse default|hardened|classic
+ * The mode names what the process runs (it sets STRATA_HARDENED; CTest sets STRATA_STRATEGY);
+ * each case lists the modes that must catch it. Every case runs in a forked child.
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+
+#include "check.h"
+#include "strata.h"
+
+enum { DEFAULT = 1, HARDENED = 2, CLASSIC = 4, ALL = 7 };
+
+#define SMALL 32
+#define MEDIUM (100 * 1024)
+#define HUGE_BYTES ((size_t)100 << 20) /* above the 64 MiB huge threshold */
+
+/* Hides where a pointer came from, so the compiler neither warns about nor removes the
+ * misuse the case is about. */
+static char *opaque(void *p) {
+  __asm__ volatile("" : "+r"(p));
+  return p;
+}
+
+static void *volatile sink;
+
+static void free_stack_pointer(void *arg) {
+  (void)arg;
+  char on_stack[64] __attribute__((aligned(16))) = {0};
+  st_free(opaque(on_stack));
+}
+
+static void free_foreign_mapping(void *arg) {
+  (void)arg;
+  void *p = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  st_free(p);
+}
+
+static void free_interior_small(void *arg) {
+  (void)arg;
+  char *p = st_malloc(SMALL);
+  st_free(opaque(p) + 16);
+}
+
+static void free_interior_medium(void *arg) {
+  (void)arg;
+  char *p = st_malloc(MEDIUM);
+  st_free(opaque(p) + 4096);
+}
+
+static void realloc_foreign(void *arg) {
+  (void)arg;
+  char on_stack[64] __attribute__((aligned(16))) = {0};
+  sink = st_realloc(opaque(on_stack), 128);
+}
+
+static void usable_size_foreign(void *arg) {
+  (void)arg;
+  char on_stack[64] __attribute__((aligned(16))) = {0};
+  sink = (void *)st_usable_size(opaque(on_stack));
+}
+
+static void double_free_small(void *arg) {
+  (void)arg;
+  void *p = st_malloc(SMALL);
+  st_free(p);
+  st_free(p);
+}
+
+/* p, q, p: the block is not on top of the free list any more. */
+static void double_free_small_later(void *arg) {
+  (void)arg;
+  void *p = st_malloc(SMALL), *q = st_malloc(SMALL);
+  st_free(p);
+  st_free(q);
+  st_free(p);
+}
+
+static void *free_it(void *p) {
+  st_free(p);
+  return NULL;
+}
+
+/* Freed by another thread (the remote list), then by the owner. */
+static void double_free_small_remote(void *arg) {
+  (void)arg;
+  void *p = st_malloc(SMALL);
+  pthread_t t;
+  pthread_create(&t, NULL, free_it, p);
+  pthread_join(t, NULL);
+  st_free(p);
+}
+
+static void double_free_medium(void *arg) {
+  (void)arg;
+  void *p = st_malloc(MEDIUM), *q = st_malloc(MEDIUM);
+  st_free(p);
+  st_free(q);
+  st_free(p);
+}
+
+static void double_free_huge(void *arg) {
+  (void)arg;
+  void *p = st_malloc(HUGE_BYTES);
+  st_free(p);
+  st_free(p);
+}
+
+static void realloc_freed(void *arg) {
+  (void)arg;
+  void *p = st_malloc(SMALL);
+  st_free(p);
+  sink = st_realloc(p, 64);
+}
+
+/* Hardened mode checks a block's fill when it leaves the quarantine: free enough others. */
+static void churn(void) {
+  for (int i = 0; i < 4096; i++) st_free(st_malloc(SMALL));
+}
+
+static void write_after_free_then_malloc(void *arg) {
+  (void)arg;
+  char *p = st_malloc(SMALL);
+  st_free(p);
+  memset(opaque(p), 'A', SMALL);
+  sink = st_malloc(SMALL);
+  churn();
+}
+
+/* Two neighbouring blocks a, b = a + size (the carving order makes them easy to find). */
+static char *neighbours(char **b) {
+  char *prev = st_malloc(SMALL);
+  for (int i = 0; i < 1000; i++) {
+    char *next = st_malloc(SMALL);
+    if (next == prev + SMALL) {
+      *b = next;
+      return prev;
+    }
+    prev = next;
+  }
+  return NULL;
+}
+
+/* 16 bytes past a block: the free neighbour's link and mark in the default mode, the
+ * canary and size word in the hardened one. */
+static void overflow_16_bytes(void *arg) {
+  (void)arg;
+  char *b = NULL, *a = neighbours(&b);
+  if (a == NULL) a = st_malloc(SMALL); /* hardened: shuffled, but the canary is in the block */
+  else st_free(b);
+  memset(opaque(a) + SMALL, 'A', 16);
+  st_free(a);
+  sink = st_malloc(SMALL);
+  churn();
+}
+
+static void overflow_1_byte(void *arg) {
+  (void)arg;
+  char *p = opaque(st_malloc(SMALL - 8)); /* the canary follows the request, not the class */
+  p[SMALL - 8] = 'A';
+  st_free(p);
+}
+
+static void overflow_1_byte_medium(void *arg) {
+  (void)arg;
+  char *p = opaque(st_malloc(MEDIUM));
+  p[MEDIUM] = 'A';
+  st_free(p);
+}
+
+/* Hardened: the guard page after a medium block stops a long overflow at once. */
+static void overflow_into_guard_page(void *arg) {
+  (void)arg;
+  char *p = opaque(st_malloc(MEDIUM));
+  memset(p, 'A', MEDIUM + 8192);
+}
+
+typedef struct death_case {
+  const char *name;
+  void (*fn)(void *);
+  int modes;
+  const char *expected[3]; /* the diagnostic in the default, hardened and classic modes */
+} death_case;
+
+static const death_case cases[] = {
+    {"free_stack_pointer", free_stack_pointer, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_foreign_mapping", free_foreign_mapping, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_small", free_interior_small, HARDENED | CLASSIC,
+     {"", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_medium", free_interior_medium, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"realloc_foreign", realloc_foreign, ALL,
+     {"realloc(): invalid pointer", "realloc(): invalid pointer", "realloc(): invalid pointer"}},
+    {"usable_size_foreign", usable_size_foreign, DEFAULT | HARDENED,
+     {"malloc_usable_size(): invalid pointer", "malloc_usable_size(): invalid pointer", ""}},
+    {"double_free_small", double_free_small, ALL,
+     {"free(): double free of", "free(): double free of", "free(): double free"}},
+    {"double_free_small_later", double_free_small_later, ALL,
+     {"free(): double free of", "free(): double free of", "free(): double free"}},
+    {"double_free_small_remote", double_free_small_remote, ALL,
+     {"free(): double free of", "free(): double free of", "free(): double free"}},
+    {"double_free_medium", double_free_medium, ALL,
+     {"free(): double free", "free(): double free", "free(): double free"}},
+    {"double_free_huge", double_free_huge, DEFAULT | HARDENED,
+     {"free(): double free of", "free(): double free of", ""}},
+    {"realloc_freed", realloc_freed, ALL,
+     {"realloc(): double free of", "realloc(): double free of", "realloc(): double free"}},
+    {"write_after_free_then_malloc", write_after_free_then_malloc, DEFAULT | HARDENED,
+     {"malloc(): corrupted free block", "use after free", ""}},
+    {"overflow_16_bytes", overflow_16_bytes, DEFAULT | HARDENED,
+     {"malloc(): corrupted free block", "free(): heap overflow", ""}},
+    {"overflow_1_byte", overflow_1_byte, HARDENED, {"", "free(): heap overflow", ""}},
+    {"overflow_1_byte_medium", overflow_1_byte_medium, HARDENED, {"", "free(): heap overflow", ""}},
+    {"overflow_into_guard_page", overflow_into_guard_page, HARDENED, {"", "", ""}},
+};
+
+/* A guard page ends the program with SIGSEGV, not a diagnostic: checked apart. */
+static int dies_of_segv(void (*fn)(void *)) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    fn(NULL);
+    _exit(0);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) continue;
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+}
+
+int main(int argc, char **argv) {
+  const char *names[] = {"default", "hardened", "classic"};
+  int index = -1;
+  for (int i = 0; i < 3; i++)
+    if (argc == 2 && strcmp(argv[1], names[i]) == 0) index = i;
+  if (index < 0) {
+    fprintf(stderr, "usage: misuse default|hardened|classic\n");
+    return 2;
+  }
+  /* Before the first st_* call, which reads the options (the strategy comes from CTest). */
+  if (index < 2) setenv("STRATA_HARDENED", index == 1 ? "1" : "0", 1);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const death_case *c = &cases[i];
+    if (!(c->modes & (1 << index))) continue;
+    check_case_failed = 0;
+    if (c->fn == overflow_into_guard_page) CHECK(dies_of_segv(c->fn));
+    else check_expect_death_(__FILE__, __LINE__, c->name, c->fn, NULL, c->expected[index]);
+    check_case_failed ? check_cases_failed++ : check_cases_passed++;
+    printf("[%s] %s\n", check_case_failed ? "FAIL" : " ok ", c->name);
+  }
+  return check_summary();
+}
