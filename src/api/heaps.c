@@ -45,6 +45,7 @@ st_heap_t *st_heap_new(const st_heap_options *options) {
   if (heap == NULL) return fail(ENOMEM);
   heap->magic = HEAP_MAGIC;
   st__classic_init(&heap->classic, o.strategy, o.limit_bytes, "this heap");
+  st__classic_register(&heap->classic);
   st__classic_fork_handlers_once();
   return heap;
 }

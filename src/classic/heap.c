@@ -44,6 +44,9 @@ void st__classic_init(st_classic_heap_t *h, st_strategy strategy, size_t limit_b
   h->limit_bytes = limit_bytes;
   h->owner_name = owner_name;
   h->backend->init(h->state);
+}
+
+void st__classic_register(st_classic_heap_t *h) {
   st_lock_acquire(&registry_lock);
   st_list_push_back(&registry, &h->registry_link);
   st_lock_release(&registry_lock);

@@ -6,7 +6,10 @@
  * locked orphan cache; frees need no cache at all (they are remote frees).
  * Fork: the prepare handler takes every lock so no other thread holds one across the
  * fork; the child re-initialises them and abandons the caches of the threads that did
- * not survive, so their spans are freed or adopted instead of leaking.
+ * not survive, so their spans are freed or adopted instead of leaking. The init lock is
+ * among them, so a fork can never split the first allocation's initialisation; the
+ * handlers are registered by a constructor (before the program's threads exist), or by
+ * the initialisation if an allocation comes first.
  */
 #include "core/thread.h"
 
@@ -96,6 +99,7 @@ static void thread_exit(void *arg) {
 }
 
 static void fork_prepare(void) {
+  st_lock_acquire(&init_lock); /* before init: shard_count is 0, the walks below are empty */
   st_lock_acquire(&registry_lock);
   st_lock_acquire(&orphan_lock);
   st__pageheap_lock_all();
@@ -107,6 +111,7 @@ static void fork_parent(void) {
   st__pageheap_unlock_all(false);
   st_lock_release(&orphan_lock);
   st_lock_release(&registry_lock);
+  st_lock_release(&init_lock);
 }
 
 static void fork_child(void) {
@@ -125,6 +130,17 @@ static void fork_child(void) {
   }
 }
 
+/* pthread_atfork may allocate: called with no strata lock held, and only once. */
+static void fork_handlers_once(void) {
+  static st_atomic_int xregistered;
+  if (st_load_acquire(&xregistered) == 0 && st_exchange_acq_rel(&xregistered, 1) == 0)
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+__attribute__((constructor)) static void thread_register_fork_handlers(void) {
+  fork_handlers_once();
+}
+
 void st__core_ensure_init(void) {
   if (st_load_acquire(&xinit_state) == 1) return;
   st_lock_acquire(&init_lock);
@@ -137,8 +153,7 @@ void st__core_ensure_init(void) {
     st_store_release(&xinit_state, 1);
   }
   st_lock_release(&init_lock);
-  /* Outside the lock and after init: glibc may allocate while registering. */
-  if (first) pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (first) fork_handlers_once();
 }
 
 bool st__core_initialized(void) { return st_load_acquire(&xinit_state) == 1; }
@@ -177,6 +192,7 @@ void st__thread_for_each_cache(void (*fn)(st_tcache_t *tc, void *arg), void *arg
   if (orphan_ready) fn(&orphan_cache, arg);
   st_lock_release(&orphan_lock);
   st_lock_release(&registry_lock);
+  st_lock_release(&init_lock);
 }
 
 size_t st__thread_live_count(void) {
