@@ -135,6 +135,11 @@ __attribute__((destructor)) static void classic_report_at_exit(void) {
              st_strategy_name(process_strategy), s.allocations, s.live_bytes, s.peak_mapped_bytes);
 }
 
+bool st__dispatch_foreign(const void *p) {
+  st_classic_heap_t *h = st__dispatch_classic();
+  return h != NULL && !st__classic_owns(h, p);
+}
+
 void st__dispatch_process_stats(st_heap_stats *out) {
   if (st__dispatch_classic() != NULL)
     st__classic_stats(&process_heap, out);

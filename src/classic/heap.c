@@ -267,6 +267,13 @@ size_t st__classic_usable_size(st_classic_heap_t *h, const void *p, const char *
   return n;
 }
 
+bool st__classic_owns(st_classic_heap_t *h, const void *p) {
+  st_lock_acquire(&h->lock);
+  bool owned = st__region_table_find(&h->regions, p) != NULL;
+  st_lock_release(&h->lock);
+  return owned;
+}
+
 bool st__classic_trim(st_classic_heap_t *h) {
   st_lock_acquire(&h->lock);
   st_region_t *r = h->spare;

@@ -54,6 +54,8 @@ ST_HIDDEN void st__classic_free(st_classic_heap_t *h, void *p, const char *fn);
 /* p != NULL, 0 < size <= PTRDIFF_MAX; NULL (p untouched) when out of memory. */
 ST_HIDDEN void *st__classic_realloc(st_classic_heap_t *h, void *p, size_t size);
 ST_HIDDEN size_t st__classic_usable_size(st_classic_heap_t *h, const void *p, const char *fn);
+/* Whether p lies in one of h's regions (no diagnostic). */
+ST_HIDDEN bool st__classic_owns(st_classic_heap_t *h, const void *p);
 /* Gives the spare region back; true if memory was returned. */
 ST_HIDDEN bool st__classic_trim(st_classic_heap_t *h);
 ST_HIDDEN bool st__classic_validate(st_classic_heap_t *h);
