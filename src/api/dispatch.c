@@ -23,6 +23,7 @@
 #include "base/lock.h"
 #include "base/options.h"
 #include "base/report.h"
+#include "classic/picture.h"
 
 st_atomic_int st__dispatch_xmode;
 
@@ -133,6 +134,12 @@ __attribute__((destructor)) static void classic_report_at_exit(void) {
   st__classic_stats(&process_heap, &s);
   st__report("exit pid=%d strategy=%s allocations=%zu live=%zu peak_mapped=%zu", (int)getpid(),
              st_strategy_name(process_strategy), s.allocations, s.live_bytes, s.peak_mapped_bytes);
+}
+
+/* The picture of whichever heap serves the process. */
+int st_heap_dump(FILE *file, st_dump_format format) {
+  st_classic_heap_t *h = st__dispatch_classic();
+  return h != NULL ? st__classic_dump(h, file, format) : st__debug_heap_dump(file, format);
 }
 
 bool st__dispatch_foreign(const void *p) {
