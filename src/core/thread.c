@@ -192,7 +192,6 @@ void st__thread_for_each_cache(void (*fn)(st_tcache_t *tc, void *arg), void *arg
   if (orphan_ready) fn(&orphan_cache, arg);
   st_lock_release(&orphan_lock);
   st_lock_release(&registry_lock);
-  st_lock_release(&init_lock);
 }
 
 size_t st__thread_live_count(void) {
