@@ -358,9 +358,11 @@ typedef struct st_heap st_heap_t;
 #define ST_HEAP_OPTIONS_VERSION 1
 typedef struct st_heap_options {
   unsigned version;     /* ST_HEAP_OPTIONS_VERSION */
-  st_strategy strategy; /* a classic strategy; DEFAULT gives segregated fits (the production
-                           allocator serves the whole process, not separate heaps) */
-  size_t limit_bytes;   /* most bytes the heap may map (0: no limit); beyond: NULL, ENOMEM */
+  st_strategy strategy; /* DEFAULT: blocks of the process's allocator (the production
+                           allocator unless STRATA_STRATEGY names another), tracked per heap
+                           so visit and destroy work; else a classic strategy's own heap */
+  size_t limit_bytes;   /* most bytes the heap may map (DEFAULT: hold, headers included;
+                           0: no limit); beyond: NULL, ENOMEM */
 } st_heap_options;
 
 typedef struct st_heap_stats {
@@ -374,7 +376,8 @@ typedef struct st_heap_stats {
   size_t regions;           /* arena regions plus blocks mapped on their own */
 } st_heap_stats;
 
-/* options NULL: segregated fits, no limit. NULL with errno EINVAL (bad options) or ENOMEM. */
+/* options NULL: the default strategy, no limit. NULL with errno EINVAL (bad options) or
+ * ENOMEM. */
 ST_API st_heap_t *st_heap_new(const st_heap_options *options);
 /* Frees every block of the heap and gives all its memory back. NULL is a no-op. */
 ST_API void st_heap_destroy(st_heap_t *heap);

@@ -21,6 +21,7 @@ rank() {
     classic/region.*) echo 2 ;;       # classic/ sits beside core/: it calls os/ and base/ only
     classic/backend.h | classic/fit.* | classic/buddy.* | classic/bitmap.*) echo 3 ;;
     classic/heap.*) echo 4 ;;
+    classic/picture.*) echo 5 ;;
     debug/*) echo 9 ;;
     api/*) echo 10 ;;
     special/*) echo 2 ;; # beside core: may use base/ and os/ only (see the check below)

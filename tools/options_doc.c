@@ -6,7 +6,6 @@
 #include <stdio.h>
 
 #include "base/options.h"
-#include "strata.h"
 
 int main(void) {
   printf("# strata options\n\n");
@@ -20,18 +19,12 @@ int main(void) {
     printf("| `%s` | %ld | %ld .. %ld | %s |\n", d->env_name, d->default_value, d->min, d->max,
            d->help);
   }
-  /* The one option that is a name, not a number (read by src/api/dispatch.c). */
-  printf("| `STRATA_STRATEGY` | default | ");
-  for (int s = 0; s < ST_STRATEGY_COUNT; s++)
-    printf("%s%s", s ? ", " : "", st_strategy_name((st_strategy)s));
-  printf(" | The allocation strategy serving the process (docs/strategies.md); an unknown name "
-         "gets a warning listing the valid ones, and the default |\n");
   printf("\nWords accepted instead of a number:\n\n");
   for (int i = 0; i < st__option_word_count; i++) {
     const st_option_word *w = &st__option_words[i];
     printf("- `%s=%s` means %ld\n", st__option_descs[w->option].env_name, w->word, w->value);
   }
-  printf("\nOptions whose value is a path (unset or empty: off):\n\n"
+  printf("\nOptions whose value is a name or a path (unset or empty: off, or the default):\n\n"
          "| variable | meaning |\n|---|---|\n");
   for (int i = 0; i < ST_STRING_OPTION_COUNT; i++) {
     const st_string_option_desc *d = &st__string_option_descs[i];

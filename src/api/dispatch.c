@@ -3,20 +3,28 @@
  * functions that name strategies.
  *
  * The decision runs inside the first allocation, possibly the dynamic loader's: it reads
- * STRATA_STRATEGY with getenv and compares bytes, never allocating. The process heap is
- * static, so a classic strategy needs no memory to start either. The fork handlers are
- * registered after the mode is published, because pthread_atfork may call malloc.
+ * STRATA_STRATEGY from the option table (base/options.h: getenv, no allocation) and compares
+ * bytes. The process heap is static, so a classic strategy needs no memory to start either.
+ *
+ * Fork: a thread may fork while another is deciding, so the decision's lock and the process
+ * heap's lock are taken around every fork (prepare) and re-initialised in the child. The
+ * handlers are registered by a constructor, before the program's threads exist, and again
+ * (once) after the first decision in case an allocation came first: pthread_atfork may call
+ * malloc, so it is never called with a strata lock held.
+ * Lock order: decide_lock, then the process heap's lock (classic/heap.h: the registry of
+ * st_heap_new heaps and their locks are independent of both).
  */
 #include "api/dispatch.h"
 
 #include <errno.h>
-#include <stdlib.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "base/lock.h"
 #include "base/options.h"
 #include "base/report.h"
 #include "core/thread.h"
+#include "classic/picture.h"
 
 st_atomic_int st__dispatch_xmode;
 
@@ -46,23 +54,24 @@ int st_strategy_from_name(const char *name, st_strategy *out) {
   return EINVAL;
 }
 
-static st_strategy strategy_from_environment(void) {
-  const char *text = getenv("STRATA_STRATEGY");
+static st_strategy strategy_from_options(void) {
+  const char *text = st_option_string(ST_STRING_OPTION_STRATEGY);
   st_strategy s = ST_STRATEGY_DEFAULT;
-  if (text == NULL || *text == '\0' || st_strategy_from_name(text, &s) == 0) return s;
+  if (text == NULL || st_strategy_from_name(text, &s) == 0) return s;
   st__report("warning: STRATA_STRATEGY=\"%s\" is not a strategy (valid: default first-fit "
-             "next-fit best-fit worst-fit segregated buddy bitmap); using default",
+             "next-fit best-fit worst-fit segregated buddy bitmap); using the default (default)",
              text);
   return ST_STRATEGY_DEFAULT;
 }
 
+static void fork_handlers_once(void);
+
 static int decide(void) {
   st_lock_acquire(&decide_lock);
   int mode = st_load_relaxed(&st__dispatch_xmode);
-  bool first = mode == ST_DISPATCH_UNDECIDED;
-  if (first) {
+  if (mode == ST_DISPATCH_UNDECIDED) {
     st__options_init();
-    process_strategy = strategy_from_environment();
+    process_strategy = strategy_from_options();
     mode = ST_DISPATCH_CORE;
     if (process_strategy != ST_STRATEGY_DEFAULT) {
       st__classic_init(&process_heap, process_strategy, 0, "strata");
@@ -71,13 +80,43 @@ static int decide(void) {
     st_store_release(&st__dispatch_xmode, mode);
   }
   st_lock_release(&decide_lock);
-  if (first && mode == ST_DISPATCH_CLASSIC) st__classic_fork_handlers_once();
+  fork_handlers_once();
   /* The core decides its debug routes (STRATA_LEAKS, memcheck, hardened) when it starts:
    * starting it before the first block is handed out lets that block take them too (every
    * block of a hardened process carries its canary). Outside the lock: the core's init may
    * allocate (and so come back here). */
   if (mode == ST_DISPATCH_CORE) st__core_ensure_init();
   return mode;
+}
+
+/* ---- fork ------------------------------------------------------------------------------ */
+
+static void fork_prepare(void) {
+  st_lock_acquire(&decide_lock);
+  if (st_load_relaxed(&st__dispatch_xmode) == ST_DISPATCH_CLASSIC)
+    st_lock_acquire(&process_heap.lock);
+}
+
+static void fork_parent(void) {
+  if (st_load_relaxed(&st__dispatch_xmode) == ST_DISPATCH_CLASSIC)
+    st_lock_release(&process_heap.lock);
+  st_lock_release(&decide_lock);
+}
+
+static void fork_child(void) {
+  if (st_load_relaxed(&st__dispatch_xmode) == ST_DISPATCH_CLASSIC)
+    st_lock_init(&process_heap.lock);
+  st_lock_init(&decide_lock);
+}
+
+static void fork_handlers_once(void) {
+  static st_atomic_int xregistered;
+  if (st_load_acquire(&xregistered) == 0 && st_exchange_acq_rel(&xregistered, 1) == 0)
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+__attribute__((constructor)) static void dispatch_register_fork_handlers(void) {
+  fork_handlers_once();
 }
 
 st_classic_heap_t *st__dispatch_classic_slow(void) {
@@ -101,6 +140,17 @@ __attribute__((destructor)) static void classic_report_at_exit(void) {
   st__classic_stats(&process_heap, &s);
   st__report("exit pid=%d strategy=%s allocations=%zu live=%zu peak_mapped=%zu", (int)getpid(),
              st_strategy_name(process_strategy), s.allocations, s.live_bytes, s.peak_mapped_bytes);
+}
+
+/* The picture of whichever heap serves the process. */
+int st_heap_dump(FILE *file, st_dump_format format) {
+  st_classic_heap_t *h = st__dispatch_classic();
+  return h != NULL ? st__classic_dump(h, file, format) : st__debug_heap_dump(file, format);
+}
+
+bool st__dispatch_foreign(const void *p) {
+  st_classic_heap_t *h = st__dispatch_classic();
+  return h != NULL && !st__classic_owns(h, p);
 }
 
 void st__dispatch_process_stats(st_heap_stats *out) {

@@ -26,6 +26,11 @@ ST_HIDDEN extern st_atomic_int st__dispatch_xmode;
 /* Decides (once) and returns the process's classic heap, or NULL when the core serves. */
 ST_HIDDEN ST_NOINLINE st_classic_heap_t *st__dispatch_classic_slow(void);
 
+/* True when p is known to lie outside the memory the process's allocator manages. A classic
+ * heap knows all of its regions; the core's pagemap knows only some pages of a large span,
+ * so with the core this is true only for a pointer on no span's page. Never diagnoses. */
+ST_HIDDEN bool st__dispatch_foreign(const void *p);
+
 /* The process heap's statistics; all zero but the strategy when the core serves. */
 ST_HIDDEN void st__dispatch_process_stats(st_heap_stats *out);
 

@@ -60,8 +60,12 @@
   X(STATS, "text", 1)                                                                           \
   X(STATS, "json", 2)
 
-/* Options whose value is a string (a path): X(ENUM_NAME, help). Unset or empty is NULL. */
+/* Options whose value is a string (a name or a path): X(ENUM_NAME, help). Unset or empty is
+ * NULL. The layer that reads a name checks it and warns (STRATEGY: api/dispatch.c). */
 #define ST_STRING_OPTION_LIST(X)                                                                \
+  X(STRATEGY, "The allocation strategy serving the process: default, first-fit, next-fit, "    \
+    "best-fit, worst-fit, segregated, buddy or bitmap (docs/strategies.md); an unknown name "  \
+    "gets a warning listing the valid ones, and the default")                                  \
   X(STATS_FILE, "File the exit statistics are written to (appended) instead of stderr")       \
   X(DUMP_AT_EXIT, "File a JSON heap dump (st_heap_dump) is written to at exit")
 

@@ -44,6 +44,9 @@ void st__classic_init(st_classic_heap_t *h, st_strategy strategy, size_t limit_b
   h->limit_bytes = limit_bytes;
   h->owner_name = owner_name;
   h->backend->init(h->state);
+}
+
+void st__classic_register(st_classic_heap_t *h) {
   st_lock_acquire(&registry_lock);
   st_list_push_back(&registry, &h->registry_link);
   st_lock_release(&registry_lock);
@@ -262,6 +265,13 @@ size_t st__classic_usable_size(st_classic_heap_t *h, const void *p, const char *
   size_t n = usable_locked(h, p, fn);
   st_lock_release(&h->lock);
   return n;
+}
+
+bool st__classic_owns(st_classic_heap_t *h, const void *p) {
+  st_lock_acquire(&h->lock);
+  bool owned = st__region_table_find(&h->regions, p) != NULL;
+  st_lock_release(&h->lock);
+  return owned;
 }
 
 bool st__classic_trim(st_classic_heap_t *h) {

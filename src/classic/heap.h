@@ -31,7 +31,7 @@ typedef struct st_classic_heap {
   st_region_table regions;   /* lock */
   st_region_t *spare;        /* lock: an empty arena region kept for the next growth */
   size_t live_bytes, peak_live_bytes, live_blocks, allocations; /* lock */
-  st_list_t registry_link; /* registry lock: every heap, for fork */
+  st_list_t registry_link; /* registry lock: every registered heap, for fork */
   _Alignas(16) unsigned char state[ST_BACKEND_STATE_BYTES]; /* lock: the backend's */
 } st_classic_heap_t;
 
@@ -40,7 +40,11 @@ ST_HIDDEN const st_backend *st__classic_backend_of(st_strategy strategy);
 
 ST_HIDDEN void st__classic_init(st_classic_heap_t *h, st_strategy strategy, size_t limit_bytes,
                                 const char *owner_name);
-/* Unmaps every region (the heap's blocks die with it) and unregisters h. */
+/* Puts h in the registry whose heaps the fork handlers lock (st__classic_fork_handlers_once).
+ * A heap whose owner locks it around fork itself (the process heap: api/dispatch.c) stays
+ * out of it. */
+ST_HIDDEN void st__classic_register(st_classic_heap_t *h);
+/* Unmaps every region (the heap's blocks die with it) and unregisters h (registered). */
 ST_HIDDEN void st__classic_destroy(st_classic_heap_t *h);
 
 /* size <= PTRDIFF_MAX; align a power of two. NULL when out of memory or over the limit. */
@@ -50,6 +54,8 @@ ST_HIDDEN void st__classic_free(st_classic_heap_t *h, void *p, const char *fn);
 /* p != NULL, 0 < size <= PTRDIFF_MAX; NULL (p untouched) when out of memory. */
 ST_HIDDEN void *st__classic_realloc(st_classic_heap_t *h, void *p, size_t size);
 ST_HIDDEN size_t st__classic_usable_size(st_classic_heap_t *h, const void *p, const char *fn);
+/* Whether p lies in one of h's regions (no diagnostic). */
+ST_HIDDEN bool st__classic_owns(st_classic_heap_t *h, const void *p);
 /* Gives the spare region back; true if memory was returned. */
 ST_HIDDEN bool st__classic_trim(st_classic_heap_t *h);
 ST_HIDDEN bool st__classic_validate(st_classic_heap_t *h);

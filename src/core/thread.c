@@ -7,7 +7,9 @@
  * Fork: the prepare handler takes every lock (a layer above's first, st_fork_hooks) so no
  * other thread holds one across the fork; the child re-initialises them and abandons the
  * caches of the threads that did not survive, so their spans are freed or adopted instead
- * of leaking.
+ * of leaking. The init lock is among them, so a fork can never split the first
+ * allocation's initialisation; the handlers are registered by a constructor (before the
+ * program's threads exist), or by the initialisation if an allocation comes first.
  */
 #include "core/thread.h"
 
@@ -104,6 +106,7 @@ void st__thread_set_fork_hooks(const st_fork_hooks *hooks) { st_store_release(&x
 static void fork_prepare(void) {
   const st_fork_hooks *hooks = st_load_acquire(&xfork_hooks);
   if (hooks != NULL) hooks->prepare();
+  st_lock_acquire(&init_lock); /* before init: shard_count is 0, the walks below are empty */
   st_lock_acquire(&registry_lock);
   fork_hooks_held = hooks; /* under the registry lock: one fork at a time */
   st_lock_acquire(&orphan_lock);
@@ -117,6 +120,7 @@ static void fork_parent(void) {
   st__pageheap_unlock_all(false);
   st_lock_release(&orphan_lock);
   st_lock_release(&registry_lock);
+  st_lock_release(&init_lock);
   if (hooks != NULL) hooks->parent();
 }
 
@@ -137,6 +141,17 @@ static void fork_child(void) {
   if (fork_hooks_held != NULL) fork_hooks_held->child();
 }
 
+/* pthread_atfork may allocate: called with no strata lock held, and only once. */
+static void fork_handlers_once(void) {
+  static st_atomic_int xregistered;
+  if (st_load_acquire(&xregistered) == 0 && st_exchange_acq_rel(&xregistered, 1) == 0)
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+__attribute__((constructor)) static void thread_register_fork_handlers(void) {
+  fork_handlers_once();
+}
+
 void st__core_ensure_init(void) {
   if (st_load_acquire(&xinit_state) == 1) return;
   st_lock_acquire(&init_lock);
@@ -153,8 +168,7 @@ void st__core_ensure_init(void) {
     st_store_release(&xinit_state, 1);
   }
   st_lock_release(&init_lock);
-  /* Outside the lock and after init: glibc may allocate while registering. */
-  if (first) pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (first) fork_handlers_once();
 }
 
 bool st__core_initialized(void) { return st_load_acquire(&xinit_state) == 1; }

@@ -13,6 +13,7 @@
 #define ST_DEBUG_DEBUG_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 
 #include "base/macros.h"
@@ -57,6 +58,9 @@ ST_HIDDEN void st__track_requests(size_t *small_requested, size_t *tracked);
 /* Whether the calling thread is inside the debug layer (nested allocations by the unwinder
  * or symbolizer go through the plain core and are not recorded). */
 ST_HIDDEN bool st__track_busy(void);
+
+/* st_heap_dump of the core's heap (heapdump.c; api/dispatch.c routes st_heap_dump). */
+ST_HIDDEN int st__debug_heap_dump(FILE *file, st_dump_format format);
 
 /* Statistics snapshot: the core's figures plus the tracked requests (stats_report.c). */
 ST_HIDDEN void st__debug_stats(st_stats *out);

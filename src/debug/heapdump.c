@@ -101,7 +101,7 @@ static void print_span(FILE *f, st_dump_format format, const dumped_span *s, boo
   fprintf(f, ", \"exact\": %s, \"map\": \"%s\"}", s->exact ? "true" : "false", s->map);
 }
 
-int st_heap_dump(FILE *file, st_dump_format format) {
+int st__debug_heap_dump(FILE *file, st_dump_format format) {
   if (file == NULL || (format != ST_DUMP_TEXT && format != ST_DUMP_JSON)) return -1;
   dump_state d = {0};
   size_t spans_bytes = 0, text_bytes = 0;

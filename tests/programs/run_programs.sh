@@ -6,12 +6,12 @@
 #     so strata really served the program (with STRATA_STRATEGY set, the classic strategy's
 #     line "strategy=NAME allocations=N" with N > 0 instead) (sort closes its own stderr before exiting, so
 #     for sort the proof is libstrata.so mapped into a running, preloaded sort instead).
-# CASE is one of: python perl git sort gcc. Exits 77 (CTest skip) when the program is not
+# CASE is one of: python perl git sort gcc tools cxx. Exits 77 (CTest skip) when the program is not
 # installed, naming the Debian package to install.
 # The case_* functions are called indirectly, as "case_$name":
 # shellcheck disable=SC2317
 set -u
-[ $# -eq 3 ] || { echo "usage: $0 python|perl|git|sort|gcc LIBSTRATA WORKDIR" >&2; exit 64; }
+[ $# -eq 3 ] || { echo "usage: $0 python|perl|git|sort|gcc|tools|cxx LIBSTRATA WORKDIR" >&2; exit 64; }
 case_name=$1
 lib=$2
 work=$3
@@ -125,6 +125,36 @@ EOC
   echo "prog status $?"
 }
 
+# Small everyday tools, each a process of its own: ls, sed, awk, sort, tr, python3 -c.
+case_tools() {
+  mkdir -p tree/a/b tree/c
+  seq 1 300 | while read -r i; do echo "$i" > "tree/$((i % 3 == 0 ? 1 : 0))$i.txt"; done
+  for d in a a/b c; do seq 1 40 | sed "s|^|tree/$d/f|; s|$|.dat|" | xargs touch; done
+  ls -R -p tree | cksum
+  echo "ls status $?"
+  ls -1 -S -r tree | head -n 5
+  seq 1 60000 | sed -e 's/\([0-9]\)\([0-9]\)/\2\1/g' -e '/7/d' -e 's/^/n/' | cksum
+  echo "sed status $?"
+  awk 'BEGIN { x = 7; for (i = 0; i < 150000; i++) { x = (x * 48271) % 2147483647;
+        printf "w%d %s\n", x % 3001, substr("lorem ipsum dolor sit amet", x % 20 + 1, x % 7) } }' \
+    > words.txt
+  awk '{ count[$1]++; text[$1] = text[$1] $2 } END { for (w in count) print w, count[w], length(text[w]) }' \
+    words.txt | sort | cksum
+  echo "awk status $?"
+  sort -u -k2 words.txt | tr 'a-z' 'A-Z' | cksum
+  echo "sort status $?"
+  "$python" -c 'import collections, json
+c = collections.Counter(line.split()[0] for line in open("words.txt"))
+print(len(c), sum(c.values()), json.dumps(c.most_common(3)))'
+  echo "python -c status $?"
+}
+
+# A threaded C++ program (tests/programs/threads.cpp), built once with glibc's malloc.
+case_cxx() {
+  "$work/threads"
+  echo "threads status $?"
+}
+
 # ---- the harness ---------------------------------------------------------------------------
 
 case $case_name in
@@ -135,6 +165,11 @@ case $case_name in
   git) need git git ;;
   sort) need sort coreutils; need awk mawk ;;
   gcc) need gcc gcc ;;
+  tools)
+    for tool in ls sed awk sort tr xargs seq; do need $tool coreutils; done
+    if [ -x /usr/bin/python3 ]; then python=/usr/bin/python3
+    else need python3 python3; python=$(command -v python3); fi ;;
+  cxx) need g++ g++ ;;
   *) echo "unknown case $case_name" >&2; exit 64 ;;
 esac
 need cksum coreutils
@@ -146,6 +181,9 @@ if [ "$case_name" = sort ]; then # 200k lines of numbers and words, the same for
         printf "%d w%d %s\n", x % 100000, x % 977,
                substr("abcdefghijklmnopqrstuvwxyz", x % 26 + 1, x % 9 + 1) } }' \
     > "$work/input-sort.txt" || exit 1
+fi
+if [ "$case_name" = cxx ]; then
+  g++ -O1 -std=c++17 -pthread -o "$work/threads" "$here/threads.cpp" || exit 1
 fi
 
 # run MODE: runs the case in a fresh $work/run (the same path both times, so nothing that
