@@ -56,7 +56,9 @@ __attribute__((format(printf, 1, 2), noreturn)) static void fuzz_fail(const char
   abort();
 }
 
-static const char *heap_name(int h) { return h == 0 ? "process" : st_strategy_name((st_strategy)h); }
+static const char *heap_name(int h) {
+  return h == 0 ? "process" : st_strategy_name((st_strategy)h);
+}
 
 static unsigned char pattern(uint8_t seed, size_t i) {
   return (unsigned char)(seed ^ (i * 131u) ^ (i >> 9));
@@ -64,7 +66,9 @@ static unsigned char pattern(uint8_t seed, size_t i) {
 
 /* ---- The operations, per heap --------------------------------------------------------- */
 
-static void *heap_malloc(int h, size_t n) { return h ? st_heap_malloc(fz.heap[h], n) : st_malloc(n); }
+static void *heap_malloc(int h, size_t n) {
+  return h ? st_heap_malloc(fz.heap[h], n) : st_malloc(n);
+}
 static void *heap_calloc(int h, size_t c, size_t n) {
   return h ? st_heap_calloc(fz.heap[h], c, n) : st_calloc(c, n);
 }
@@ -106,17 +110,20 @@ static void check_contents(int h, const block *b, size_t upto) {
 
 static void check_zero(int h, const unsigned char *p, size_t n) {
   for (size_t i = 0; i < n; i = next_offset(i, n))
-    if (p[i] != 0) fuzz_fail("%s heap: calloc block %p byte %zu is not zero", heap_name(h), (void *)p, i);
+    if (p[i] != 0)
+      fuzz_fail("%s heap: calloc block %p byte %zu is not zero", heap_name(h), (void *)p, i);
 }
 
 /* A fresh block: aligned, usable >= size, writable to its last usable byte, overlapping no
  * other live block of any heap. Records it in the slot and fills it. */
 static void adopt(int h, block *b, unsigned char *p, size_t size, size_t align, uint8_t seed) {
   if ((uintptr_t)p % align != 0)
-    fuzz_fail("%s heap: block %p of %zu bytes not aligned to %zu", heap_name(h), (void *)p, size, align);
+    fuzz_fail("%s heap: block %p of %zu bytes not aligned to %zu", heap_name(h), (void *)p, size,
+              align);
   size_t usable = heap_usable(h, p);
   if (usable < size)
-    fuzz_fail("%s heap: block %p usable size %zu < requested %zu", heap_name(h), (void *)p, usable, size);
+    fuzz_fail("%s heap: block %p usable size %zu < requested %zu", heap_name(h), (void *)p, usable,
+              size);
   for (int oh = 0; oh < HEAPS; oh++)
     for (int s = 0; s < SLOTS; s++) {
       const block *o = &fz.slot[oh][s];
@@ -139,7 +146,8 @@ static void release(int h, block *b) {
 /* An allocation that had to fail: NULL with the given errno. */
 static void expect_failure(int h, const char *what, void *p, int err, int want) {
   if (p != NULL || err != want)
-    fuzz_fail("%s heap: %s gave %p errno %d, expected NULL errno %d", heap_name(h), what, p, err, want);
+    fuzz_fail("%s heap: %s gave %p errno %d, expected NULL errno %d", heap_name(h), what, p, err,
+              want);
 }
 
 /* ---- Decoding ----------------------------------------------------------------------- */
@@ -147,10 +155,14 @@ static void expect_failure(int h, const char *what, void *p, int err, int want) 
 /* Two bytes of size, scaled by a two-bit class: tiny, small, medium, large. */
 static size_t decode_size(unsigned cls, unsigned v) {
   switch (cls & 3) {
-  case 0: return v & 0xFF;
-  case 1: return v & 0x1FFF;
-  case 2: return (size_t)v * 4;
-  default: return (size_t)(v & 0xFF) << 12; /* up to 1 MiB, page multiples */
+  case 0:
+    return v & 0xFF;
+  case 1:
+    return v & 0x1FFF;
+  case 2:
+    return (size_t)v * 4;
+  default:
+    return (size_t)(v & 0xFF) << 12; /* up to 1 MiB, page multiples */
   }
 }
 
@@ -168,7 +180,8 @@ static void do_malloc(const op *o, block *b) {
     return;
   }
   unsigned char *p = heap_malloc((int)o->heap, n);
-  if (p == NULL) fuzz_fail("%s heap: malloc(%zu) failed, errno %d", heap_name((int)o->heap), n, errno);
+  if (p == NULL)
+    fuzz_fail("%s heap: malloc(%zu) failed, errno %d", heap_name((int)o->heap), n, errno);
   adopt((int)o->heap, b, p, n, MALLOC_ALIGNMENT, (uint8_t)o->arg);
 }
 
@@ -278,7 +291,8 @@ static void do_heap_op(const op *o) {
     size_t live = 0;
     st_heap_visit(fz.heap[h], visit_one, &v);
     for (int s = 0; s < SLOTS; s++) live += fz.slot[h][s].p != NULL;
-    if (v.blocks != live) fuzz_fail("%s heap: visit saw %zu blocks, %zu live", heap_name(h), v.blocks, live);
+    if (v.blocks != live)
+      fuzz_fail("%s heap: visit saw %zu blocks, %zu live", heap_name(h), v.blocks, live);
     return;
   }
   st_heap_destroy(fz.heap[h]);
@@ -294,15 +308,31 @@ static void run_op(const uint8_t *in) {
   op o = {in[0] & 7u, (in[0] >> 3) & 7u, in[1], in[0] >> 6, (unsigned)in[2] | (unsigned)in[3] << 8};
   block *b = &fz.slot[o.heap][o.slot % SLOTS];
   switch (o.kind) {
-  case 0: case 1: do_malloc(&o, b); break;
-  case 2: do_calloc(&o, b); break;
-  case 3: do_realloc(&o, b); break;
-  case 4: do_aligned(&o, b); break;
-  case 5: if (b->p) release((int)o.heap, b); break;
-  case 6: do_inspect(&o, b); break;
-  default: do_heap_op(&o); break;
+  case 0:
+  case 1:
+    do_malloc(&o, b);
+    break;
+  case 2:
+    do_calloc(&o, b);
+    break;
+  case 3:
+    do_realloc(&o, b);
+    break;
+  case 4:
+    do_aligned(&o, b);
+    break;
+  case 5:
+    if (b->p) release((int)o.heap, b);
+    break;
+  case 6:
+    do_inspect(&o, b);
+    break;
+  default:
+    do_heap_op(&o);
+    break;
   }
-  if (st_heap_validate() != 0) fuzz_fail("st_heap_validate failed after a %s heap op", heap_name((int)o.heap));
+  if (st_heap_validate() != 0)
+    fuzz_fail("st_heap_validate failed after a %s heap op", heap_name((int)o.heap));
   if (o.heap != 0 && st_heap_check(fz.heap[o.heap]) != 0)
     fuzz_fail("st_heap_check(%s) failed", heap_name((int)o.heap));
 }

@@ -9,5 +9,7 @@ fuzzer=$1 src=$2 work=$3
 seconds=${STRATA_FUZZ_SECONDS:-40}
 mkdir -p "$work/corpus"
 # -rss_limit_mb: ASan's shadow plus the largest blocks the decoder asks for.
-exec "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=2048 -timeout=60 \
+# -len_control=0: inputs up to 128 operations from the start (libFuzzer would otherwise
+# spend a short run on inputs of three or four operations).
+exec "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=512 -len_control=0 -timeout=60 \
   -print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" "$src/corpus" "$src/regressions"

@@ -84,9 +84,11 @@ static void *forker(void *arg) {
 
 static void case_concurrent_forks_while_threads_allocate(void) {
   pthread_t a[ALLOCATORS], f[FORKERS];
-  for (uintptr_t i = 0; i < ALLOCATORS; i++) REQUIRE(pthread_create(&a[i], NULL, allocator, (void *)i) == 0);
+  for (uintptr_t i = 0; i < ALLOCATORS; i++)
+    REQUIRE(pthread_create(&a[i], NULL, allocator, (void *)i) == 0);
   fflush(NULL);
-  for (uintptr_t i = 0; i < FORKERS; i++) REQUIRE(pthread_create(&f[i], NULL, forker, (void *)i) == 0);
+  for (uintptr_t i = 0; i < FORKERS; i++)
+    REQUIRE(pthread_create(&f[i], NULL, forker, (void *)i) == 0);
   for (int i = 0; i < FORKERS; i++) pthread_join(f[i], NULL);
   atomic_store(&stop, true);
   for (int i = 0; i < ALLOCATORS; i++) pthread_join(a[i], NULL);

@@ -2,8 +2,8 @@
  * signal_storm.c — signals arriving while threads allocate (docs/testing.md, "Signals").
  *
  * Four threads run malloc/calloc/realloc/free with checked contents while the main thread
- * queues real-time signals to them as fast as it can, with SA_RESTART off so every blocking call inside the
- * allocator (lock waits included) can see EINTR. The handler does what the allocator
+ * queues real-time signals to them as fast as it can, with SA_RESTART off so every blocking call
+ * inside the allocator (lock waits included) can see EINTR. The handler does what the allocator
  * supports in a handler: it touches memory the thread already owns and calls nothing of the
  * malloc family (no malloc function is async-signal-safe, strata's included). Every block
  * must keep its contents, no call may fail, and the heap must validate at the end.
@@ -42,9 +42,17 @@ static void *worker(void *arg) {
     size_t n = 1 + (next_rand(&seed) >> 8) % (i % 50 == 0 ? 300000 : 2000);
     void *p;
     switch (i % 3) {
-    case 0: free(slot[k]); p = malloc(n); break;
-    case 1: free(slot[k]); p = calloc(1, n); break;
-    default: p = realloc(slot[k], n); break;
+    case 0:
+      free(slot[k]);
+      p = malloc(n);
+      break;
+    case 1:
+      free(slot[k]);
+      p = calloc(1, n);
+      break;
+    default:
+      p = realloc(slot[k], n);
+      break;
     }
     if (p == NULL) return (void *)3;
     pattern_fill(p, n, k + (uint32_t)n);

@@ -9,8 +9,9 @@
  * seconds the main thread samples the resident set; RSS must stay under a fixed bound above
  * the largest live set the workers can hold, and after the first third of the run (the
  * warm-up) may not grow beyond a quarter above the warm-up's peak plus 32 MiB: a leak or
- * unbounded caching shows as growth while the live set stays the same. Run with libc names under LD_PRELOAD (or against glibc).
- *   soak [--seconds N]     (STRATA_SOAK_SECONDS overrides; default 120)
+ * unbounded caching shows as growth while the live set stays the same. Run with libc names under
+ * LD_PRELOAD (or against glibc). soak [--seconds N]     (STRATA_SOAK_SECONDS overrides; default
+ * 120)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,11 +31,11 @@ static const size_t OVERHEAD_ALLOWED = 128u << 20;
 typedef struct worker {
   pthread_t thread;
   unsigned id;
-  pthread_mutex_t lock;      /* guards mailbox */
-  void *mailbox[MAILBOX];    /* blocks handed over by the previous worker, with sizes below */
+  pthread_mutex_t lock;   /* guards mailbox */
+  void *mailbox[MAILBOX]; /* blocks handed over by the previous worker, with sizes below */
   size_t mailbox_size[MAILBOX];
   atomic_ulong ops;
-  atomic_int failed;         /* the step at which a check failed, or 0 */
+  atomic_int failed; /* the step at which a check failed, or 0 */
 } worker;
 
 static worker workers[THREADS];
@@ -91,10 +92,19 @@ static void *work(void *arg) {
     size_t n = random_size(&seed);
     void *p;
     switch (step % 6) {
-    case 0: p = realloc(slot[k], n); slot[k] = NULL; break;
-    case 1: p = calloc(1, n); break;
-    case 2: p = aligned_alloc((size_t)64 << (step % 7), n); break;
-    default: p = malloc(n); break;
+    case 0:
+      p = realloc(slot[k], n);
+      slot[k] = NULL;
+      break;
+    case 1:
+      p = calloc(1, n);
+      break;
+    case 2:
+      p = aligned_alloc((size_t)64 << (step % 7), n);
+      break;
+    default:
+      p = malloc(n);
+      break;
     }
     if (p == NULL) goto broken;
     if (slot[k] && !(step % 3 == 0 && hand_over(w, slot[k], size[k]))) free(slot[k]);
@@ -135,10 +145,11 @@ static void case_soak(long seconds) {
     REQUIRE(!failed);
     REQUIRE(proc_memory(&vsize, &rss));
     if (rss > peak_rss) peak_rss = rss;
-    if (t < seconds / 3) warm_rss = peak_rss;
+    if (t < seconds / 3)
+      warm_rss = peak_rss;
     else
-      CHECK_MSG(rss <= warm_rss + warm_rss / 4 + 32 * MiB, "after %ld s: RSS %zu MiB grew from %zu MiB",
-                t, rss / MiB, warm_rss / MiB);
+      CHECK_MSG(rss <= warm_rss + warm_rss / 4 + 32 * MiB,
+                "after %ld s: RSS %zu MiB grew from %zu MiB", t, rss / MiB, warm_rss / MiB);
     CHECK_MSG(rss <= bound, "after %ld s: RSS %zu MiB above the bound %zu MiB", t, rss / MiB,
               bound / MiB);
   }
