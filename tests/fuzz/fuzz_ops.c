@@ -22,6 +22,10 @@
 #include "strata.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* 0: leave the bytes between the request and the usable size alone. Under Valgrind's memcheck
+ * strata marks them inaccessible (docs/debugging.md), stricter than malloc_usable_size. */
+extern int fuzz_write_slack;
+int fuzz_write_slack = 1;
 
 /* Heap 0 is the process heap; heaps 1..7 are st_heap_new() of first-fit .. bitmap. */
 enum { HEAPS = ST_STRATEGY_COUNT, SLOTS = 24, OP_BYTES = 4 };
@@ -132,7 +136,7 @@ static void adopt(int h, block *b, unsigned char *p, size_t size, size_t align, 
         fuzz_fail("%s heap: block %p+%zu overlaps %s heap block %p+%zu", heap_name(h), (void *)p,
                   usable, heap_name(oh), (void *)o->p, o->usable);
     }
-  if (usable > 0) p[usable - 1] = 0xA5; /* the whole usable size is the caller's */
+  if (usable > 0 && fuzz_write_slack) p[usable - 1] = 0xA5; /* the usable size is the caller's */
   *b = (block){p, size, usable, seed};
   fill(b);
 }

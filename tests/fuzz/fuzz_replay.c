@@ -3,10 +3,11 @@
  * corpus and the named regression inputs run in every build (gcc included, and under the
  * sanitizer and Valgrind tiers).
  *
- *   fuzz_replay [--random RUNS] [FILE | DIRECTORY]...
+ *   fuzz_replay [--no-slack] [--random RUNS] [FILE | DIRECTORY]...
  *
  * Each file (and each regular file of each directory) is one input. --random adds RUNS
  * inputs from a fixed-seed generator (xorshift), a cheap search where clang is missing.
+ * --no-slack: never write past the requested size (for memcheck, see fuzz_ops.c).
  * Exit status 0 when every input ran; a broken promise aborts inside the target.
  */
 #include <dirent.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+extern int fuzz_write_slack;
 
 enum { INPUT_LIMIT = 1 << 20, RANDOM_MAX_OPS = 400 };
 static uint8_t input[INPUT_LIMIT];
@@ -69,7 +71,9 @@ int main(int argc, char **argv) {
   size_t inputs = 0;
   for (int i = 1; i < argc; i++) {
     struct stat st;
-    if (strcmp(argv[i], "--random") == 0 && i + 1 < argc) {
+    if (strcmp(argv[i], "--no-slack") == 0) {
+      fuzz_write_slack = 0;
+    } else if (strcmp(argv[i], "--random") == 0 && i + 1 < argc) {
       long runs = strtol(argv[++i], NULL, 10);
       run_random(runs);
       inputs += (size_t)runs;
