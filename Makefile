@@ -13,8 +13,9 @@ configure:
 	@command -v cmake >/dev/null || { echo "strata: cmake is required: sudo apt-get install cmake"; exit 1; }
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
+# Tests labelled long (Valgrind, clang-tidy) run with `ctest -L valgrind` / `-L lint`.
 test: all
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE long
 
 bench: all
 	cmake --build $(BUILD) --target bench-run

@@ -203,7 +203,7 @@ static void release(fit_state *s, fit_block *b, size_t size) {
   if (b->head & FIT_PREV_FREE) {
     size_t prev_size = *((size_t *)b - 1);
     b->head = 0; /* a stale header would let a second free of b pass for a live block */
-    b = block_at(b, 0 - prev_size);
+    b = (fit_block *)((char *)b - prev_size); /* not block_at(b, 0 - n): that overflows */
     index_remove(s, b);
     size += prev_size;
   }

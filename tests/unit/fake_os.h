@@ -15,6 +15,7 @@ static struct {
   long maps_until_failure; /* < 0: never fail; 0: fail every map from now on */
   long maps, failed_maps, purges;
   bool purge_fails;
+  bool remap_fails; /* every remap refused (the caller must copy instead) */
   size_t purged_bytes;
   uint64_t now_ms;
 } fake;
@@ -43,6 +44,10 @@ static bool fake_purge(void *addr, size_t size, bool lazy) {
 }
 
 static void *fake_remap(void *addr, size_t old_size, size_t new_size, void *target) {
+  if (fake.remap_fails) {
+    errno = ENOMEM;
+    return NULL;
+  }
   return fake.kernel->remap(addr, old_size, new_size, target);
 }
 
