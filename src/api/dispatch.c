@@ -103,11 +103,10 @@ static void fork_parent(void) {
   st_lock_release(&decide_lock);
 }
 
-static void fork_child(void) {
-  if (st_load_relaxed(&st__dispatch_xmode) == ST_DISPATCH_CLASSIC)
-    st_lock_init(&process_heap.lock);
-  st_lock_init(&decide_lock);
-}
+/* The child's only thread is the one that took the locks: it releases them as the parent
+ * does (re-initialising a held mutex is what ThreadSanitizer then reports as a double
+ * lock). */
+static void fork_child(void) { fork_parent(); }
 
 static void fork_handlers_once(void) {
   static st_atomic_int xregistered;

@@ -224,14 +224,7 @@ static void fork_parent(void) {
   st_lock_release(&registry_lock);
 }
 
-static void fork_child(void) {
-  st_list_t *pos, *tmp;
-  st_list_for_each_safe(pos, tmp, &registry)
-      st_lock_init(&ST_CONTAINER_OF(pos, st_tracked_heap_t, registry_link)->lock);
-  st_lock_init(&registry_lock);
-}
-
 /* A constructor: before the program's threads, never inside an allocation. */
 __attribute__((constructor)) static void tracked_register_fork_handlers(void) {
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  pthread_atfork(fork_prepare, fork_parent, fork_parent); /* child: its only thread took them */
 }

@@ -347,15 +347,9 @@ static void fork_parent(void) {
   st_lock_release(&registry_lock);
 }
 
-static void fork_child(void) {
-  st_list_t *pos, *tmp;
-  st_list_for_each_safe(pos, tmp, &registry)
-      st_lock_init(&ST_CONTAINER_OF(pos, st_classic_heap_t, registry_link)->lock);
-  st_lock_init(&registry_lock);
-}
-
 void st__classic_fork_handlers_once(void) {
   static st_atomic_int xregistered;
+  /* The child's only thread took the locks: it releases them as the parent does. */
   if (st_exchange_acq_rel(&xregistered, 1) == 0)
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    pthread_atfork(fork_prepare, fork_parent, fork_parent);
 }

@@ -643,9 +643,6 @@ void st__pageheap_lock_all(void) {
   for (unsigned i = 0; i < shard_count; i++) st_lock_acquire(&shards[i].lock);
 }
 
-void st__pageheap_unlock_all(bool child) {
-  for (unsigned i = shard_count; i-- > 0;) {
-    if (child) st_lock_init(&shards[i].lock);
-    else st_lock_release(&shards[i].lock);
-  }
+void st__pageheap_unlock_all(void) {
+  for (unsigned i = shard_count; i-- > 0;) st_lock_release(&shards[i].lock);
 }

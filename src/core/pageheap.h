@@ -99,8 +99,9 @@ ST_HIDDEN size_t st__pageheap_purge_locked(st_pageheap_t *ph, bool all);
 /* Checks the shard's lists and pagemap entries; returns false after reporting. */
 ST_HIDDEN bool st__pageheap_validate_locked(st_pageheap_t *ph);
 
-/* Fork support: takes / releases (or re-initialises in the child) every shard lock. */
+/* Fork support: takes / releases every shard lock (in the child too: its only thread is
+ * the one that took them). */
 ST_HIDDEN void st__pageheap_lock_all(void);
-ST_HIDDEN void st__pageheap_unlock_all(bool child);
+ST_HIDDEN void st__pageheap_unlock_all(void);
 
 #endif

@@ -86,7 +86,4 @@ size_t st__pagemap_bytes(void) { return st_load_relaxed(&xleaf_bytes); }
 
 void st__pagemap_lock_for_fork(void) { st_lock_acquire(&leaf_lock); }
 
-void st__pagemap_unlock_after_fork(bool child) {
-  if (child) st_lock_init(&leaf_lock);
-  else st_lock_release(&leaf_lock);
-}
+void st__pagemap_unlock_after_fork(void) { st_lock_release(&leaf_lock); }

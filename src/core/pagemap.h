@@ -97,6 +97,6 @@ ST_HIDDEN void st__pagemap_for_each_span(void (*fn)(struct st_span *span, void *
 ST_HIDDEN size_t st__pagemap_bytes(void);
 /* Fork support: the leaf lock. */
 ST_HIDDEN void st__pagemap_lock_for_fork(void);
-ST_HIDDEN void st__pagemap_unlock_after_fork(bool child);
+ST_HIDDEN void st__pagemap_unlock_after_fork(void);
 
 #endif

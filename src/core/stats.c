@@ -83,7 +83,7 @@ static void visit_span(st_span_t *span, void *arg) {
 void st__core_for_each_span(void (*fn)(st_span_t *span, void *arg), void *arg) {
   st__pageheap_lock_all();
   st__pagemap_for_each_span(fn, arg);
-  st__pageheap_unlock_all(false);
+  st__pageheap_unlock_all();
 }
 
 static void add_shards(st_stats *out) {

@@ -5,9 +5,9 @@
  * cache. Allocations after that (later destructors of other libraries) go through the
  * locked orphan cache; frees need no cache at all (they are remote frees).
  * Fork: the prepare handler takes every lock (a layer above's first, st_fork_hooks) so no
- * other thread holds one across the fork; the child re-initialises them and abandons the
- * caches of the threads that did not survive, so their spans are freed or adopted instead
- * of leaking. The init lock is among them, so a fork can never split the first
+ * other thread holds one across the fork; the child releases them too (its only thread
+ * took them) and abandons the caches of the threads that did not survive, so their spans
+ * are freed or adopted instead of leaking. The init lock is among them, so a fork can never split the first
  * allocation's initialisation; the handlers are registered by a constructor (before the
  * program's threads exist), or by the initialisation if an allocation comes first.
  */
@@ -116,20 +116,22 @@ static void fork_prepare(void) {
 
 static void fork_parent(void) {
   const st_fork_hooks *hooks = fork_hooks_held;
-  st__pagemap_unlock_after_fork(false);
-  st__pageheap_unlock_all(false);
+  st__pagemap_unlock_after_fork();
+  st__pageheap_unlock_all();
   st_lock_release(&orphan_lock);
   st_lock_release(&registry_lock);
   st_lock_release(&init_lock);
   if (hooks != NULL) hooks->parent();
 }
 
+/* The child's only thread is the one that took every lock: it releases them as the parent
+ * does (re-initialising a held mutex is what ThreadSanitizer reports as a double lock). */
 static void fork_child(void) {
-  st__pagemap_unlock_after_fork(true);
-  st__pageheap_unlock_all(true);
-  st_lock_init(&orphan_lock);
-  st_lock_init(&registry_lock);
-  st_lock_init(&init_lock);
+  st__pagemap_unlock_after_fork();
+  st__pageheap_unlock_all();
+  st_lock_release(&orphan_lock);
+  st_lock_release(&registry_lock);
+  st_lock_release(&init_lock);
   st_tcache_t *self = st__thread_slow_paths_only() ? tls_hidden_cache : st__tls_tcache;
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &registry) {

@@ -59,9 +59,6 @@ static void harden_fork_prepare(void) {
 static void harden_fork_parent(void) {
   for (int i = STRIPES - 1; i >= 0; i--) st_lock_release(&quarantine[i].lock);
 }
-static void harden_fork_child(void) {
-  for (int i = 0; i < STRIPES; i++) st_lock_init(&quarantine[i].lock);
-}
 
 /* Once, from the first hardened allocation; the fork handlers are registered after the
  * state is published because pthread_atfork may allocate (and so come back here). */
@@ -77,7 +74,7 @@ static void harden_init(void) {
     quarantine[i].random = secret ^ (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL;
   }
   st_store_release(&xinit_state, 2);
-  pthread_atfork(harden_fork_prepare, harden_fork_parent, harden_fork_child);
+  pthread_atfork(harden_fork_prepare, harden_fork_parent, harden_fork_parent); /* child: as parent */
 }
 
 bool st__harden_enabled(void) {

@@ -51,8 +51,8 @@ static st_atomic_int xenabled; /* 0 unknown, 1 off, 2 on; known once the core is
  * never starts with it held by a thread that did not survive the fork. */
 static void track_fork_prepare(void) { st_lock_acquire(&track_lock); }
 static void track_fork_parent(void) { st_lock_release(&track_lock); }
-static void track_fork_child(void) { st_lock_init(&track_lock); }
-static const st_fork_hooks track_fork_hooks = {track_fork_prepare, track_fork_parent, track_fork_child};
+/* The child's only thread took the lock: it releases it, as the parent does. */
+static const st_fork_hooks track_fork_hooks = {track_fork_prepare, track_fork_parent, track_fork_parent};
 static st_atomic_int xfork_hooks_set;
 
 /* Every taker of the lock goes through here: the hooks are in place before it is first held. */

@@ -72,7 +72,8 @@ static inline uint8_t *trace_put_varint(uint8_t *p, uint64_t v) {
 }
 
 static inline uint64_t trace_zigzag(int64_t v) {
-  return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+  /* All ones for a negative v, without shifting a signed value. */
+  return ((uint64_t)v << 1) ^ ((uint64_t)0 - ((uint64_t)v >> 63));
 }
 
 static inline int64_t trace_unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
