@@ -11,6 +11,7 @@
  * Reads the global state `st` only.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,11 +140,16 @@ typedef struct target {
   char detail[160]; /* what the value was computed over */
 } target;
 
-static int fastest_of(int w, int skip) {
+/* A peer is an allocator other than strata in any of its modes (strata-hardened is strata). */
+static bool is_peer(int a) { return strncmp(st.allocs[a].name, "strata", 6) != 0; }
+
+/* The allocator with the shortest median time on workload w, among the peers only when
+ * peers_only; -1 when none ran. */
+static int fastest_of(int w, bool peers_only) {
   int best = -1;
   double t = 0;
   for (int a = 0; a < st.nallocs; a++) {
-    if (a == skip) continue;
+    if (peers_only && !is_peer(a)) continue;
     bench_stats s = stats_of(w, a);
     if (s.ok > 0 && (best < 0 || s.median_s < t)) best = a, t = s.median_s;
   }
@@ -170,20 +176,20 @@ static summary summarize(void) {
     }
     s.geo_time[a] = s.geo_n_time[a] ? exp(lt / s.geo_n_time[a]) : NAN;
     s.geo_rss[a] = s.geo_n[a] ? exp(lr / s.geo_n[a]) : NAN;
-    if (a != s.strata && s.geo_n[a] > 0 &&
+    if (is_peer(a) && s.geo_n[a] > 0 &&
         (s.smallest_peer < 0 || s.geo_rss[a] < s.geo_rss[s.smallest_peer]))
       s.smallest_peer = a;
   }
   double lr = 0;
   for (int w = 0; w < st.nworkloads; w++) {
-    s.fastest[w] = fastest_of(w, -1);
-    s.best_peer[w] = fastest_of(w, s.strata);
+    s.fastest[w] = fastest_of(w, false);
+    s.best_peer[w] = fastest_of(w, true);
     if (s.strata < 0) continue;
     bench_stats x = stats_of(w, s.strata);
     double min = 0;
     for (int a = 0; a < st.nallocs; a++) {
       bench_stats p = stats_of(w, a);
-      if (a != s.strata && p.ok > 0 && (min == 0 || p.rss_mib < min)) min = p.rss_mib;
+      if (is_peer(a) && p.ok > 0 && (min == 0 || p.rss_mib < min)) min = p.rss_mib;
     }
     if (x.ok == 0 || min == 0) continue;
     lr += log(x.rss_mib / min);
