@@ -23,6 +23,7 @@ static inline int st_running_on_memcheck(void) {
 #define ST_VG_FREELIKE(p) VALGRIND_FREELIKE_BLOCK((p), 0)
 #define ST_VG_DEFINED(p, size) VALGRIND_MAKE_MEM_DEFINED((p), (size))
 #define ST_VG_NOACCESS(p, size) VALGRIND_MAKE_MEM_NOACCESS((p), (size))
+#define ST_VG_UNDEFINED(p, size) VALGRIND_MAKE_MEM_UNDEFINED((p), (size))
 /* Memory strata keeps its own metadata in: memcheck's leak check scans every readable word
  * of the process for pointers to blocks, and a descriptor's `start` is the address of the
  * first block of its span (the only block of a large one), which would make any such block
@@ -39,6 +40,7 @@ static inline int st_running_on_memcheck(void) { return 0; }
 #define ST_VG_FREELIKE(p) ((void)(p))
 #define ST_VG_DEFINED(p, size) ((void)(p), (void)(size))
 #define ST_VG_NOACCESS(p, size) ((void)(p), (void)(size))
+#define ST_VG_UNDEFINED(p, size) ((void)(p), (void)(size))
 #define ST_VG_HIDE_METADATA(p, size) ((void)(p), (void)(size))
 #endif
 

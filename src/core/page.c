@@ -7,6 +7,7 @@
 #include "core/page.h"
 
 #include "base/check.h"
+#include "base/valgrind.h"
 #include "core/sizeclass.h"
 
 #define CARVE_BYTES ST_PAGE_SIZE
@@ -54,6 +55,10 @@ bool st__page_extend(st_span_t *span) {
   uint32_t batch = (uint32_t)(CARVE_BYTES / span->block_size);
   if (batch == 0) batch = 1;
   if (batch > left) batch = left;
+  /* Under memcheck these bytes may still be unaddressable from an earlier life (the slack
+   * of a block of another size, a freed large block): they are strata's to write now. */
+  ST_VG_UNDEFINED((char *)span->start + (size_t)span->carved * span->block_size,
+                  (size_t)batch * span->block_size);
   if (ST_UNLIKELY(st__page_shuffle_seed != 0)) {
     extend_shuffled(span, (char *)span->start + (size_t)span->carved * span->block_size, batch);
     span->carved += batch;

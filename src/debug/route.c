@@ -16,19 +16,19 @@
 #include "core/pagemap.h"
 #include "debug/debug.h"
 
-/* Hardened blocks carry their checks; the others come plain from the core. */
-static void *route_alloc(size_t size, size_t align, bool zero) {
-  if (st__harden_enabled()) return st__harden_malloc(size, align, zero);
-  void *p = align == 0 ? st__core_malloc(size, false) : st__core_malloc_aligned(size, align);
-  if (p != NULL && zero) memset(p, 0, size);
-  return p;
-}
-
+/* Hardened blocks carry their checks (and are zeroed there); the others come plain from
+ * the core and are zeroed once announced: before MALLOCLIKE, memcheck would report the
+ * zeroing of bytes an earlier, smaller block left unaddressable. */
 void *st__debug_malloc(size_t size, size_t align, bool zero) {
-  void *p = route_alloc(size, align, zero);
+  bool hardened = st__harden_enabled();
+  void *p = hardened      ? st__harden_malloc(size, align, zero)
+            : align == 0 ? st__core_malloc(size, false)
+                         : st__core_malloc_aligned(size, align);
   if (p == NULL) return NULL;
-  if (st__track_busy()) return p; /* the unwinder's own memory: neither recorded nor shown */
-  ST_VG_MALLOCLIKE(p, size, zero);
+  bool shown = !st__track_busy(); /* the unwinder's own memory is neither recorded nor shown */
+  if (shown) ST_VG_MALLOCLIKE(p, size, zero);
+  if (zero && !hardened) memset(p, 0, size);
+  if (!shown) return p;
   /* The block's slack past the request: only the core writes there (the free-list link
    * in the first word, which a block of size >= 8 covers; the free mark in the second
    * word is written only while the block is free). */
