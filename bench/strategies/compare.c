@@ -23,6 +23,8 @@
 
 #include "strata.h"
 
+#include "harness/harness.h"
+
 enum { MAX_ROUNDS = 9, MAX_LIVE = 1 << 17 };
 
 static unsigned scale = 100; /* percent of the documented size */
@@ -212,15 +214,6 @@ static result run_child(int w, int s) {
 
 /* ---- medians, tables, charts -------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void write_charts(const char *stem, double values[NW][ST_STRATEGY_COUNT][3]) {
   static const char *const what[3] = {"time", "rss", "frag"};
@@ -277,7 +270,7 @@ static int run_rounds(void) {
       }
   for (int w = 0; w < NW; w++)
     for (int s = 0; s < ST_STRATEGY_COUNT; s++)
-      for (int m = 0; m < 3; m++) med[w][s][m] = median(v[w][s][m], rounds);
+      for (int m = 0; m < 3; m++) med[w][s][m] = harness_median(v[w][s][m], rounds);
   return failed;
 }
 

@@ -24,6 +24,8 @@
 
 #include "strata.h"
 
+#include "harness/harness.h"
+
 enum { MAX_ROUNDS = 9, MAX_THREADS = 4, SLOTS = 256, INBOX = 1024, COUNTS = 3 };
 static const int thread_counts[COUNTS] = {1, 2, 4};
 static long ops_per_thread = 2000000;
@@ -125,15 +127,6 @@ static double run_child(int strategy, int threads) {
   return got == sizeof seconds && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? seconds : -1;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 int main(int argc, char **argv) {
   int rounds = 3;
@@ -181,7 +174,7 @@ int main(int argc, char **argv) {
   for (int s = 0; s < ST_STRATEGY_COUNT; s++) {
     double mops[COUNTS];
     for (int c = 0; c < COUNTS; c++) {
-      double m = median(seconds[s][c], rounds);
+      double m = harness_median(seconds[s][c], rounds);
       mops[c] = (double)ops_per_thread * thread_counts[c] / m / 1e6;
       if (csv) fprintf(csv, "%s,%d,%.6f,%.3f\n", st_strategy_name((st_strategy)s),
                        thread_counts[c], m, mops[c]);

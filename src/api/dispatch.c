@@ -103,15 +103,12 @@ static void fork_parent(void) {
   st_lock_release(&decide_lock);
 }
 
-/* The child's only thread is the one that took the locks: it releases them as the parent
- * does (re-initialising a held mutex is what ThreadSanitizer then reports as a double
- * lock). */
-static void fork_child(void) { fork_parent(); }
-
 static void fork_handlers_once(void) {
   static st_atomic_int xregistered;
   if (st_load_acquire(&xregistered) == 0 && st_exchange_acq_rel(&xregistered, 1) == 0)
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    /* The child's only thread took the locks: it releases them as the parent does
+     * (re-initialising a held mutex is what ThreadSanitizer reports as a double lock). */
+    pthread_atfork(fork_prepare, fork_parent, fork_parent);
 }
 
 __attribute__((constructor)) static void dispatch_register_fork_handlers(void) {
