@@ -5,8 +5,8 @@
  * space, resident only where touched); records and stacks are carved from 1 MiB chunks
  * and freed records are reused. Stacks are taken with libunwind's unw_backtrace, loaded
  * with dlopen by a constructor when leak tracking is on, so that a program not asking for
- * leak reports does not map libunwind and its dependencies (about 350 KiB of resident
- * pages in every process); blocks allocated before the constructor runs (the loader's
+ * leak reports does not map libunwind and its dependencies (90-150 KiB of resident pages
+ * in every process, docs/debugging.md); blocks allocated before the constructor runs (the loader's
  * and libc's own) are recorded without a stack. A thread-local flag makes allocations
  * made while a stack is taken or the unwinder is loaded skip the records.
  *
