@@ -119,7 +119,7 @@ ST_API void st_core_counters_get(st_core_counters *out);
 #define ST_STATS_EVENTS(X)                                                                     \
   X(slab_spans_new, "slab spans taken from the page heap")                                     \
   X(slab_spans_adopted, "slab spans of exited threads taken over")                             \
-  X(frees_local_slow, "frees by the owner of a span parked as full")                           \
+  X(frees_local_slow, "frees by a span's owner off the fast path (block already marked free)") \
   X(remote_frees_collected, "blocks other threads freed, collected by the owner at a refill")  \
   X(large_allocs, "large blocks allocated")                                                    \
   X(large_frees, "large blocks freed")                                                         \
