@@ -304,8 +304,11 @@ ST_POOL_INLINE void st_pool_free(st_pool_t *p, void *obj) {
   }
   i = (unsigned)((uintptr_t)obj >> f->shift) % ST_POOL_FASTPATH_KNOWN;
   off = (uintptr_t)obj - f->known_slot0[i]; /* huge below slot 0 (NULL too) */
+  /* s is read only for an offset below the end of an entry, which has a slot 0 (an empty
+   * entry's end is 0): never for NULL, which the analyzer cannot see. */
   if (__builtin_expect(off >= f->known_end[i] || off * f->divisible >= f->divisible ||
-                           s[1] == f->key || --f->checks_due == 0, 0)) {
+                           s[1] == f->key || /* NOLINT(clang-analyzer-core.NullDereference) */
+                           --f->checks_due == 0, 0)) {
     st_pool_free_slow(p, obj);
     return;
   }

@@ -195,6 +195,14 @@ static int report(FILE *out, int md, int rounds) {
             md ? "-" : " ", targets[w], best ? best->label : "no malloc run", workloads[w], whole,
             whole == 0 ? "n/a" : whole >= 2.0 ? "PASS" : "MISS", share,
             share == 0 ? "n/a" : share >= 2.0 ? "PASS" : "MISS");
+    /* and against every malloc measured, the best one included */
+    for (int k = 0; k < njobs && mine && mine->ok; k++) {
+      const job *j = &jobs[k];
+      if (!j->is_malloc || !j->ok || strcmp(j->workload, workloads[w]) != 0) continue;
+      double mw = median_of(j) / median_of(mine), ms = 0;
+      if (base > 0 && median_of(mine) > base) ms = (median_of(j) - base) / (median_of(mine) - base);
+      fprintf(out, "%s   vs %-20s whole %.2fx, share %.2fx\n", md ? "  -" : " ", j->label, mw, ms);
+    }
   }
   return all_pass;
 }

@@ -51,7 +51,8 @@ ST_HIDDEN ST_COLD ST_NOINLINE _Noreturn void st__handle_fatal_not_live(const cha
 
 /* The check every public call of the special allocators starts with (use after destroy). */
 ST_INLINE void st__handle_check(const void *h, uint64_t magic, const char *fn) {
-  if (ST_UNLIKELY(st__handle_magic(h) != magic)) st__handle_fatal_not_live(fn, h, magic);
+  if (ST_UNLIKELY(h == NULL || st__handle_magic(h) != magic))
+    st__handle_fatal_not_live(fn, h, magic);
 }
 
 #endif

@@ -126,7 +126,8 @@ st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags) {
 
 /* Every call but the inline ones: a live pool of either kind, or a diagnostic naming fn. */
 static void pool_check(const st_pool_t *p, const char *fn) {
-  if (ST_UNLIKELY(p->fast.magic != ST_MAGIC_POOL_SHARED)) st__handle_check(p, ST_MAGIC_POOL, fn);
+  if (ST_UNLIKELY(p == NULL || p->fast.magic != ST_MAGIC_POOL_SHARED))
+    st__handle_check(p, ST_MAGIC_POOL, fn);
 }
 
 static unsigned pool_known_index(const st_pool_t *p, st_chunk_t *c) {
