@@ -8,7 +8,7 @@
  * cpu_ns_per_op (CPU time per allocation; process start and preemption left out). For each workload it prints the median, min and max
  * over the rounds and the speed-up against the best malloc (its median divided by the
  * variant's), then the issue's targets: pool and arena at least 2x faster than the best
- * general-purpose malloc. The `floor` variant (the workload with an allocator written into
+ * general-purpose malloc, with their speed-ups against every malloc measured. The `floor` variant (the workload with an allocator written into
  * it, no call and no check: see workload.c) measures the work around the allocations; each
  * variant's median minus the floor's is its allocator's share, and the targets are printed
  * on both measures. A run that fails or whose checksum differs is reported with its
