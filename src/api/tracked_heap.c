@@ -107,13 +107,15 @@ void st__tracked_destroy(st_tracked_heap_t *h) {
   st_lock_acquire(&registry_lock);
   st_list_remove(&h->registry_link);
   st_lock_release(&registry_lock);
-  /* The heap is being destroyed: no other thread may use it, so the list is ours. */
-  while (!st_list_empty(&h->blocks)) {
-    tracked_block *b = ST_CONTAINER_OF(h->blocks.next, tracked_block, link);
-    st_list_remove(&b->link);
+  /* The heap is being destroyed: no other thread may use it, so the list is ours, and
+   * each link is read before its block is freed. */
+  for (st_list_t *pos = h->blocks.next; pos != &h->blocks;) {
+    tracked_block *b = ST_CONTAINER_OF(pos, tracked_block, link);
+    pos = pos->next;
     b->cookie = 0;
     st__api_free(base_of(b));
   }
+  st_list_init(&h->blocks);
 }
 
 void *st__tracked_malloc(st_tracked_heap_t *h, size_t size, size_t align, bool zero) {
