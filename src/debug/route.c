@@ -21,6 +21,7 @@
  * zeroing of bytes an earlier, smaller block left unaddressable. */
 void *st__debug_malloc(size_t size, size_t align, bool zero) {
   bool hardened = st__harden_enabled();
+  if (hardened && !st__track_enabled()) return st__harden_malloc(size, align, zero); /* no record */
   void *p = hardened      ? st__harden_malloc(size, align, zero)
             : align == 0 ? st__core_malloc(size, false)
                          : st__core_malloc_aligned(size, align);
