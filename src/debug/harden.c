@@ -258,6 +258,9 @@ static void quarantine_release(quarantined q) {
     st__core_small_free_checked(q.p, span);
     return;
   }
+  /* The core writes nothing into a LARGE block: the mark must not outlive the quarantine,
+   * or the block's next life at this address would look freed. */
+  memset(q.p, 0, sizeof first);
   quarantine *mine = tls_quarantine;
   if (mine != NULL && mine->spare_count < SPARE_SLOTS) {
     mine->spare[mine->spare_count++] = q;
