@@ -103,18 +103,37 @@ static uint64_t block_mix(const void *p) {
 
 /* The first offset in [from, to) whose byte is not byte (offset % 8) of pattern, or `to`.
  * Canary bytes are so laid out (whole words of the canary are the mix itself, in the
- * little-endian order of every target strata builds for), and the fill is one byte. */
+ * little-endian order of every target strata builds for), and the fill is one byte. The 8
+ * bytes from `from` must be readable (they are inside the block for every caller). Whole
+ * words are compared, rotated to the offset's place; the bytes are looked at only to name
+ * the offset of a mismatch. */
 static size_t pattern_mismatch(const uint8_t *b, uint64_t pattern, size_t from, size_t to) {
+  if (from >= to) return to;
+  unsigned shift = (unsigned)(from & 7) * 8;
+  uint64_t want = shift == 0 ? pattern : pattern >> shift | pattern << (64 - shift), word;
   size_t i = from;
-  for (; i < to && (i & 7) != 0; i++)
-    if (b[i] != (uint8_t)(pattern >> (i & 7) * 8)) return i;
-  for (; i + sizeof pattern <= to; i += sizeof pattern) {
-    uint64_t word;
+  for (; i + sizeof word <= to; i += sizeof word) {
     memcpy(&word, b + i, sizeof word);
-    if (word != pattern) break;
+    if (word != want) goto find;
   }
+  if (i == to) return to;
+  memcpy(&word, b + i, sizeof word);
+  if (((word ^ want) & ((1ULL << (to - i) * 8) - 1)) == 0) return to;
+find:
   for (; i < to; i++)
     if (b[i] != (uint8_t)(pattern >> (i & 7) * 8)) return i;
+  return to;
+}
+
+/* The fill as the quarantine checks it: memcmp against this compares many bytes per step. */
+static const uint8_t fill_bytes[1024] = {[0 ... 1023] = FILL_BYTE};
+
+/* The first offset in [from, to) that does not hold the fill, or `to`. */
+static size_t fill_mismatch(const uint8_t *b, size_t from, size_t to) {
+  for (size_t i = from; i < to; i += sizeof fill_bytes) {
+    size_t n = to - i < sizeof fill_bytes ? to - i : sizeof fill_bytes;
+    if (ST_UNLIKELY(memcmp(b + i, fill_bytes, n) != 0)) return pattern_mismatch(b, FILL_WORD, i, i + n);
+  }
   return to;
 }
 
@@ -123,14 +142,25 @@ static size_t usable_of(size_t core_size) {
   return core_size > ST_SMALL_MAX ? core_size - ST_PAGE_SIZE : core_size;
 }
 
+/* The canary: the CANARY_MAX bytes after the request, or fewer up to the size word. A
+ * linear overflow changes its first byte; the rest of the slack is neither written nor
+ * checked (it would cost a pass over up to a quarter of the block on every malloc and free). */
+#define CANARY_MAX 8
+
+static size_t canary_end(size_t size, size_t usable) {
+  return size + CANARY_MAX < usable - SIZE_WORD ? size + CANARY_MAX : usable - SIZE_WORD;
+}
+
 static void seal(void *p, size_t size, size_t usable) {
   uint64_t mix = block_mix(p);
   uint8_t *b = p;
-  size_t i = size, end = usable - SIZE_WORD;
-  for (; i < end && (i & 7) != 0; i++) b[i] = (uint8_t)(mix >> (i & 7) * 8);
-  for (; i < end; i += sizeof mix) memcpy(b + i, &mix, sizeof mix);
+  /* One word from the request's end (size + 8 <= usable): canary bytes, then the size word
+   * over what passed the canary's end. */
+  unsigned shift = (unsigned)(size & 7) * 8;
+  uint64_t canary = shift == 0 ? mix : mix >> shift | mix << (64 - shift);
+  memcpy(b + size, &canary, sizeof canary);
   uint64_t word = (uint64_t)size ^ mix;
-  memcpy(b + end, &word, SIZE_WORD);
+  memcpy(b + usable - SIZE_WORD, &word, SIZE_WORD);
 }
 
 /* LARGE and HUGE blocks, and aligned ones: through the core's general entry points. */
@@ -205,8 +235,9 @@ static size_t checked_size(const void *p, size_t usable, uint64_t mix, const cha
   if (ST_UNLIKELY(size > usable - OVERHEAD))
     st__fatal("%s(): heap overflow past block %p: its size word at offset %zu was overwritten",
               fn, p, usable - SIZE_WORD);
-  size_t bad = pattern_mismatch(b, mix, size, usable - SIZE_WORD);
-  if (ST_UNLIKELY(bad != usable - SIZE_WORD))
+  size_t end = canary_end(size, usable);
+  size_t bad = pattern_mismatch(b, mix, size, end);
+  if (ST_UNLIKELY(bad != end))
     st__fatal("%s(): heap overflow: block %p of %zu bytes was written at offset %zu, past its end",
               fn, p, size, bad);
   return size;
@@ -250,10 +281,10 @@ static void quarantine_release(quarantined q) {
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
   if (ST_UNLIKELY(size > usable - OVERHEAD)) written_after_free(b, usable, usable - SIZE_WORD);
-  size_t from = size > 8 ? size : 8;
-  size_t bad = pattern_mismatch(b, FILL_WORD, 8, from);
-  if (bad == from) bad = pattern_mismatch(b, mix, from, usable - SIZE_WORD);
-  if (ST_UNLIKELY(bad != usable - SIZE_WORD)) written_after_free(b, usable, bad);
+  size_t from = size > 8 ? size : 8, end = canary_end(size, usable);
+  size_t bad = fill_mismatch(b, 8, from);
+  if (bad == from) bad = pattern_mismatch(b, mix, from, end);
+  if (ST_UNLIKELY(bad != end)) written_after_free(b, usable, bad);
   if (span->kind == ST_SPAN_SLAB) {
     st__core_small_free_checked(q.p, span);
     return;
