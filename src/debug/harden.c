@@ -265,7 +265,7 @@ size_t st__harden_size(const void *p, const char *fn) {
 
 /* What the block of a LARGE span leaves the program (the guard page is not its). */
 static size_t held_usable(const st_span_t *span) {
-  return span->kind == ST_SPAN_SLAB ? span->block_size : st__span_bytes(span) - ST_PAGE_SIZE;
+  return span->kind == ST_SPAN_SLAB ? span->block_size : usable_of(st__span_bytes(span));
 }
 
 static void large_release(void *p, st_span_t *span, size_t usable);
@@ -300,9 +300,10 @@ static void quarantine_release(quarantined q) {
   large_release(q.p, span, usable);
 }
 
-/* LARGE block p goes back to the core, its guard page lifted. */
+/* LARGE block p goes back to the core, its guard page lifted (a one-page aligned block has
+ * none: usable_of). */
 static void large_release(void *p, st_span_t *span, size_t usable) {
-  if (!st__os_protect((char *)p + usable, ST_PAGE_SIZE, true))
+  if (usable != st__span_bytes(span) && !st__os_protect((char *)p + usable, ST_PAGE_SIZE, true))
     st__fatal("free(): cannot lift the guard page of block %p", p);
   st__core_free(p, span, "free");
 }
