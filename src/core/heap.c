@@ -27,7 +27,7 @@ size_t st__core_huge_threshold(void) { return (size_t)st_option(ST_OPTION_HUGE_T
 
 /* ---- small ----------------------------------------------------------------------- */
 
-static void *small_alloc(unsigned cls) {
+void *st__core_small_alloc(unsigned cls) {
   st_tcache_t *tc = st__thread_cache();
   if (ST_UNLIKELY(tc == NULL)) {
     tc = st__thread_orphan_acquire();
@@ -35,8 +35,33 @@ static void *small_alloc(unsigned cls) {
     st__thread_orphan_release();
     return block;
   }
+  if (ST_UNLIKELY(st__page_hardened())) return st__tcache_pop_checked(tc, cls);
   void *block = st__tcache_pop(tc, cls);
   return block != NULL ? block : st__tcache_alloc_slow(tc, cls);
+}
+
+void st__core_small_check_not_free(const void *p, st_span_t *span, const char *fn) {
+  st_tcache_t *tc = st__thread_cache_if_any();
+  if (tc != NULL && st__tcache_owns(tc, span)) st__page_check_double_free(span, p, fn);
+  else st__page_double_free(span, p, fn);
+}
+
+void st__core_small_free_checked(void *p, st_span_t *span) {
+  st_tcache_t *tc = st__thread_cache_if_any();
+  st_block_t *block = p;
+  if (tc == NULL || !st__tcache_owns(tc, span)) {
+    st__page_free_mt_encoded(span, block);
+    return;
+  }
+  if (ST_UNLIKELY(block->key == st__block_key(span))) st__page_check_double_free(span, block, "free");
+  if (st_load_relaxed(&span->xfast_owner) != &tc->owner) { /* parked as full */
+    st__tcache_free_local_slow(tc, span, block);
+    return;
+  }
+  block->key = st__block_key(span);
+  st__block_set_next(block, span->free);
+  span->free = block;
+  if (ST_UNLIKELY(st__span_release_one(span))) st__tcache_retire(tc, span);
 }
 
 ST_INLINE void small_free(void *p, st_span_t *span, const char *fn) {
@@ -93,7 +118,7 @@ static void *huge_alloc(size_t size, size_t align) {
 
 void *st__core_malloc(size_t size, bool zero) {
   if (size <= ST_SMALL_MAX) {
-    void *p = small_alloc(st__size_to_class(size));
+    void *p = st__core_small_alloc(st__size_to_class(size));
     if (zero && p != NULL) memset(p, 0, size);
     return p;
   }
@@ -110,7 +135,7 @@ void *st__core_malloc_aligned(size_t size, size_t align) {
     unsigned cls = st__size_to_class(size < align ? align : size);
     st__core_ensure_init();
     while (st__class_size[cls] % align != 0) cls++;
-    return small_alloc(cls);
+    return st__core_small_alloc(cls);
   }
   st__core_ensure_init();
   if (size <= st__core_huge_threshold() && align <= ST_REGION_BYTES / 4)

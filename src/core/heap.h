@@ -23,6 +23,14 @@ ST_HIDDEN void *st__core_malloc_aligned(size_t size, size_t align);
 /* fn names the public function for diagnostics ("free", "realloc", ...). */
 ST_HIDDEN void st__core_free(void *p, st_span_t *span, const char *fn);
 ST_HIDDEN void *st__core_realloc(void *p, size_t size);
+/* A block of slab class cls from the calling thread's cache; NULL when out of memory. */
+ST_HIDDEN void *st__core_small_alloc(unsigned cls);
+/* Slab block p of span carries the free mark: aborts with "double free" when it is free
+ * (confirmed on the lists when the calling thread owns the span), else returns. */
+ST_HIDDEN void st__core_small_check_not_free(const void *p, st_span_t *span, const char *fn);
+/* Hardened mode (debug/harden.c, which has checked p): frees slab block p of span into the
+ * calling thread's cache, or as a remote free, with encoded links (span.h). */
+ST_HIDDEN void st__core_small_free_checked(void *p, st_span_t *span);
 ST_HIDDEN size_t st__core_usable_size(const void *p, const char *fn);
 ST_HIDDEN int st__core_trim(void);
 ST_HIDDEN void st__core_counters(st_core_counters *out);

@@ -9,15 +9,33 @@
 #include "base/check.h"
 #include "base/valgrind.h"
 #include "core/sizeclass.h"
+#include "os/os.h"
 
 #define CARVE_BYTES ST_PAGE_SIZE
 
 const st_block_t st__block_end = {.next = NULL, .key = 1}; /* no descriptor is at address 1 */
 
+uint64_t st__page_shuffle_seed;
+uintptr_t st__block_link_secret;
+
+void st__page_harden(uint64_t shuffle_seed, uintptr_t link_secret) {
+  st__page_shuffle_seed = shuffle_seed | 1;
+  st__block_link_secret = link_secret | 1; /* odd: the mask differs for every holder */
+}
+
+/* Hardened mode: the span's last page becomes a guard, so a linear overflow off the end of
+ * the slab faults instead of running into the next span. The page heap lifts it when the
+ * span is freed (`guarded`). Without the mapping to spare (vm.max_map_count), no guard. */
+static size_t guard_last_page(st_span_t *span) {
+  span->guarded = st__page_hardened() && span->pages > 1 &&
+                  st__os_protect((char *)st__span_end(span) - ST_PAGE_SIZE, ST_PAGE_SIZE, false);
+  return span->guarded ? ST_PAGE_SIZE : 0;
+}
+
 void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner) {
   span->size_class = (uint8_t)cls;
   span->block_size = st__class_size[cls];
-  span->capacity = (uint32_t)(st__span_bytes(span) / span->block_size);
+  span->capacity = (uint32_t)((st__span_bytes(span) - guard_last_page(span)) / span->block_size);
   span->carved = 0;
   span->free = ST_FREE_LIST_END;
   st__span_set_used(span, 0);
@@ -28,8 +46,6 @@ void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner) {
   st_store_relaxed(&span->xowner, owner);
   st_store_relaxed(&span->xfast_owner, owner);
 }
-
-uint64_t st__page_shuffle_seed;
 
 /* Hardened mode: threads a batch onto the free list in a random order, so the address of
  * the next block cannot be predicted from the last one. batch <= CARVE_BYTES / 16. */
@@ -46,7 +62,7 @@ static void extend_shuffled(st_span_t *span, char *first, uint32_t batch) {
   uintptr_t key = st__block_key(span);
   for (uint32_t i = 0; i < batch; i++) {
     st_block_t *block = (st_block_t *)(first + (size_t)order[i] * span->block_size);
-    block->next = span->free;
+    st__block_set_next(block, span->free);
     block->key = key;
     span->free = block;
   }
@@ -62,11 +78,12 @@ bool st__page_extend(st_span_t *span) {
    * of a block of another size, a freed large block): they are strata's to write now. */
   ST_VG_UNDEFINED((char *)span->start + (size_t)span->carved * span->block_size,
                   (size_t)batch * span->block_size);
-  if (ST_UNLIKELY(st__page_shuffle_seed != 0)) {
+  if (ST_UNLIKELY(st__page_hardened())) {
     extend_shuffled(span, (char *)span->start + (size_t)span->carved * span->block_size, batch);
     span->carved += batch;
     return true;
   }
+  /* Not hardened: the links are plain pointers. */
   char *first = (char *)span->start + (size_t)span->carved * span->block_size;
   char *block = first;
   uintptr_t key = st__block_key(span);
@@ -81,23 +98,31 @@ bool st__page_extend(st_span_t *span) {
   return true;
 }
 
-uint32_t st__page_collect(st_span_t *span) {
+/* secret: st__block_link_secret, or 0 for the default mode's plain links. Hardened mode
+ * checks each link before following it. */
+ST_INLINE uint32_t collect_with(st_span_t *span, uintptr_t secret) {
   uintptr_t old = st_load_relaxed(&span->xthread_free);
   do {
     if ((old & ~ST_REMOTE_TAG_MASK) == 0) return 0;
   } while (!st_cas_weak_acq_rel(&span->xthread_free, &old, old & ST_REMOTE_TAG_MASK));
-  st_block_t *head = (st_block_t *)(old & ~ST_REMOTE_TAG_MASK), *tail = head;
+  st_block_t *head = (st_block_t *)(old & ~ST_REMOTE_TAG_MASK), *tail = head, *next;
   uint32_t count = 1;
-  while (tail->next != NULL) {
-    tail = tail->next;
+  while ((next = st__block_next_with(tail, secret)) != NULL) {
+    if (secret != 0 && ST_UNLIKELY(!st__page_link_ok(span, next))) st__page_corrupt_link(span, tail);
+    tail = next;
     count++;
   }
   ST_CHECK(count <= st__span_used(span), "free(): double free detected in a %u-byte block span at %p",
            span->block_size, (void *)span->start);
-  tail->next = span->free;
+  st__block_set_next_with(tail, span->free, secret);
   span->free = head;
   st__span_add_used(span, -(int32_t)count);
   return count;
+}
+
+uint32_t st__page_collect(st_span_t *span) {
+  uintptr_t secret = st__block_link_secret;
+  return ST_UNLIKELY(secret != 0) ? collect_with(span, secret) : collect_with(span, 0);
 }
 
 /* The remote free that found NOTIFY hands the span to its owner's reclaim stack. */
@@ -113,7 +138,7 @@ static void page_notify_owner(st_span_t *span) {
   }
 }
 
-void st__page_free_mt(st_span_t *span, st_block_t *block) {
+ST_INLINE void free_mt_with(st_span_t *span, st_block_t *block, uintptr_t secret) {
   /* Not the owner: its lists cannot be walked to confirm, and only a program storing a
    * descriptor address could forge the mark. */
   if (ST_UNLIKELY(block->key == st__block_key(span))) st__page_double_free(span, block, "free");
@@ -121,10 +146,16 @@ void st__page_free_mt(st_span_t *span, st_block_t *block) {
   uintptr_t old = st_load_relaxed(&span->xthread_free), tag;
   do {
     tag = old & ST_REMOTE_TAG_MASK;
-    block->next = (st_block_t *)(old & ~ST_REMOTE_TAG_MASK);
+    st__block_set_next_with(block, (st_block_t *)(old & ~ST_REMOTE_TAG_MASK), secret);
   } while (!st_cas_weak_release(&span->xthread_free, &old,
                                 (uintptr_t)block | (tag == ST_REMOTE_NOTIFY ? ST_REMOTE_BUSY : tag)));
   if (ST_UNLIKELY(tag == ST_REMOTE_NOTIFY)) page_notify_owner(span);
+}
+
+void st__page_free_mt(st_span_t *span, st_block_t *block) { free_mt_with(span, block, 0); }
+
+void st__page_free_mt_encoded(st_span_t *span, st_block_t *block) {
+  free_mt_with(span, block, st__block_link_secret);
 }
 
 void st__page_wait_not_busy(st_span_t *span) {
@@ -169,6 +200,12 @@ void st__page_corrupt_block(const st_span_t *span, const st_block_t *block) {
             (const void *)block, span->size_class, span->block_size);
 }
 
+void st__page_corrupt_link(const st_span_t *span, const st_block_t *block) {
+  st__fatal("malloc(): corrupted free list at block %p (size class %u, %u bytes): its link "
+            "was overwritten (use after free, or an overflow of the block before it)",
+            (const void *)block, span->size_class, span->block_size);
+}
+
 void st__page_double_free(const st_span_t *span, const void *p, const char *fn) {
   st__fatal("%s(): double free of %p (size class %u, %u bytes)", fn, p, span->size_class,
             span->block_size);
@@ -177,7 +214,8 @@ void st__page_double_free(const st_span_t *span, const void *p, const char *fn) 
 /* Whether block is on list (a free list or a remote one), walking at most `bound` links (a
  * corrupt list may loop). */
 static bool list_holds(const st_block_t *list, const st_block_t *block, uint32_t bound) {
-  for (uint32_t i = 0; list != NULL && list != ST_FREE_LIST_END && i < bound; list = list->next, i++)
+  for (uint32_t i = 0; list != NULL && list != ST_FREE_LIST_END && i < bound;
+       list = st__block_next(list), i++)
     if (list == block) return true;
   return false;
 }
@@ -193,7 +231,8 @@ void st__page_check_double_free(const st_span_t *span, const st_block_t *block, 
 
 void st__page_recount(st_span_t *span) {
   uint32_t listed = 0, carved = span->carved;
-  for (const st_block_t *b = span->free; b != ST_FREE_LIST_END && listed < span->capacity; b = b->next) {
+  for (const st_block_t *b = span->free; b != ST_FREE_LIST_END && listed < span->capacity;
+       b = st__block_next(b)) {
     if (!st__page_is_block_start(span, b)) break; /* corrupt: validation will say where */
     uint32_t index = (uint32_t)(((uintptr_t)b - span->start) / span->block_size);
     if (index >= carved) carved = index + 1;
@@ -206,7 +245,7 @@ void st__page_recount(st_span_t *span) {
 
 bool st__page_validate(const st_span_t *span, uint32_t pins) {
   uint32_t listed = 0;
-  for (const st_block_t *b = span->free; b != ST_FREE_LIST_END; b = b->next) {
+  for (const st_block_t *b = span->free; b != ST_FREE_LIST_END; b = st__block_next(b)) {
     if (!st__page_is_block_start(span, b) || ++listed > span->carved) {
       st__report("heap validation: page: free list of span %p is corrupt at block %p",
                  (void *)span->start, (const void *)b);

@@ -29,8 +29,12 @@
 #define ST_REMOTE_BUSY ((uintptr_t)2)
 #define ST_REMOTE_TAG_MASK ((uintptr_t)3)
 
-/* Nonzero in hardened mode (set once at init): carving shuffles each batch of blocks. */
+/* Nonzero in hardened mode (set once at init, with st__block_link_secret): carving
+ * shuffles each batch of blocks, links are encoded, and each slab span ends in a guard page. */
 ST_HIDDEN extern uint64_t st__page_shuffle_seed;
+ST_INLINE bool st__page_hardened(void) { return st__page_shuffle_seed != 0; }
+/* Hardened mode on: called once by the core's initialisation, before any span exists. */
+ST_HIDDEN void st__page_harden(uint64_t shuffle_seed, uintptr_t link_secret);
 
 /* Turns a fresh SLAB span into an empty slab of class cls owned by owner. */
 ST_HIDDEN void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner);
@@ -38,8 +42,11 @@ ST_HIDDEN void st__page_format(st_span_t *span, unsigned cls, st_span_owner *own
 ST_HIDDEN bool st__page_extend(st_span_t *span);
 /* Moves remotely freed blocks onto span->free; returns how many. */
 ST_HIDDEN uint32_t st__page_collect(st_span_t *span);
-/* Frees a block from a thread that does not own the span (any thread). */
+/* Frees a block from a thread that does not own the span (any thread). The _encoded
+ * variant is hardened mode's (st__block_link_secret): the plain one, the default mode's,
+ * stores the link as it is and pays nothing for the encoding. */
 ST_HIDDEN void st__page_free_mt(st_span_t *span, st_block_t *block);
+ST_HIDDEN void st__page_free_mt_encoded(st_span_t *span, st_block_t *block);
 /* Waits until no remote free is handing the span over (tag not BUSY). */
 ST_HIDDEN void st__page_wait_not_busy(st_span_t *span);
 /* NORMAL with an empty remote list -> NOTIFY; false if remote frees are pending. */
@@ -53,6 +60,9 @@ ST_HIDDEN st_span_t *st__page_take_reclaimed(st_span_owner *owner);
 /* malloc found a free block whose mark is gone (written after free): reports and aborts. */
 ST_HIDDEN ST_COLD ST_NOINLINE _Noreturn void st__page_corrupt_block(const st_span_t *span,
                                                                      const st_block_t *block);
+/* A free block's decoded link left its span: its link was overwritten. Reports, aborts. */
+ST_HIDDEN ST_COLD ST_NOINLINE _Noreturn void st__page_corrupt_link(const st_span_t *span,
+                                                                    const st_block_t *block);
 /* free of a block that carries the free mark: aborts with "double free" when the block is
  * on one of span's free lists, returns when the program only happened to store the mark.
  * Owner only (it walks the owner's list); others call st__page_double_free. */
@@ -73,6 +83,13 @@ ST_INLINE bool st__page_is_block_start(const st_span_t *span, const void *p) {
  * A block that was off the list and not yet handed out stays counted as out: the dead
  * thread's, like every block it held. */
 ST_HIDDEN void st__page_recount(st_span_t *span);
+
+/* Whether next, a decoded link of span's free list or remote list, may follow: the end of
+ * either list or a block of the span. */
+ST_INLINE bool st__page_link_ok(const st_span_t *span, const st_block_t *next) {
+  return next == NULL || next == ST_FREE_LIST_END || ((uintptr_t)next - span->start < st__span_bytes(span) &&
+                           st__page_is_block_start(span, next));
+}
 /* Checks counts and lists of a slab the caller owns (or holds under the shard lock);
  * pins: extra counts in `used` held by the owner (1 for a current span). */
 ST_HIDDEN bool st__page_validate(const st_span_t *span, uint32_t pins);

@@ -529,6 +529,11 @@ void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
                   (s->kind == ST_SPAN_SLAB || s->kind == ST_SPAN_LARGE));
   if (s->kind == ST_SPAN_SLAB) st__pagemap_set(s->start, s->pages, NULL);
   else st__pagemap_set_one(s->start, NULL);
+  if (s->guarded) { /* hardened mode's guard page at the end of a slab (core/page.c) */
+    s->guarded = 0;
+    if (!st__os_protect((char *)st__span_end(s) - ST_PAGE_SIZE, ST_PAGE_SIZE, true))
+      st__fatal("free(): cannot lift the guard page of the span at %p", (void *)s->start);
+  }
   uint64_t now = st__os_now_ms();
   bool was_slab = s->kind == ST_SPAN_SLAB;
   in_use_sub(s->pages);

@@ -38,7 +38,7 @@ typedef enum st_span_kind {
  * docs/security.md for what this catches). A program could only forge the mark by storing
  * a descriptor address, which lives out of band where no block pointer leads. */
 typedef struct st_block {
-  struct st_block *next;
+  struct st_block *next; /* as stored: see st__block_next */
   uintptr_t key;
 } st_block_t;
 
@@ -48,6 +48,32 @@ typedef struct st_block {
  * end in NULL until they are joined to a free list. */
 ST_HIDDEN extern const st_block_t st__block_end;
 #define ST_FREE_LIST_END ((st_block_t *)&st__block_end)
+
+/* Hardened mode's per-process secret for free-list links (page.c sets it once, at init,
+ * before the first span is formatted; 0 otherwise). A link is stored XORed with the secret
+ * times the address that holds it, so a write into a free block cannot aim the list at a
+ * chosen address without the secret, and the decoded link is checked to stay inside its
+ * span (st__page_link_ok). With 0 the stored link is the plain pointer: the inline fast
+ * paths (api.h, st__tcache_pop), which only the default mode runs, read and write it so. */
+ST_HIDDEN extern uintptr_t st__block_link_secret;
+
+ST_INLINE uintptr_t st__block_link_mask(const st_block_t *holder, uintptr_t secret) {
+  return secret * ((uintptr_t)holder | 1);
+}
+/* The link of a free block; secret: st__block_link_secret, or 0 where the caller knows the
+ * process is not hardened (the compiler then drops the arithmetic). */
+ST_INLINE st_block_t *st__block_next_with(const st_block_t *block, uintptr_t secret) {
+  return (st_block_t *)((uintptr_t)block->next ^ st__block_link_mask(block, secret));
+}
+ST_INLINE void st__block_set_next_with(st_block_t *block, st_block_t *next, uintptr_t secret) {
+  block->next = (st_block_t *)((uintptr_t)next ^ st__block_link_mask(block, secret));
+}
+ST_INLINE st_block_t *st__block_next(const st_block_t *block) {
+  return st__block_next_with(block, st__block_link_secret);
+}
+ST_INLINE void st__block_set_next(st_block_t *block, st_block_t *next) {
+  st__block_set_next_with(block, next, st__block_link_secret);
+}
 
 /* The owner of slab spans (a thread cache embeds it as its first member). Remote frees
  * that find a span marked full push the span here so the owner reuses it. */
@@ -86,6 +112,8 @@ typedef struct st_span {
   uint8_t zeroed : 1;                    /* LARGE/HUGE: memory known to read as zero */
   uint8_t on_dirty_list : 1;             /* FREE: linked on the heap's purge list */
   uint8_t lazily_purged : 1;             /* FREE: purged with MADV_FREE: not known zero */
+  uint8_t guarded : 1;                   /* SLAB: its last page is a PROT_NONE guard (hardened
+                                            mode, page.c); lifted when the span is freed */
   size_t dirty_pages;                    /* FREE: bound on its resident pages; page heap lock */
   uint64_t freed_at_ms;                  /* FREE: when it last became dirty */
   size_t huge_mapped;                    /* HUGE: bytes of the mapping */

@@ -154,7 +154,7 @@ static void mark_list(const st_span_t *span, const st_block_t *block, uint8_t *i
     size_t index = ((uintptr_t)block - span->start) / span->block_size;
     if (index >= cap || is_free[index] != 0) return;
     is_free[index] = 1;
-    block = block->next;
+    block = st__block_next(block);
   }
 }
 

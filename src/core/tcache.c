@@ -164,6 +164,24 @@ static st_span_t *tcache_new_span(st_tcache_t *tc, unsigned cls) {
   return span;
 }
 
+/* Hardened mode's pop (its lists hold encoded links, span.h): the link is decoded and must
+ * lead to a block of the span before it is followed. span->free != ST_FREE_LIST_END. */
+static void *pop_checked(st_span_t *span) {
+  st_block_t *block = span->free;
+  if (ST_UNLIKELY(block->key != st__block_key(span))) st__page_corrupt_block(span, block);
+  st_block_t *next = st__block_next(block);
+  if (ST_UNLIKELY(!st__page_link_ok(span, next))) st__page_corrupt_link(span, block);
+  block->key = 0;
+  span->free = next;
+  st__span_add_used(span, 1);
+  return block;
+}
+
+void *st__tcache_pop_checked(st_tcache_t *tc, unsigned cls) {
+  st_span_t *span = tc->current[cls];
+  return span->free != ST_FREE_LIST_END ? pop_checked(span) : st__tcache_alloc_slow(tc, cls);
+}
+
 /* Makes span current for its class and takes a block from it, if it has any. */
 static void *tcache_use(st_tcache_t *tc, st_span_t *span) {
   if (span->free == ST_FREE_LIST_END) {
@@ -172,7 +190,8 @@ static void *tcache_use(st_tcache_t *tc, st_span_t *span) {
     else st__tcache_count_n(tc, ST_EVENT_remote_frees_collected, collected);
   }
   if (tc->current[span->size_class] != span) set_current(tc, span);
-  if (span->free != ST_FREE_LIST_END) return st__tcache_pop(tc, span->size_class);
+  if (span->free != ST_FREE_LIST_END)
+    return st__page_hardened() ? pop_checked(span) : st__tcache_pop(tc, span->size_class);
   if (!tcache_park_current(tc, span)) return tcache_use(tc, span);
   return NULL;
 }
@@ -221,7 +240,7 @@ void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls) {
 void st__tcache_free_local_slow(st_tcache_t *tc, st_span_t *span, st_block_t *block) {
   st__tcache_count(tc, ST_EVENT_frees_local_slow);
   block->key = st__block_key(span);
-  block->next = span->free;
+  st__block_set_next(block, span->free);
   span->free = block;
   if (st__span_release_one(span)) st__tcache_retire(tc, span);
 }

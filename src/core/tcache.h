@@ -80,6 +80,10 @@ ST_INLINE void *st__tcache_pop(st_tcache_t *tc, unsigned cls) {
   return block;
 }
 
+/* Hardened mode's allocation (the inline pop above reads plain links): pops a block of class
+ * cls from tc, decoding and checking its link, or refills; NULL when out of memory. */
+ST_HIDDEN void *st__tcache_pop_checked(st_tcache_t *tc, unsigned cls);
+
 /* Counts n events of the calling thread, whose cache (or sentinel) is tc. */
 ST_INLINE void st__tcache_count_n(st_tcache_t *tc, st_event event, size_t n) {
   if (!ST_EVENTS_ENABLED) return;

@@ -164,7 +164,7 @@ void st__core_ensure_init(void) {
     bool hardened = st_option(ST_OPTION_HARDENED) != 0 && !st_running_on_memcheck();
     st_store_relaxed(&st__xthread_slow_only,
                      st_option(ST_OPTION_LEAKS) != 0 || hardened || st_running_on_memcheck());
-    if (hardened) st__page_shuffle_seed = st__os_random_seed() | 1;
+    if (hardened) st__page_harden(st__os_random_seed(), (uintptr_t)st__os_random_seed());
     st__pageheap_init();
     pthread_key_create(&exit_key, thread_exit);
     st_store_release(&xinit_state, 1);
@@ -187,6 +187,12 @@ st_tcache_t *st__thread_cache(void) {
   /* May allocate (keys past the first 32): the cache is already in place. */
   pthread_setspecific(exit_key, tc);
   return tc;
+}
+
+st_tcache_t *st__thread_cache_if_any(void) {
+  st_tcache_t *tc = st__tls_tcache;
+  if (tc != &st__tcache_empty) return tc;
+  return tls_hidden_cache;
 }
 
 st_tcache_t *st__thread_orphan_acquire(void) {

@@ -25,6 +25,9 @@ ST_HIDDEN bool st__core_initialized(void);
 /* The calling thread's cache, set up if needed; NULL for a thread past its exit
  * destructor (or when no cache could be mapped): use st__thread_orphan_*. */
 ST_HIDDEN st_tcache_t *st__thread_cache(void);
+/* The calling thread's cache (its hidden one in slow-paths-only mode) without setting one
+ * up: NULL before its first allocation; after its exit, a cache that owns no span. */
+ST_HIDDEN st_tcache_t *st__thread_cache_if_any(void);
 /* The shared, locked cache of threads that have none. */
 ST_HIDDEN st_tcache_t *st__thread_orphan_acquire(void);
 ST_HIDDEN void st__thread_orphan_release(void);

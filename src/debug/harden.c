@@ -2,9 +2,10 @@
  * harden.c — hardened mode (STRATA_HARDENED=1, docs/security.md): the checks that need
  * every malloc and free, in the debug route (debug.h).
  *
- * Owns: the per-process secret, the canary and encoded size after each block, fill on
- * free, the quarantine of freed small blocks, and the guard page after each LARGE and
- * HUGE block. (The core does its part on its own slow paths: shuffled carving, page.c.)
+ * Owns: the per-process secret of the block checks, the canary and encoded size after each
+ * block, fill on free, each thread's quarantine of freed blocks, and the guard page after
+ * each LARGE and HUGE block. (The core does its part: encoded free-list links, shuffled
+ * carving and a guard page at the end of each slab span, core/page.c.)
  *
  * A block as the core sees it, and as this file lays it out:
  *
@@ -17,51 +18,65 @@
  * the canary bytes come from the same mix: an overflow cannot restore them without the
  * secret, and one that reaches the size word makes it decode to nonsense.
  *
- * Freed small blocks are filled with FILL_BYTE and wait in the quarantine (stripes of
- * slots, one lock each, a thread uses one stripe); a block leaves it for a random slot's
- * newcomer, so reuse order is not predictable, and is checked to be still all FILL_BYTE:
- * a write after free is reported then. LARGE blocks go back at once (their pages may be
- * purged or merged; a second free finds them free in the page heap).
+ * A freed slab block keeps its canary and size word; its first word becomes the quarantine
+ * mark (the complement of its mix, which only this file can compute) and the rest of the
+ * program's bytes FILL_BYTE. It then waits in the freeing thread's quarantine, which needs
+ * no lock. A newcomer evicts a random resident once the quarantine is full (in blocks or
+ * in bytes), so reuse order is not predictable; the evicted block must still read exactly
+ * as it was left, else a write after free is reported, before the core reuses it. A free
+ * that finds the mark is a double free. A freed LARGE block waits with its pages PROT_NONE
+ * (a write after free faults at once) and its span marked `xquarantined`; HUGE blocks are
+ * unmapped at once (a later write faults, and the core remembers the last few for double
+ * frees).
  */
 #include <pthread.h>
 #include <string.h>
 
-#include "base/lock.h"
 #include "base/options.h"
 #include "base/report.h"
-#include "base/valgrind.h"
 #include "core/heap.h"
+#include "core/page.h"
+#include "core/pagemap.h"
 #include "debug/debug.h"
 #include "os/os.h"
 
 #define FILL_BYTE 0xdf
+#define FILL_WORD (0x0101010101010101ULL * FILL_BYTE)
 #define SIZE_WORD sizeof(uint64_t)
 #define OVERHEAD (SIZE_WORD + 1) /* the size word and at least one canary byte */
-#define STRIPES 8
-#define SLOTS 64 /* blocks per stripe: 512 small blocks (<= 16 MiB) wait in all */
+#define QUARANTINE_SLOTS 64      /* blocks per thread */
+#define QUARANTINE_BYTES ((size_t)4 << 20) /* per thread, of usable bytes */
+#define QUARANTINE_LARGE_MAX ((size_t)256 << 10) /* larger LARGE blocks go back at once */
+/* LARGE blocks that left the quarantine are kept for the thread's next LARGE malloc of the
+ * same size: a guard page costs two mprotect calls (and a TLB shootdown) and the page heap
+ * a lock, which programs cycling through one buffer size would pay on every malloc. */
+#define SPARE_SLOTS 8
 
-typedef struct quarantine_stripe {
-  st_lock_t lock;
+typedef struct quarantined {
+  void *p;
+  st_span_t *span;
+} quarantined;
+
+/* One thread's quarantine (owner only: no lock). `bytes` counts the core sizes held. */
+typedef struct quarantine {
   uint32_t count;
-  uint64_t random; /* xorshift64 state: which slot a newcomer takes */
-  void *slot[SLOTS];
-} quarantine_stripe;
+  size_t bytes;
+  uint64_t random; /* xorshift64 state: which resident a newcomer evicts */
+  quarantined slot[QUARANTINE_SLOTS];
+  uint32_t spare_count;
+  quarantined spare[SPARE_SLOTS]; /* LARGE blocks out of the quarantine, guard page kept */
+} quarantine;
 
-static quarantine_stripe quarantine[STRIPES];
-static uint64_t secret;          /* const after harden_init */
+static uint64_t secret;           /* const after harden_init */
 static st_atomic_int xinit_state; /* 0 none, 1 running, 2 done */
-static st_atomic_size xnext_stripe;
-static __thread unsigned tls_stripe; /* 1 + the thread's stripe; 0 before its first free */
+static pthread_key_t exit_key;    /* its destructor empties the exiting thread's quarantine */
+/* The thread's quarantine, a block of the core's made at its first free; initial-exec TLS
+ * (one pointer) so the free path reads it without a call. */
+static __thread quarantine *tls_quarantine __attribute__((tls_model("initial-exec")));
 
-static void harden_fork_prepare(void) {
-  for (int i = 0; i < STRIPES; i++) st_lock_acquire(&quarantine[i].lock);
-}
-static void harden_fork_parent(void) {
-  for (int i = STRIPES - 1; i >= 0; i--) st_lock_release(&quarantine[i].lock);
-}
+static void quarantine_drain(void *arg);
 
-/* Once, from the first hardened allocation; the fork handlers are registered after the
- * state is published because pthread_atfork may allocate (and so come back here). */
+/* Once, from the first hardened call. pthread_key_create does not allocate. */
 static void harden_init(void) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&xinit_state, &expected, 1)) {
@@ -69,17 +84,16 @@ static void harden_init(void) {
     return;
   }
   secret = st__os_random_seed() | 1;
-  for (int i = 0; i < STRIPES; i++) {
-    st_lock_init(&quarantine[i].lock);
-    quarantine[i].random = secret ^ (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL;
-  }
+  pthread_key_create(&exit_key, quarantine_drain);
   st_store_release(&xinit_state, 2);
-  pthread_atfork(harden_fork_prepare, harden_fork_parent, harden_fork_parent); /* child: as parent */
 }
 
-bool st__harden_enabled(void) {
-  return st_option(ST_OPTION_HARDENED) != 0 && !st_running_on_memcheck();
+ST_INLINE void harden_ready(void) {
+  if (ST_UNLIKELY(st_load_acquire(&xinit_state) != 2)) harden_init();
 }
+
+/* The core's flag: set at its init from STRATA_HARDENED (off under memcheck). */
+bool st__harden_enabled(void) { return st__page_hardened(); }
 
 /* The block's own mix of the secret: its canary bytes and the key of its size word. */
 static uint64_t block_mix(const void *p) {
@@ -87,22 +101,39 @@ static uint64_t block_mix(const void *p) {
   return x ^ (x >> 31);
 }
 
-/* Canary byte at offset i is byte i % 8 of the block's mix, so whole words of the canary
- * are the mix itself (little-endian byte order, as on every target strata builds for). */
-static uint8_t canary_byte(uint64_t mix, size_t offset) { return (uint8_t)(mix >> (offset & 7) * 8); }
-
-/* The first offset in [from, to) whose byte is not the canary's, or `to`; to % 8 == 0. */
-static size_t canary_mismatch(const uint8_t *b, uint64_t mix, size_t from, size_t to) {
+/* The first offset in [from, to) whose byte is not byte (offset % 8) of pattern, or `to`.
+ * Canary bytes are so laid out (whole words of the canary are the mix itself, in the
+ * little-endian order of every target strata builds for), and the fill is one byte. The 8
+ * bytes from `from` must be readable (they are inside the block for every caller). Whole
+ * words are compared, rotated to the offset's place; the bytes are looked at only to name
+ * the offset of a mismatch. */
+static size_t pattern_mismatch(const uint8_t *b, uint64_t pattern, size_t from, size_t to) {
+  if (from >= to) return to;
+  unsigned shift = (unsigned)(from & 7) * 8;
+  uint64_t want = shift == 0 ? pattern : pattern >> shift | pattern << (64 - shift), word;
   size_t i = from;
-  for (; i < to && (i & 7) != 0; i++)
-    if (b[i] != canary_byte(mix, i)) return i;
-  for (; i < to; i += sizeof mix) {
-    uint64_t word;
+  for (; i + sizeof word <= to; i += sizeof word) {
     memcpy(&word, b + i, sizeof word);
-    if (word != mix) break;
+    if (word != want) goto find;
   }
+  if (i == to) return to;
+  memcpy(&word, b + i, sizeof word);
+  if (((word ^ want) & ((1ULL << (to - i) * 8) - 1)) == 0) return to;
+find:
   for (; i < to; i++)
-    if (b[i] != canary_byte(mix, i)) return i;
+    if (b[i] != (uint8_t)(pattern >> (i & 7) * 8)) return i;
+  return to;
+}
+
+/* The fill as the quarantine checks it: memcmp against this compares many bytes per step. */
+static const uint8_t fill_bytes[1024] = {[0 ... 1023] = FILL_BYTE};
+
+/* The first offset in [from, to) that does not hold the fill, or `to`. */
+static size_t fill_mismatch(const uint8_t *b, size_t from, size_t to) {
+  for (size_t i = from; i < to; i += sizeof fill_bytes) {
+    size_t n = to - i < sizeof fill_bytes ? to - i : sizeof fill_bytes;
+    if (ST_UNLIKELY(memcmp(b + i, fill_bytes, n) != 0)) return pattern_mismatch(b, FILL_WORD, i, i + n);
+  }
   return to;
 }
 
@@ -111,30 +142,55 @@ static size_t usable_of(size_t core_size) {
   return core_size > ST_SMALL_MAX ? core_size - ST_PAGE_SIZE : core_size;
 }
 
-static void *guard_of(void *p, size_t core_size) {
-  return core_size > ST_SMALL_MAX ? (char *)p + core_size - ST_PAGE_SIZE : NULL;
+/* The canary: the CANARY_MAX bytes after the request, or fewer up to the size word. A
+ * linear overflow changes its first byte; the rest of the slack is neither written nor
+ * checked (it would cost a pass over up to a quarter of the block on every malloc and free). */
+#define CANARY_MAX 8
+
+static size_t canary_end(size_t size, size_t usable) {
+  return size + CANARY_MAX < usable - SIZE_WORD ? size + CANARY_MAX : usable - SIZE_WORD;
 }
 
 static void seal(void *p, size_t size, size_t usable) {
   uint64_t mix = block_mix(p);
   uint8_t *b = p;
-  size_t i = size, end = usable - SIZE_WORD;
-  for (; i < end && (i & 7) != 0; i++) b[i] = canary_byte(mix, i);
-  for (; i < end; i += sizeof mix) memcpy(b + i, &mix, sizeof mix);
+  /* One word from the request's end (size + 8 <= usable): canary bytes, then the size word
+   * over what passed the canary's end. */
+  unsigned shift = (unsigned)(size & 7) * 8;
+  uint64_t canary = shift == 0 ? mix : mix >> shift | mix << (64 - shift);
+  memcpy(b + size, &canary, sizeof canary);
   uint64_t word = (uint64_t)size ^ mix;
-  memcpy((char *)p + usable - SIZE_WORD, &word, SIZE_WORD);
+  memcpy(b + usable - SIZE_WORD, &word, SIZE_WORD);
 }
 
-void *st__harden_malloc(size_t size, size_t align, bool zero) {
-  if (ST_UNLIKELY(st_load_acquire(&xinit_state) != 2)) harden_init();
-  size_t need = size + OVERHEAD;
-  if (need < size) return NULL;
+/* LARGE and HUGE blocks, and aligned ones: through the core's general entry points. */
+/* A spare LARGE block of exactly `bytes` (guard included), or NULL. */
+static void *take_spare(size_t bytes) {
+  quarantine *q = tls_quarantine;
+  for (uint32_t i = 0; q != NULL && i < q->spare_count; i++) {
+    if (st__span_bytes(q->spare[i].span) != bytes) continue;
+    void *p = q->spare[i].p;
+    q->spare[i] = q->spare[--q->spare_count];
+    return p;
+  }
+  return NULL;
+}
+
+static void *harden_malloc_pages(size_t need, size_t size, size_t align, bool zero) {
   if (need > ST_SMALL_MAX && __builtin_add_overflow(need, ST_PAGE_SIZE, &need)) return NULL;
-  void *p = align == 0 ? st__core_malloc(need, false) : st__core_malloc_aligned(need, align);
+  void *p = align == 0 && need <= QUARANTINE_LARGE_MAX + ST_PAGE_SIZE
+                ? take_spare(st_align_up(need, ST_PAGE_SIZE))
+                : NULL;
+  if (p != NULL) {
+    if (zero) memset(p, 0, size);
+    seal(p, size, st_align_up(need, ST_PAGE_SIZE) - ST_PAGE_SIZE);
+    return p;
+  }
+  p = align == 0 ? st__core_malloc(need, false) : st__core_malloc_aligned(need, align);
   if (p == NULL) return NULL;
   size_t core_size = st__core_usable_size(p, "malloc");
-  void *guard = guard_of(p, core_size);
-  if (guard != NULL && !st__os_protect(guard, ST_PAGE_SIZE, false)) {
+  if (core_size > ST_SMALL_MAX &&
+      !st__os_protect((char *)p + core_size - ST_PAGE_SIZE, ST_PAGE_SIZE, false)) {
     st__core_free(p, NULL, "malloc");
     return NULL;
   }
@@ -143,94 +199,195 @@ void *st__harden_malloc(size_t size, size_t align, bool zero) {
   return p;
 }
 
-/* Ends the program if a quarantined block p (a slab block: a multiple of 16 bytes) was
- * written after its free. Compares words: this runs for every free. */
-static void check_fill(const void *p, const char *fn) {
-  size_t usable = st__core_usable_size(p, fn);
-  const uint64_t fill = 0x0101010101010101ULL * FILL_BYTE;
-  for (size_t i = 0; i < usable; i += sizeof fill) {
-    uint64_t word;
-    memcpy(&word, (const char *)p + i, sizeof word);
-    if (ST_UNLIKELY(word != fill))
-      st__fatal("%s(): use after free: block %p (%zu bytes) was written near offset %zu after "
-                "it was freed",
-                fn, p, usable, i);
-  }
+void *st__harden_malloc(size_t size, size_t align, bool zero) {
+  harden_ready();
+  size_t need = size + OVERHEAD;
+  if (need < size) return NULL;
+  if (align != 0 || need > ST_SMALL_MAX) return harden_malloc_pages(need, size, align, zero);
+  unsigned cls = st__size_to_class(need);
+  void *p = st__core_small_alloc(cls);
+  if (p == NULL) return NULL;
+  if (zero) memset(p, 0, size);
+  seal(p, size, st__class_size[cls]);
+  return p;
 }
 
-static bool in_quarantine(const void *p) {
-  bool found = false;
-  for (int s = 0; s < STRIPES && !found; s++) {
-    st_lock_acquire(&quarantine[s].lock);
-    for (uint32_t i = 0; i < quarantine[s].count && !found; i++) found = quarantine[s].slot[i] == p;
-    st_lock_release(&quarantine[s].lock);
-  }
-  return found;
+ST_COLD ST_NOINLINE _Noreturn static void quarantined_twice(const void *p, const char *fn) {
+  st__fatal("%s(): double free of %p (the block is in the quarantine)", fn, p);
 }
 
-/* The requested size of live block p after checking its canary and size word; core_size:
- * the core's size of the block. */
-static size_t checked_size(const void *p, const char *fn, size_t *core_size) {
-  *core_size = st__core_usable_size(p, fn); /* invalid pointers end here */
-  size_t usable = usable_of(*core_size);
+ST_COLD ST_NOINLINE _Noreturn static void written_after_free(const void *p, size_t bytes,
+                                                            size_t offset) {
+  st__fatal("free(): use after free: block %p (%zu bytes) was written near offset %zu after "
+            "it was freed",
+            p, bytes, offset);
+}
+
+/* The requested size of live block p of `usable` bytes (no guard) after checking that it
+ * is not in the quarantine, then its size word and canary. */
+static size_t checked_size(const void *p, size_t usable, uint64_t mix, const char *fn) {
   const uint8_t *b = p;
-  if (b[0] == FILL_BYTE && b[usable - 1] == FILL_BYTE && in_quarantine(p))
-    st__fatal("%s(): double free of %p (the block is in the quarantine)", fn, p);
-  uint64_t mix = block_mix(p), word;
+  uint64_t first, word;
+  memcpy(&first, b, sizeof first);
+  if (ST_UNLIKELY(first == ~mix)) quarantined_twice(p, fn);
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
   if (ST_UNLIKELY(size > usable - OVERHEAD))
     st__fatal("%s(): heap overflow past block %p: its size word at offset %zu was overwritten",
               fn, p, usable - SIZE_WORD);
-  size_t bad = canary_mismatch(b, mix, size, usable - SIZE_WORD);
-  if (ST_UNLIKELY(bad != usable - SIZE_WORD))
+  size_t end = canary_end(size, usable);
+  size_t bad = pattern_mismatch(b, mix, size, end);
+  if (ST_UNLIKELY(bad != end))
     st__fatal("%s(): heap overflow: block %p of %zu bytes was written at offset %zu, past its end",
               fn, p, size, bad);
   return size;
 }
 
+/* Slab block p of span: the checks every use of a block the program passes in makes
+ * (invalid pointer, double free, overflow); returns its requested size. */
+static size_t small_checked_size(const void *p, st_span_t *span, uint64_t mix, const char *fn) {
+  if (ST_UNLIKELY(!st__page_is_block_start(span, p)))
+    st__fatal("%s(): invalid pointer %p (inside a %u-byte block)", fn, p, span->block_size);
+  if (ST_UNLIKELY(((const st_block_t *)p)->key == st__block_key(span)))
+    st__core_small_check_not_free(p, span, fn);
+  return checked_size(p, span->block_size, mix, fn);
+}
+
 size_t st__harden_size(const void *p, const char *fn) {
-  size_t core_size;
-  return checked_size(p, fn, &core_size);
+  harden_ready();
+  st_span_t *span = st__pagemap_lookup(p);
+  if (span != NULL && span->kind == ST_SPAN_SLAB) return small_checked_size(p, span, block_mix(p), fn);
+  size_t core_size = st__core_usable_size(p, fn); /* invalid pointers end here */
+  return checked_size(p, usable_of(core_size), block_mix(p), fn);
 }
 
-static quarantine_stripe *my_stripe(void) {
-  if (tls_stripe == 0) tls_stripe = 1 + (unsigned)(st_fetch_add_relaxed(&xnext_stripe, 1) % STRIPES);
-  return &quarantine[tls_stripe - 1];
+/* ---- the quarantine -------------------------------------------------------------------- */
+
+/* What the block of a LARGE span leaves the program (the guard page is not its). */
+static size_t held_usable(const st_span_t *span) {
+  return span->kind == ST_SPAN_SLAB ? span->block_size : usable_of(st__span_bytes(span));
 }
 
-/* Puts p in the quarantine; returns the block it displaced (or NULL) for the caller to free. */
-static void *quarantine_swap(void *p) {
-  quarantine_stripe *q = my_stripe();
-  void *out = NULL;
-  st_lock_acquire(&q->lock);
-  if (q->count < SLOTS) {
-    q->slot[q->count++] = p;
-  } else {
-    uint64_t x = q->random;
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    q->random = x;
-    uint32_t i = (uint32_t)(x % SLOTS);
-    out = q->slot[i];
-    q->slot[i] = p;
+static void large_release(void *p, st_span_t *span, size_t usable);
+
+/* A block leaves the quarantine: checked to read as it was left, then back to the core. */
+static void quarantine_release(quarantined q) {
+  st_span_t *span = q.span;
+  const uint8_t *b = q.p;
+  size_t usable = held_usable(span);
+  uint64_t mix = block_mix(b), first, word;
+  memcpy(&first, b, sizeof first);
+  if (ST_UNLIKELY(first != ~mix)) written_after_free(b, usable, pattern_mismatch(b, ~mix, 0, 8));
+  memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
+  size_t size = (size_t)(word ^ mix);
+  if (ST_UNLIKELY(size > usable - OVERHEAD)) written_after_free(b, usable, usable - SIZE_WORD);
+  size_t from = size > 8 ? size : 8, end = canary_end(size, usable);
+  size_t bad = fill_mismatch(b, 8, from);
+  if (bad == from) bad = pattern_mismatch(b, mix, from, end);
+  if (ST_UNLIKELY(bad != end)) written_after_free(b, usable, bad);
+  if (span->kind == ST_SPAN_SLAB) {
+    st__core_small_free_checked(q.p, span);
+    return;
   }
-  st_lock_release(&q->lock);
-  return out;
+  /* The core writes nothing into a LARGE block: the mark must not outlive the quarantine,
+   * or the block's next life at this address would look freed. */
+  memset(q.p, 0, sizeof first);
+  quarantine *mine = tls_quarantine;
+  if (mine != NULL && mine->spare_count < SPARE_SLOTS) {
+    mine->spare[mine->spare_count++] = q;
+    return;
+  }
+  large_release(q.p, span, usable);
+}
+
+/* LARGE block p goes back to the core, its guard page lifted (a one-page aligned block has
+ * none: usable_of). */
+static void large_release(void *p, st_span_t *span, size_t usable) {
+  if (usable != st__span_bytes(span) && !st__os_protect((char *)p + usable, ST_PAGE_SIZE, true))
+    st__fatal("free(): cannot lift the guard page of block %p", p);
+  st__core_free(p, span, "free");
+}
+
+static uint32_t random_below(quarantine *q, uint32_t n) {
+  uint64_t x = q->random;
+  x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+  q->random = x;
+  return (uint32_t)(((x >> 32) * n) >> 32);
+}
+
+/* The calling thread's quarantine, made at its first free; NULL when out of memory. */
+static quarantine *my_quarantine(void) {
+  quarantine *q = tls_quarantine;
+  if (ST_LIKELY(q != NULL)) return q;
+  unsigned cls = st__size_to_class(sizeof *q);
+  q = st__core_small_alloc(cls);
+  if (q == NULL) return NULL;
+  memset(q, 0, sizeof *q);
+  q->random = secret ^ (uint64_t)(uintptr_t)q;
+  tls_quarantine = q;
+  pthread_setspecific(exit_key, q); /* may allocate: the quarantine is in place */
+  return q;
+}
+
+/* Holds block p of span (`bytes` of the core's), evicting random residents while the
+ * quarantine is full; without a quarantine the block goes back at once. */
+static void quarantine_put(void *p, st_span_t *span, size_t bytes) {
+  quarantine *q = my_quarantine();
+  quarantined in = {p, span};
+  if (q == NULL) {
+    quarantine_release(in);
+    return;
+  }
+  while (q->count == QUARANTINE_SLOTS || (q->count > 0 && q->bytes + bytes > QUARANTINE_BYTES)) {
+    uint32_t i = random_below(q, q->count);
+    quarantined out = q->slot[i];
+    q->slot[i] = q->slot[--q->count];
+    q->bytes -= held_usable(out.span);
+    quarantine_release(out);
+  }
+  q->slot[q->count++] = in;
+  q->bytes += bytes;
+}
+
+/* Thread exit: every block goes back (as remote frees once the core dropped the cache). */
+static void quarantine_drain(void *arg) {
+  quarantine *q = arg;
+  tls_quarantine = NULL;
+  while (q->count > 0) quarantine_release(q->slot[--q->count]);
+  for (uint32_t i = 0; i < q->spare_count; i++)
+    large_release(q->spare[i].p, q->spare[i].span, held_usable(q->spare[i].span));
+  st__core_small_free_checked(q, st__pagemap_lookup(q));
+}
+
+/* ---- free ------------------------------------------------------------------------------ */
+
+/* Fills what the program asked for, marks the block and quarantines it. */
+static void quarantine_block(void *p, st_span_t *span, size_t size, uint64_t mix, size_t usable) {
+  memset(p, FILL_BYTE, size);
+  uint64_t mark = ~mix;
+  memcpy(p, &mark, sizeof mark);
+  quarantine_put(p, span, usable);
+}
+
+static void harden_free_pages(void *p, st_span_t *span, const char *fn) {
+  size_t core_size = st__core_usable_size(p, fn); /* invalid pointers end here */
+  size_t usable = usable_of(core_size);
+  uint64_t mix = block_mix(p);
+  size_t size = checked_size(p, usable, mix, fn);
+  if (span == NULL) span = st__pagemap_lookup(p);
+  if (span->kind == ST_SPAN_LARGE && usable <= QUARANTINE_LARGE_MAX) {
+    quarantine_block(p, span, size, mix, usable);
+    return;
+  }
+  large_release(p, span, usable);
 }
 
 void st__harden_free(void *p, st_span_t *span, const char *fn) {
-  size_t core_size;
-  checked_size(p, fn, &core_size);
-  void *guard = guard_of(p, core_size);
-  if (guard != NULL) { /* LARGE or HUGE: back at once, readable again for the page heap */
-    if (!st__os_protect(guard, ST_PAGE_SIZE, true))
-      st__fatal("%s(): cannot lift the guard page of block %p", fn, p);
-    st__core_free(p, span, fn);
+  harden_ready();
+  if (ST_UNLIKELY(span == NULL || span->kind != ST_SPAN_SLAB)) {
+    harden_free_pages(p, span, fn);
     return;
   }
-  memset(p, FILL_BYTE, core_size);
-  void *out = quarantine_swap(p);
-  if (out == NULL) return;
-  check_fill(out, fn);
-  st__core_free(out, NULL, fn);
+  uint64_t mix = block_mix(p);
+  quarantine_block(p, span, small_checked_size(p, span, mix, fn), mix, span->block_size);
 }

@@ -21,6 +21,7 @@
  * zeroing of bytes an earlier, smaller block left unaddressable. */
 void *st__debug_malloc(size_t size, size_t align, bool zero) {
   bool hardened = st__harden_enabled();
+  if (hardened && !st__track_enabled()) return st__harden_malloc(size, align, zero); /* no record */
   void *p = hardened      ? st__harden_malloc(size, align, zero)
             : align == 0 ? st__core_malloc(size, false)
                          : st__core_malloc_aligned(size, align);
@@ -39,6 +40,10 @@ void *st__debug_malloc(size_t size, size_t align, bool zero) {
 }
 
 void st__debug_free(void *p, st_span_t *span, const char *fn) {
+  if (st__harden_enabled() && !st__track_enabled()) {
+    st__harden_free(p, span, fn);
+    return;
+  }
   size_t size;
   if (st__track_remove(p, &size)) {
     ST_VG_FREELIKE(p);

@@ -171,6 +171,37 @@ static void overflow_1_byte_medium(void *arg) {
   st_free(p);
 }
 
+/* A write into a free block that aims its free-list link at the stack, once the block has
+ * left the quarantine (hardened) and sits on its span's list: the default mode follows the
+ * plain link and finds no free mark there; the hardened one decodes a link that leaves the
+ * span. Blocks of another class push it out of the quarantine. */
+static void aim_free_list(void *arg) {
+  (void)arg;
+  static char target[64] __attribute__((aligned(16)));
+  char *p = st_malloc(SMALL);
+  st_free(p);
+  for (int i = 0; i < 4096; i++) st_free(st_malloc(3 * SMALL));
+  void *aim = opaque(target);
+  memcpy(opaque(p), &aim, sizeof aim);
+  for (int i = 0; i < 64; i++) sink = st_malloc(SMALL);
+}
+
+/* Hardened: a medium block waits in the quarantine too; the write shows when it leaves. */
+static void write_after_free_medium(void *arg) {
+  (void)arg;
+  char *p = st_malloc(MEDIUM);
+  st_free(p);
+  opaque(p)[100] = 'A';
+  for (int i = 0; i < 2000; i++) st_free(st_malloc(MEDIUM + 4096));
+}
+
+/* Hardened: the guard page at the end of each slab span stops an overflow that runs off
+ * the span's last block (at most one span, 64 KiB for this class, away). */
+static void overflow_off_slab_span(void *arg) {
+  (void)arg;
+  memset(opaque(st_malloc(SMALL)), 'A', 256 << 10);
+}
+
 /* Hardened: the guard page after a medium block stops a long overflow at once. */
 static void overflow_into_guard_page(void *arg) {
   (void)arg;
@@ -217,6 +248,10 @@ static const death_case cases[] = {
     {"overflow_1_byte", overflow_1_byte, HARDENED, {"", "free(): heap overflow", ""}},
     {"overflow_1_byte_medium", overflow_1_byte_medium, HARDENED, {"", "free(): heap overflow", ""}},
     {"overflow_into_guard_page", overflow_into_guard_page, HARDENED, {"", "", ""}},
+    {"overflow_off_slab_span", overflow_off_slab_span, HARDENED, {"", "", ""}},
+    {"aim_free_list", aim_free_list, DEFAULT | HARDENED,
+     {"malloc(): corrupted free block", "malloc(): corrupted free list", ""}},
+    {"write_after_free_medium", write_after_free_medium, HARDENED, {"", "free(): use after free", ""}},
 };
 
 /* A guard page ends the program with SIGSEGV, not a diagnostic: checked apart. */
@@ -247,7 +282,8 @@ int main(int argc, char **argv) {
     const death_case *c = &cases[i];
     if (!(c->modes & (1 << index))) continue;
     check_case_failed = 0;
-    if (c->fn == overflow_into_guard_page) CHECK(dies_of_segv(c->fn));
+    if (c->fn == overflow_into_guard_page || c->fn == overflow_off_slab_span)
+      CHECK(dies_of_segv(c->fn));
     else check_expect_death_(__FILE__, __LINE__, c->name, c->fn, NULL, c->expected[index]);
     check_case_failed ? check_cases_failed++ : check_cases_passed++;
     printf("[%s] %s\n", check_case_failed ? "FAIL" : " ok ", c->name);
