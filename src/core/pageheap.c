@@ -23,8 +23,6 @@
 #include "os/os.h"
 
 #define DESC_CHUNK_BYTES ((size_t)64 << 10)
-/* Descriptors are a cache line multiple so two threads' spans never share a line. */
-#define DESC_STRIDE ((sizeof(st_span_t) + ST_CACHE_LINE - 1) & ~(size_t)(ST_CACHE_LINE - 1))
 
 static st_pageheap_t shards[ST_MAX_SHARDS];
 static unsigned shard_count = 1;
@@ -76,7 +74,7 @@ st_span_t *st__pageheap_desc_alloc_locked(st_pageheap_t *ph) {
   if (d != NULL) {
     ph->desc_free = d->reclaim_next;
   } else {
-    if (ph->desc_cursor == NULL || ph->desc_cursor + DESC_STRIDE > ph->desc_end) {
+    if (ph->desc_cursor == NULL || ph->desc_cursor + ST_SPAN_DESC_STRIDE > ph->desc_end) {
       char *chunk = st__os_map_aligned(DESC_CHUNK_BYTES, ST_PAGE_SIZE);
       if (chunk == NULL) return NULL;
       ST_VG_HIDE_METADATA(chunk, DESC_CHUNK_BYTES);
@@ -85,7 +83,7 @@ st_span_t *st__pageheap_desc_alloc_locked(st_pageheap_t *ph) {
       ph->desc_end = chunk + DESC_CHUNK_BYTES;
     }
     d = (st_span_t *)ph->desc_cursor;
-    ph->desc_cursor += DESC_STRIDE;
+    ph->desc_cursor += ST_SPAN_DESC_STRIDE;
     st_store_relaxed(&d->xshard, ph->index);
   }
   /* Everything but xshard: a neighbouring shard may be reading it (is_free_neighbour). */
@@ -298,6 +296,9 @@ static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
  * so alloc/free cycles do not fault their pages in again and again. */
 #define COLLAPSE_MIN_BYTES ((size_t)64 << 20)
 #define COLLAPSE_RATIO 8
+#ifndef KEEP_SLACK_DIVISOR
+#define KEEP_SLACK_DIVISOR 8
+#endif
 
 
 /* Pages in LARGE and SLAB spans of all shards, and their recent peak (relaxed: figures for
@@ -329,7 +330,8 @@ static size_t dirty_budget_pages(void) {
  * PEAK_HALF_LIFE_MS), a heap that stays small is purged within a few half-lives. */
 static size_t regrow_pages(void) {
   size_t in_use = st_load_relaxed(&xpages_in_use), peak = st_load_relaxed(&xpeak_pages_in_use);
-  return peak > in_use ? peak - in_use : 0;
+  size_t slack = in_use / KEEP_SLACK_DIVISOR;
+  return peak > in_use + slack ? peak - in_use : slack;
 }
 
 /* The peak halves every PEAK_HALF_LIFE_MS, so it stays recent; slower than a program
