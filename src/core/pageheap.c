@@ -296,9 +296,6 @@ static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
  * so alloc/free cycles do not fault their pages in again and again. */
 #define COLLAPSE_MIN_BYTES ((size_t)64 << 20)
 #define COLLAPSE_RATIO 8
-#ifndef KEEP_SLACK_DIVISOR
-#define KEEP_SLACK_DIVISOR 8
-#endif
 
 
 /* Pages in LARGE and SLAB spans of all shards, and their recent peak (relaxed: figures for
@@ -327,7 +324,13 @@ static size_t dirty_budget_pages(void) {
  * shrinks and grows again (a pause, then the next batch) reuses its resident pages
  * instead of faulting in the ones the delay purged while it paused: footprint-growshrink
  * took 3.5 times the CPU time of glibc that way. As the peak decays (it halves every
- * PEAK_HALF_LIFE_MS), a heap that stays small is purged within a few half-lives. */
+ * PEAK_HALF_LIFE_MS), a heap that stays small is purged within a few half-lives.
+ * At least 1/KEEP_SLACK_DIVISOR of the pages in use stays too: where the free spans are the
+ * holes between live large blocks (random sizes from 16 KiB up, say), each hole was purged
+ * a delay after it opened and faulted in again when a block filled it: threads-32 made
+ * 20,800 madvise calls that way, 2,700 with the slack. A heap that empties keeps none. */
+#define KEEP_SLACK_DIVISOR 8
+
 static size_t regrow_pages(void) {
   size_t in_use = st_load_relaxed(&xpages_in_use), peak = st_load_relaxed(&xpeak_pages_in_use);
   size_t slack = in_use / KEEP_SLACK_DIVISOR;
