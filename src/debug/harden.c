@@ -3,24 +3,24 @@
  * every malloc and free, in the debug route (debug.h).
  *
  * Owns: the per-process secret, the canary and encoded size after each block, fill on
- * free, the quarantine of freed blocks up to 32 KiB, and the guard page after each larger
- * block. (The core does its part on its own slow paths: shuffled carving, page.c.)
+ * free, the quarantine of freed small blocks, and the guard page after each LARGE and
+ * HUGE block. (The core does its part on its own slow paths: shuffled carving, page.c.)
  *
  * A block as the core sees it, and as this file lays it out:
  *
  *   p ─► | program's `size` bytes | canary, >= 1 byte | encoded size, 8 bytes | guard page |
  *        └──────────────────────── usable (core size − guard) ────────────────┘
  *
- * The guard page exists exactly when the core's block is larger than GUARD_ABOVE (LARGE
- * spans of 9 pages or more and HUGE ones; slab blocks never are), so free finds the layout from the core's size
+ * The guard page exists exactly when the core's block is larger than ST_SMALL_MAX (LARGE
+ * and HUGE spans; slab blocks never are), so free finds the layout from the core's size
  * alone. The size is stored XORed with a mix of the secret and the block's address, and
  * the canary bytes come from the same mix: an overflow cannot restore them without the
  * secret, and one that reaches the size word makes it decode to nonsense.
  *
- * Freed blocks up to GUARD_ABOVE are filled with FILL_BYTE and wait in the quarantine (stripes of
+ * Freed small blocks are filled with FILL_BYTE and wait in the quarantine (stripes of
  * slots, one lock each, a thread uses one stripe); a block leaves it for a random slot's
  * newcomer, so reuse order is not predictable, and is checked to be still all FILL_BYTE:
- * a write after free is reported then. Larger blocks go back at once (their pages may be
+ * a write after free is reported then. LARGE blocks go back at once (their pages may be
  * purged or merged; a second free finds them free in the page heap).
  */
 #include <pthread.h>
@@ -107,18 +107,12 @@ static size_t canary_mismatch(const uint8_t *b, uint64_t mix, size_t from, size_
 }
 
 /* What the program may use of a core block: all of it but the guard page. */
-/* Blocks above 32 KiB get a guard page; the smallest LARGE blocks (from ST_SMALL_MAX up)
- * go through the quarantine like slab blocks: a guard page there would be a sizeable share
- * of the block and cost an mprotect (and a mapping of the kernel's) per block. */
-#define GUARD_ABOVE ((size_t)32768)
-_Static_assert(GUARD_ABOVE >= ST_SMALL_MAX, "slab blocks never have a guard page");
-
 static size_t usable_of(size_t core_size) {
-  return core_size > GUARD_ABOVE ? core_size - ST_PAGE_SIZE : core_size;
+  return core_size > ST_SMALL_MAX ? core_size - ST_PAGE_SIZE : core_size;
 }
 
 static void *guard_of(void *p, size_t core_size) {
-  return core_size > GUARD_ABOVE ? (char *)p + core_size - ST_PAGE_SIZE : NULL;
+  return core_size > ST_SMALL_MAX ? (char *)p + core_size - ST_PAGE_SIZE : NULL;
 }
 
 static void seal(void *p, size_t size, size_t usable) {
@@ -135,7 +129,7 @@ void *st__harden_malloc(size_t size, size_t align, bool zero) {
   if (ST_UNLIKELY(st_load_acquire(&xinit_state) != 2)) harden_init();
   size_t need = size + OVERHEAD;
   if (need < size) return NULL;
-  if (need > GUARD_ABOVE && __builtin_add_overflow(need, ST_PAGE_SIZE, &need)) return NULL;
+  if (need > ST_SMALL_MAX && __builtin_add_overflow(need, ST_PAGE_SIZE, &need)) return NULL;
   void *p = align == 0 ? st__core_malloc(need, false) : st__core_malloc_aligned(need, align);
   if (p == NULL) return NULL;
   size_t core_size = st__core_usable_size(p, "malloc");
@@ -149,7 +143,7 @@ void *st__harden_malloc(size_t size, size_t align, bool zero) {
   return p;
 }
 
-/* Ends the program if a quarantined block p (at most GUARD_ABOVE: a multiple of 16 bytes) was
+/* Ends the program if a quarantined block p (a slab block: a multiple of 16 bytes) was
  * written after its free. Compares words: this runs for every free. */
 static void check_fill(const void *p, const char *fn) {
   size_t usable = st__core_usable_size(p, fn);
