@@ -26,23 +26,27 @@
 static double percent(double part, double whole) { return whole > 0 ? 100.0 * part / whole : 0; }
 
 static void print_table(FILE *out) {
-  fprintf(out, "Requests up to %zu bytes are rounded up to a class and served from slab spans; larger\n"
-         "ones take whole %zu-byte pages from a page heap (waste under one page, metadata one\n"
-         "%zu-byte descriptor and one pagemap entry per block).\n\n",
-         ST_SMALL_MAX, ST_PAGE_SIZE, ST_SPAN_DESC_STRIDE);
-  fprintf(out, "Columns:\n\n"
-         "- **requests**: the request sizes the class serves.\n"
-         "- **worst / mean rounding**: internal fragmentation, the block bytes beyond the request:\n"
-         "  for the smallest request of the class (in bytes and as a share of it), and as a share\n"
-         "  of the requests' bytes with each request size of the class equally likely.\n"
-         "- **span**: bytes of one slab span of the class, and the blocks it holds.\n"
-         "- **tail**: bytes at the end of a span too short for a block, as a share of the span.\n"
-         "- **metadata**: the span's descriptor (%zu bytes) and its pagemap entries (%zu bytes a\n"
-         "  page), as a share of the span. Thread caches (a few KiB per thread) are left out:\n"
-         "  they do not grow with the memory in use.\n\n",
-         ST_SPAN_DESC_STRIDE, PAGEMAP_ENTRY_BYTES);
-  fprintf(out, "| class | block | requests | worst rounding | mean rounding | span | blocks | tail | "
-         "metadata |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
+  fprintf(out,
+          "Requests up to %zu bytes are rounded up to a class and served from slab spans; larger\n"
+          "ones take whole %zu-byte pages from a page heap (waste under one page, metadata one\n"
+          "%zu-byte descriptor and one pagemap entry per block).\n\n",
+          ST_SMALL_MAX, ST_PAGE_SIZE, ST_SPAN_DESC_STRIDE);
+  fprintf(
+      out,
+      "Columns:\n\n"
+      "- **requests**: the request sizes the class serves.\n"
+      "- **worst / mean rounding**: internal fragmentation, the block bytes beyond the request:\n"
+      "  for the smallest request of the class (in bytes and as a share of it), and as a share\n"
+      "  of the requests' bytes with each request size of the class equally likely.\n"
+      "- **span**: bytes of one slab span of the class, and the blocks it holds.\n"
+      "- **tail**: bytes at the end of a span too short for a block, as a share of the span.\n"
+      "- **metadata**: the span's descriptor (%zu bytes) and its pagemap entries (%zu bytes a\n"
+      "  page), as a share of the span. Thread caches (a few KiB per thread) are left out:\n"
+      "  they do not grow with the memory in use.\n\n",
+      ST_SPAN_DESC_STRIDE, PAGEMAP_ENTRY_BYTES);
+  fprintf(out,
+          "| class | block | requests | worst rounding | mean rounding | span | blocks | tail | "
+          "metadata |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
   size_t lo = 1;
   for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
     size_t block = st__class_size[c];
@@ -55,9 +59,11 @@ static void print_table(FILE *out) {
       waste_sum += (double)(block - n);
       request_sum += (double)n;
     }
-    fprintf(out, "| %u | %zu | %zu..%zu | %zu B, %.1f%% | %.1f%% | %zu KiB | %zu | %.1f%% | %.2f%% |\n", c,
-           block, lo, block, block - lo, percent((double)(block - lo), (double)lo), percent(waste_sum, request_sum),
-           span >> 10, blocks, percent((double)tail, (double)span), percent((double)metadata, (double)span));
+    fprintf(out,
+            "| %u | %zu | %zu..%zu | %zu B, %.1f%% | %.1f%% | %zu KiB | %zu | %.1f%% | %.2f%% |\n",
+            c, block, lo, block, block - lo, percent((double)(block - lo), (double)lo),
+            percent(waste_sum, request_sum), span >> 10, blocks,
+            percent((double)tail, (double)span), percent((double)metadata, (double)span));
     lo = block + 1;
   }
 }
@@ -106,8 +112,10 @@ int main(int argc, char **argv) {
   if (!update) {
     bool same = (size_t)(end - begin) == table_len && memcmp(begin, table, table_len) == 0;
     if (!same)
-      fprintf(stderr, "%s: the size-class table of %s is stale: cmake --build build --target "
-                      "docs-sizeclasses\n", argv[0], argv[2]);
+      fprintf(stderr,
+              "%s: the size-class table of %s is stale: cmake --build build --target "
+              "docs-sizeclasses\n",
+              argv[0], argv[2]);
     return same ? 0 : 1;
   }
   FILE *f = fopen(argv[2], "w");
