@@ -12,6 +12,7 @@
 #define STRATA_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -119,7 +120,7 @@ ST_API void st_core_counters_get(st_core_counters *out);
 #define ST_STATS_EVENTS(X)                                                                     \
   X(slab_spans_new, "slab spans taken from the page heap")                                     \
   X(slab_spans_adopted, "slab spans of exited threads taken over")                             \
-  X(frees_local_slow, "frees by the owner of a span parked as full")                           \
+  X(frees_local_slow, "frees by a span's owner off the fast path (block already marked free)") \
   X(remote_frees_collected, "blocks other threads freed, collected by the owner at a refill")  \
   X(large_allocs, "large blocks allocated")                                                    \
   X(large_frees, "large blocks freed")                                                         \
@@ -223,7 +224,9 @@ ST_API void st_arena_stats_get(st_arena_t *a, st_arena_stats *out);
 
 /* Pool: objects of one size, O(1) alloc and free. ST_POOL_THREAD_SAFE lets several threads
  * share the pool (a lock); without it the pool belongs to one thread at a time. align 0
- * means alignof(max_align_t). Slots are at least 16 bytes. */
+ * means alignof(max_align_t). Slots are at least 16 bytes. st_pool_free(p, NULL) does
+ * nothing (even when p is NULL); st_pool_free(NULL, obj) is misuse. The fast paths of
+ * st_pool_alloc and st_pool_free are inline (below) unless STRATA_NO_INLINE is defined. */
 typedef struct st_pool st_pool_t;
 enum { ST_POOL_THREAD_SAFE = 1 };
 typedef struct st_pool_stats {
@@ -239,11 +242,81 @@ typedef struct st_pool_stats {
 ST_API st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags);
 ST_API void *st_pool_alloc(st_pool_t *p) ST_MALLOC_ATTR;
 ST_API void st_pool_free(st_pool_t *p, void *obj);
+/* The continuations of the inline paths (every case but the common one); call st_pool_alloc
+ * and st_pool_free instead. */
+ST_API void *st_pool_alloc_slow(st_pool_t *p) ST_MALLOC_ATTR;
+ST_API void st_pool_free_slow(st_pool_t *p, void *obj);
 ST_API void st_pool_destroy(st_pool_t *p);
 /* Empty chunks go back to the kernel after STRATA_PURGE_DELAY_MS (checked when the pool
  * is used); st_pool_trim gives them all back now and returns the bytes. */
 ST_API size_t st_pool_trim(st_pool_t *p);
 ST_API void st_pool_stats_get(st_pool_t *p, st_pool_stats *out);
+
+/* The inline fast paths. Not part of the API: struct st_pool_fastpath is the head of every
+ * pool as this header's version lays it out, and ST_POOL_FASTPATH_MAGIC names that layout.
+ * Only an unshared live pool carries that magic; any other pool (shared, destroyed, or made
+ * by a library whose pools are laid out differently) fails the first test, so the inline
+ * code calls the library, which checks everything. A free is pushed inline only when the
+ * pointer is the start of a slot handed out from a chunk of the pool's `known` table and
+ * does not show the double-free key: the same checks as the library's, without a call. */
+#define ST_POOL_FASTPATH_MAGIC 0x6c6f6f7074733121ull
+#define ST_POOL_FASTPATH_KNOWN 32u
+struct st_pool_fastpath {
+  unsigned long long magic; /* ST_POOL_FASTPATH_MAGIC while a live unshared pool */
+  void *free;               /* the free list: word 0 of a free slot links the next one */
+  uintptr_t key;            /* word 1 of every free slot (odd); allocation clears it */
+  unsigned long long divisible; /* ~0 / slot + 1: off % slot == 0 iff off * divisible < it */
+  unsigned checks_due;      /* frees until the next release check */
+  unsigned shift;           /* log2(chunk size): chunks are aligned to their size */
+  /* Chunks of the pool by number (address >> shift) % KNOWN: the address of slot 0 (0:
+   * none) and the end of the slots handed out so far, as an offset from slot 0. A pointer
+   * into another chunk with the same entry is at least KNOWN chunks away from that slot 0,
+   * so one unsigned compare of its offset against the end also tells the chunks apart. */
+  uintptr_t known_slot0[ST_POOL_FASTPATH_KNOWN];
+  unsigned known_end[ST_POOL_FASTPATH_KNOWN];
+};
+#if defined(__GNUC__) && !defined(STRATA_NO_INLINE)
+/* gnu_inline: a definition for inlining only; calls not inlined, and the address of the
+ * function, go to the library's (pool.c defines ST_POOL_INLINE empty to emit those). */
+#ifndef ST_POOL_INLINE
+#define ST_POOL_INLINE extern __inline __attribute__((__gnu_inline__))
+#endif
+typedef uintptr_t __attribute__((__may_alias__)) st_pool_word; /* a slot's words, any type */
+ST_POOL_INLINE void *st_pool_alloc(st_pool_t *p) {
+  struct st_pool_fastpath *f = (struct st_pool_fastpath *)(void *)p;
+  st_pool_word *s;
+  /* the low half of the magic word tells strata's descriptors apart: a shorter compare */
+  if (__builtin_expect(p == NULL || (unsigned)f->magic != (unsigned)ST_POOL_FASTPATH_MAGIC ||
+                           (s = (st_pool_word *)f->free) == NULL, 0))
+    return st_pool_alloc_slow(p);
+  f->free = (void *)s[0];
+  s[1] = 0; /* a live object never shows the key */
+  return (void *)s;
+}
+ST_POOL_INLINE void st_pool_free(st_pool_t *p, void *obj) {
+  struct st_pool_fastpath *f = (struct st_pool_fastpath *)(void *)p;
+  st_pool_word *s = (st_pool_word *)obj;
+  unsigned i;
+  uintptr_t off;
+  if (__builtin_expect(p == NULL || (unsigned)f->magic != (unsigned)ST_POOL_FASTPATH_MAGIC, 0)) {
+    st_pool_free_slow(p, obj);
+    return;
+  }
+  i = (unsigned)((uintptr_t)obj >> f->shift) % ST_POOL_FASTPATH_KNOWN;
+  off = (uintptr_t)obj - f->known_slot0[i]; /* huge below slot 0 (NULL too) */
+  /* s is read only for an offset below the end of an entry, which has a slot 0 (an empty
+   * entry's end is 0): never for NULL, which the analyzer cannot see. */
+  if (__builtin_expect(off >= f->known_end[i] || off * f->divisible >= f->divisible ||
+                           s[1] == f->key || /* NOLINT(clang-analyzer-core.NullDereference) */
+                           --f->checks_due == 0, 0)) {
+    st_pool_free_slow(p, obj);
+    return;
+  }
+  s[0] = (uintptr_t)f->free;
+  s[1] = f->key;
+  f->free = obj;
+}
+#endif
 
 /* Slab cache: objects kept constructed between uses. ctor runs once when an object is
  * first built, dtor when its slab is given back (st_slab_shrink, st_slab_destroy); both

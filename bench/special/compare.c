@@ -8,7 +8,7 @@
  * cpu_ns_per_op (CPU time per allocation; process start and preemption left out). For each workload it prints the median, min and max
  * over the rounds and the speed-up against the best malloc (its median divided by the
  * variant's), then the issue's targets: pool and arena at least 2x faster than the best
- * general-purpose malloc. The `floor` variant (the workload with an allocator written into
+ * general-purpose malloc, with their speed-ups against every malloc measured. The `floor` variant (the workload with an allocator written into
  * it, no call and no check: see workload.c) measures the work around the allocations; each
  * variant's median minus the floor's is its allocator's share, and the targets are printed
  * on both measures. A run that fails or whose checksum differs is reported with its
@@ -195,6 +195,14 @@ static int report(FILE *out, int md, int rounds) {
             md ? "-" : " ", targets[w], best ? best->label : "no malloc run", workloads[w], whole,
             whole == 0 ? "n/a" : whole >= 2.0 ? "PASS" : "MISS", share,
             share == 0 ? "n/a" : share >= 2.0 ? "PASS" : "MISS");
+    /* and against every malloc measured, the best one included */
+    for (int k = 0; k < njobs && mine && mine->ok; k++) {
+      const job *j = &jobs[k];
+      if (!j->is_malloc || !j->ok || strcmp(j->workload, workloads[w]) != 0) continue;
+      double mw = median_of(j) / median_of(mine), ms = 0;
+      if (base > 0 && median_of(mine) > base) ms = (median_of(j) - base) / (median_of(mine) - base);
+      fprintf(out, "%s   vs %-20s whole %.2fx, share %.2fx\n", md ? "  -" : " ", j->label, mw, ms);
+    }
   }
   return all_pass;
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-static void *refused(size_t size) {
+static _Noreturn void *refused(size_t size) {
   fprintf(stderr, "strata: cannot map %zu bytes: %s\n", size, strerror(errno));
   exit(1);
 }

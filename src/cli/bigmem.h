@@ -9,10 +9,10 @@
 
 #include <stddef.h>
 
-/* size zeroed bytes, or exits with a message when the kernel refuses. */
-void *bigmem_alloc(size_t size);
+/* size zeroed bytes, or exits with a message when the kernel refuses: never NULL. */
+__attribute__((returns_nonnull)) void *bigmem_alloc(size_t size);
 /* Grows a bigmem_alloc block from old_size to new_size bytes (the new part zeroed). */
-void *bigmem_grow(void *p, size_t old_size, size_t new_size);
+__attribute__((returns_nonnull)) void *bigmem_grow(void *p, size_t old_size, size_t new_size);
 void bigmem_free(void *p, size_t size);
 
 #endif

@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@
  * all threads may hold unreported, so the earliest pending event can always run: no thread
  * waits forever. */
 #define REPLAY_BATCH 64
-#define REPLAY_WINDOW(threads) (4096 + 2 * REPLAY_BATCH * (uint64_t)(threads))
+#define REPLAY_WINDOW(threads) (4096 + (uint64_t)(threads) * 2 * REPLAY_BATCH)
 
 typedef struct replay {
   const trace *t;
@@ -73,13 +74,17 @@ static void *pointer_of(replay *r, uint32_t block) {
 }
 
 static void publish(replay *r, uint32_t block, void *p, uint64_t size) {
+  if (p == NULL && size > 0) atomic_fetch_add_explicit(&r->xfailed, 1, memory_order_relaxed);
+  if (block == TRACE_NO_BLOCK) {
+    free(p); /* the traced call returned NULL (realloc to 0 bytes): no later event frees it */
+    return;
+  }
   if (p == NULL) {
-    if (size > 0) atomic_fetch_add_explicit(&r->xfailed, 1, memory_order_relaxed);
     p = (void *)SLOT_FAILED;
   } else {
     for (uint64_t off = 0; off < size; off += 4096) ((volatile char *)p)[off] = 1;
   }
-  if (block != TRACE_NO_BLOCK) atomic_store_explicit(&r->slots[block], (uintptr_t)p, memory_order_release);
+  atomic_store_explicit(&r->slots[block], (uintptr_t)p, memory_order_release);
 }
 
 static void run_event(replay *r, const trace_event *e) {
@@ -152,7 +157,7 @@ static long status_kib(const char *field) {
   close(fd);
   buf[n > 0 ? n : 0] = '\0';
   const char *p = strstr(buf, field);
-  return p != NULL ? atol(p + strlen(field)) : 0;
+  return p != NULL ? strtol(p + strlen(field), NULL, 10) : 0; /* 0 when absent or unreadable */
 }
 
 static void reset_peak_rss(void) {
@@ -225,12 +230,48 @@ typedef struct worker_result {
   long base_kib, peak_kib, end_kib;
 } worker_result;
 
+/* The text after " key=" (or "key=" at the start) in the worker's result line, or NULL. */
+static const char *result_field(const char *line, const char *key) {
+  size_t n = strlen(key);
+  for (const char *p = line; (p = strstr(p, key)) != NULL; p += n)
+    if ((p == line || p[-1] == ' ') && p[n] == '=') return p + n + 1;
+  return NULL;
+}
+
+static bool result_u64(const char *line, const char *key, unsigned long long *out) {
+  const char *s = result_field(line, key);
+  char *end;
+  if (s == NULL) return false;
+  errno = 0;
+  *out = strtoull(s, &end, 10);
+  return end != s && errno == 0;
+}
+
+static bool result_long(const char *line, const char *key, long *out) {
+  const char *s = result_field(line, key);
+  char *end;
+  if (s == NULL) return false;
+  errno = 0;
+  *out = strtol(s, &end, 10);
+  return end != s && errno == 0;
+}
+
+static bool result_double(const char *line, const char *key, double *out) {
+  const char *s = result_field(line, key);
+  char *end;
+  if (s == NULL) return false;
+  *out = strtod(s, &end);
+  return end != s;
+}
+
+/* "replay ops=N threads=N wall_s=X cpu_s=X base_kib=N peak_kib=N end_kib=N failed=N
+ * peak_live=N", as the worker prints it. */
 static int parse_result(const char *line, worker_result *w) {
-  return sscanf(line,
-                "replay ops=%llu threads=%*u wall_s=%lf cpu_s=%lf base_kib=%ld peak_kib=%ld "
-                "end_kib=%ld failed=%llu peak_live=%llu",
-                &w->ops, &w->wall_s, &w->cpu_s, &w->base_kib, &w->peak_kib, &w->end_kib,
-                &w->failed, &w->peak_live) == 8;
+  return strncmp(line, "replay ", 7) == 0 && result_u64(line, "ops", &w->ops) &&
+         result_double(line, "wall_s", &w->wall_s) && result_double(line, "cpu_s", &w->cpu_s) &&
+         result_long(line, "base_kib", &w->base_kib) && result_long(line, "peak_kib", &w->peak_kib) &&
+         result_long(line, "end_kib", &w->end_kib) && result_u64(line, "failed", &w->failed) &&
+         result_u64(line, "peak_live", &w->peak_live);
 }
 
 static void run_worker(const char *file, int exact, const harness_alloc *a, char **envp,

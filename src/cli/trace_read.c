@@ -246,7 +246,7 @@ static void bind(resolver *r, trace_event *e, uint64_t time) {
     e->skip = e->op != TRACE_REALLOC || e->size > 0;
     return;
   }
-  if (t->nblocks == r->block_cap) {
+  if (t->nblocks >= r->block_cap) {
     size_t cap = r->block_cap ? 2 * r->block_cap : 4096;
     t->block_size = bigmem_grow(t->block_size, r->block_cap * 8, cap * 8);
     r->birth = bigmem_grow(r->birth, r->block_cap * 8, cap * 8);

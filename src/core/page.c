@@ -12,13 +12,16 @@
 
 #define CARVE_BYTES ST_PAGE_SIZE
 
+const st_block_t st__block_end = {.next = NULL, .key = 1}; /* no descriptor is at address 1 */
+
 void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner) {
   span->size_class = (uint8_t)cls;
   span->block_size = st__class_size[cls];
   span->capacity = (uint32_t)(st__span_bytes(span) / span->block_size);
   span->carved = 0;
-  span->free = NULL;
+  span->free = ST_FREE_LIST_END;
   st__span_set_used(span, 0);
+  st_store_relaxed(&span->xused_bias, 0);
   span->in_full = 0;
   span->reclaim_next = NULL;
   st_store_relaxed(&span->xthread_free, ST_REMOTE_NORMAL);
@@ -171,9 +174,10 @@ void st__page_double_free(const st_span_t *span, const void *p, const char *fn) 
             span->block_size);
 }
 
-/* Whether block is on list, walking at most `bound` links (a corrupt list may loop). */
+/* Whether block is on list (a free list or a remote one), walking at most `bound` links (a
+ * corrupt list may loop). */
 static bool list_holds(const st_block_t *list, const st_block_t *block, uint32_t bound) {
-  for (uint32_t i = 0; list != NULL && i < bound; list = list->next, i++)
+  for (uint32_t i = 0; list != NULL && list != ST_FREE_LIST_END && i < bound; list = list->next, i++)
     if (list == block) return true;
   return false;
 }
@@ -187,9 +191,22 @@ void st__page_check_double_free(const st_span_t *span, const st_block_t *block, 
     st__page_double_free(span, block, fn);
 }
 
+void st__page_recount(st_span_t *span) {
+  uint32_t listed = 0, carved = span->carved;
+  for (const st_block_t *b = span->free; b != ST_FREE_LIST_END && listed < span->capacity; b = b->next) {
+    if (!st__page_is_block_start(span, b)) break; /* corrupt: validation will say where */
+    uint32_t index = (uint32_t)(((uintptr_t)b - span->start) / span->block_size);
+    if (index >= carved) carved = index + 1;
+    listed++;
+  }
+  span->carved = carved;
+  st_store_relaxed(&span->xused_bias, 0);
+  st__span_set_used(span, carved - listed);
+}
+
 bool st__page_validate(const st_span_t *span, uint32_t pins) {
   uint32_t listed = 0;
-  for (const st_block_t *b = span->free; b != NULL; b = b->next) {
+  for (const st_block_t *b = span->free; b != ST_FREE_LIST_END; b = b->next) {
     if (!st__page_is_block_start(span, b) || ++listed > span->carved) {
       st__report("heap validation: page: free list of span %p is corrupt at block %p",
                  (void *)span->start, (const void *)b);

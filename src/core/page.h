@@ -67,13 +67,19 @@ ST_INLINE bool st__page_is_block_start(const st_span_t *span, const void *p) {
   uint64_t index = (offset * st__class_div_magic[span->size_class]) >> ST_DIV_SHIFT;
   return index * span->block_size == offset && index < span->capacity;
 }
+/* In a forked child, for a span of a thread that did not survive: that thread may have
+ * stopped between two steps of a lock-free path (a pop before its count, a carve before
+ * `carved`, a collect before its count), so the counts are set again from the free list.
+ * A block that was off the list and not yet handed out stays counted as out: the dead
+ * thread's, like every block it held. */
+ST_HIDDEN void st__page_recount(st_span_t *span);
 /* Checks counts and lists of a slab the caller owns (or holds under the shard lock);
  * pins: extra counts in `used` held by the owner (1 for a current span). */
 ST_HIDDEN bool st__page_validate(const st_span_t *span, uint32_t pins);
 
 ST_INLINE bool st__page_all_free(const st_span_t *span) { return st__span_used(span) == 0; }
 ST_INLINE bool st__page_can_alloc(const st_span_t *span) {
-  return span->free != NULL || span->carved < span->capacity;
+  return span->free != ST_FREE_LIST_END || span->carved < span->capacity;
 }
 
 #endif

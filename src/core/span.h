@@ -42,6 +42,13 @@ typedef struct st_block {
   uintptr_t key;
 } st_block_t;
 
+/* The last link of every span's free list (never NULL): its mark matches no span, so the
+ * malloc fast path's mark compare also finds the end of the list, with no test of its own.
+ * Read-only: a write through a list that reaches it faults. Remote-free lists (xthread_free)
+ * end in NULL until they are joined to a free list. */
+ST_HIDDEN extern const st_block_t st__block_end;
+#define ST_FREE_LIST_END ((st_block_t *)&st__block_end)
+
 /* The owner of slab spans (a thread cache embeds it as its first member). Remote frees
  * that find a span marked full push the span here so the owner reuses it. */
 typedef struct st_span_owner {
@@ -50,7 +57,8 @@ typedef struct st_span_owner {
 
 typedef struct st_span {
   /* Hot: the fast paths of malloc and free touch only this cache line. */
-  st_block_t *free;                      /* owner only: blocks ready to hand out */
+  st_block_t *free;                      /* owner only: blocks ready to hand out,
+                                            ending in ST_FREE_LIST_END */
   _Atomic(uint32_t) xused;               /* atomic: blocks out, remote frees uncollected; one
                                             writer (the owner, or the page heap lock holder while
                                             abandoned), read relaxed by statistics */
@@ -64,6 +72,9 @@ typedef struct st_span {
   /* Cold. */
   uint32_t capacity;                     /* const while SLAB: blocks that fit */
   uint32_t carved;                       /* owner only: blocks carved from the untouched part */
+  _Atomic(uint32_t) xused_bias;          /* atomic, one writer as `xused`: blocks out that
+                                            `xused` leaves out while the span is parked (see
+                                            st__span_used) */
   uint8_t kind;                          /* st_span_kind; page heap lock */
   uint8_t size_class;                    /* const while SLAB */
   _Atomic(uint8_t) xshard;               /* atomic: shard whose heap and metadata own it; set
@@ -93,8 +104,14 @@ _Static_assert(offsetof(st_span_t, xthread_free) < ST_CACHE_LINE,
 #define ST_SPAN_DESC_STRIDE ((sizeof(st_span_t) + ST_CACHE_LINE - 1) & ~(size_t)(ST_CACHE_LINE - 1))
 
 /* `xused` has one writer at a time (st_single_writer_*); statistics read it while the
- * owner runs. */
-ST_INLINE uint32_t st__span_used(const st_span_t *span) { return st_load_relaxed(&span->xused); }
+ * owner runs. While a span is parked as full, its owner moves part of the count into
+ * `xused_bias`, so that the free fast path's "last block" test (`xused` reaching 0) also
+ * fires when enough blocks are free to unpark it, at no cost to the fast path (tcache.c).
+ * The owner stores so that a reader between its two stores sees the count low by the
+ * bias, never above the capacity. */
+ST_INLINE uint32_t st__span_used(const st_span_t *span) {
+  return st_load_relaxed(&span->xused) + st_load_relaxed(&span->xused_bias);
+}
 ST_INLINE void st__span_set_used(st_span_t *span, uint32_t used) { st_store_relaxed(&span->xused, used); }
 ST_INLINE void st__span_add_used(st_span_t *span, int32_t delta) {
   st_single_writer_add_u32(&span->xused, (uint32_t)delta);

@@ -149,7 +149,7 @@ void st__core_stats(st_stats *out) {
 /* Marks the blocks of one free list; stops at the first link that leaves the span, misses
  * a block boundary or repeats a block. */
 static void mark_list(const st_span_t *span, const st_block_t *block, uint8_t *is_free, uint32_t cap) {
-  for (uint32_t steps = 0; block != NULL && steps < cap; steps++) {
+  for (uint32_t steps = 0; block != NULL && block != ST_FREE_LIST_END && steps < cap; steps++) {
     if (!st__page_is_block_start(span, block)) return;
     size_t index = ((uintptr_t)block - span->start) / span->block_size;
     if (index >= cap || is_free[index] != 0) return;

@@ -14,7 +14,7 @@
 #include "os/os.h"
 #include "core/page.h"
 
-st_span_t st__span_empty;
+st_span_t st__span_empty = {.free = ST_FREE_LIST_END};
 st_tcache_t st__tcache_empty = {.current = {[0 ... ST_NUM_CLASSES - 1] = &st__span_empty}};
 
 void st__tcache_init(st_tcache_t *tc) {
@@ -46,8 +46,29 @@ static void clear_current(st_tcache_t *tc, st_span_t *span) {
   st_store_relaxed(&span->xpinned, 0);
 }
 
+/* A parked span stays on the free fast path of its owner: its free blocks then pile up
+ * unseen on its list, and the owner learns that an eighth of the span is free when the
+ * fast path's `xused` reaches 0 (st__tcache_retire), because parking moved all but that
+ * eighth of the count into `xused_bias`. Unparking it at its first free would hand the
+ * next refill a single block, and frees in random order would then cost a park and an
+ * unpark per malloc/free pair. */
+static void span_bias_used(st_span_t *span) {
+  uint32_t used = st__span_used(span), room = span->capacity / 8;
+  if (room == 0) room = 1;
+  if (used <= room) return;
+  st_store_relaxed(&span->xused, room); /* low first: see st__span_used */
+  st_store_relaxed(&span->xused_bias, used - room);
+}
+
+static void span_unbias_used(st_span_t *span) {
+  uint32_t bias = st_load_relaxed(&span->xused_bias);
+  st_store_relaxed(&span->xused_bias, 0);
+  st__span_add_used(span, (int32_t)bias);
+}
+
 static void span_set_owned(st_tcache_t *tc, st_span_t *span) {
   span->in_full = 0;
+  span_unbias_used(span);
   st_store_relaxed(&span->xfast_owner, &tc->owner);
 }
 
@@ -73,9 +94,9 @@ static bool tcache_park_current(st_tcache_t *tc, st_span_t *span) {
   tcache_drain_reclaimed(tc); /* the span may still sit on the stack from an earlier park */
   if (!st__page_try_park(span)) return false;
   span->in_full = 1;
-  st_store_relaxed(&span->xfast_owner, NULL);
   st_list_push_back(&tc->full[span->size_class], &span->link);
   clear_current(tc, span);
+  span_bias_used(span);
   return true;
 }
 
@@ -145,13 +166,13 @@ static st_span_t *tcache_new_span(st_tcache_t *tc, unsigned cls) {
 
 /* Makes span current for its class and takes a block from it, if it has any. */
 static void *tcache_use(st_tcache_t *tc, st_span_t *span) {
-  if (span->free == NULL) {
+  if (span->free == ST_FREE_LIST_END) {
     uint32_t collected = st__page_collect(span);
     if (collected == 0) st__page_extend(span);
     else st__tcache_count_n(tc, ST_EVENT_remote_frees_collected, collected);
   }
   if (tc->current[span->size_class] != span) set_current(tc, span);
-  if (span->free != NULL) return st__tcache_pop(tc, span->size_class);
+  if (span->free != ST_FREE_LIST_END) return st__tcache_pop(tc, span->size_class);
   if (!tcache_park_current(tc, span)) return tcache_use(tc, span);
   return NULL;
 }
@@ -197,30 +218,22 @@ void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls) {
   return span != NULL ? tcache_use(tc, span) : NULL;
 }
 
-/* A parked span goes back to the partial list once an eighth of it is free: unparking it at
- * its first free would hand the next refill a single block, and frees in random order
- * would then cost a park and an unpark per malloc/free pair. */
-static bool worth_unparking(const st_span_t *span) {
-  uint32_t free_blocks = span->capacity - st__span_used(span);
-  return free_blocks >= span->capacity / 8 || free_blocks == span->capacity;
-}
-
 void st__tcache_free_local_slow(st_tcache_t *tc, st_span_t *span, st_block_t *block) {
   st__tcache_count(tc, ST_EVENT_frees_local_slow);
   block->key = st__block_key(span);
   block->next = span->free;
   span->free = block;
-  st__span_add_used(span, -1);
-  if (span->in_full && worth_unparking(span)) {
+  if (st__span_release_one(span)) st__tcache_retire(tc, span);
+}
+
+void st__tcache_retire(st_tcache_t *tc, st_span_t *span) {
+  if (span->in_full) { /* parked, and the bias ran out: an eighth of it is free */
     st__page_unpark(span);
     st_list_remove(&span->link);
     span_set_owned(tc, span);
     st_list_push_back(&tc->partial[span->size_class], &span->link);
+    if (!st__page_all_free(span)) return;
   }
-  if (st__page_all_free(span)) st__tcache_retire(tc, span);
-}
-
-void st__tcache_retire(st_tcache_t *tc, st_span_t *span) {
   /* Keep the current span: a program freeing its last block often allocates again. */
   if (tc->current[span->size_class] == span) return;
   tcache_release_span(tc, span);
@@ -246,10 +259,11 @@ static void span_unpark(st_tcache_t *tc, st_span_t *span, bool forced) {
 }
 
 static void span_abandon(st_tcache_t *tc, st_span_t *span, bool forced) {
-  ST_UNUSED(forced);
   if (st_list_linked(&span->link)) st_list_remove(&span->link);
   if (tc->current[span->size_class] == span) clear_current(tc, span);
   span->in_full = 0;
+  if (forced) st__page_recount(span); /* the owner did not survive a fork */
+  else span_unbias_used(span);
   st_store_relaxed(&span->xfast_owner, NULL);
   st_store_release(&span->xowner, NULL);
   st_pageheap_t *home = st__pageheap_home(span);

@@ -13,8 +13,9 @@
  *
  * Invariants: current[c] is &st__span_empty or a SLAB span of class c owned by this cache
  * and on no list; spans on partial[c] are owned, not parked; spans on full[c] are parked
- * (in_full, xfast_owner NULL, tag NOTIFY until a remote free hands them back); a parked
- * span may hold local free blocks, fewer than an eighth of it (st__tcache_free_local_slow).
+ * (in_full, tag NOTIFY until a remote free hands them back, `xused_bias` holding all but
+ * an eighth of the count); a parked span may hold local free blocks, fewer than an eighth
+ * of it: the owner frees into it on the fast path (span_bias_used in tcache.c).
  */
 #ifndef ST_CORE_TCACHE_H
 #define ST_CORE_TCACHE_H
@@ -47,7 +48,8 @@ ST_HIDDEN extern st_tcache_t st__tcache_empty;
 ST_HIDDEN void st__tcache_init(st_tcache_t *tc);
 /* Refills class cls and returns a block, or NULL when out of memory. */
 ST_HIDDEN void *st__tcache_alloc_slow(st_tcache_t *tc, unsigned cls);
-/* A free by the owner that the fast path could not finish (span parked as full). */
+/* A free by the owner that the fast path could not finish (the block carried the free mark
+ * but is on no free list, or the debug route freed it). */
 ST_HIDDEN void st__tcache_free_local_slow(st_tcache_t *tc, st_span_t *span, st_block_t *block);
 /* The fast path freed the last used block of span (used == 0). */
 ST_HIDDEN void st__tcache_retire(st_tcache_t *tc, st_span_t *span);
@@ -62,17 +64,19 @@ ST_HIDDEN void st__tcache_sweep_abandoned_locked(st_pageheap_t *ph);
 
 /* The allocation fast path: pop a block of class cls from the current span, or NULL when
  * it has none (always so for the empty sentinel, which sends a new thread to the slow path).
- * A block without its free mark was written after it was freed: its link cannot be
- * trusted, so the program ends before the link is followed. */
+ * One compare checks both the free mark and the end of the list, which carries no mark. A
+ * block without its mark was written after it was freed: its link cannot be trusted, so
+ * the program ends before the link is followed. */
 ST_INLINE void *st__tcache_pop(st_tcache_t *tc, unsigned cls) {
   st_span_t *span = tc->current[cls];
   st_block_t *block = span->free;
-  if (ST_LIKELY(block != NULL)) {
-    if (ST_UNLIKELY(block->key != st__block_key(span))) st__page_corrupt_block(span, block);
-    block->key = 0;
-    span->free = block->next;
-    st__span_add_used(span, 1);
+  if (ST_UNLIKELY(block->key != st__block_key(span))) {
+    if (block != ST_FREE_LIST_END) st__page_corrupt_block(span, block);
+    return NULL;
   }
+  span->free = block->next;
+  block->key = 0;
+  st__span_add_used(span, 1);
   return block;
 }
 

@@ -110,7 +110,7 @@ int st__debug_heap_dump(FILE *file, st_dump_format format) {
     st__core_for_each_span(copy_span, &d);
     d.cap = d.count + d.count / 4 + 16; /* room for spans made between the two walks */
     spans_bytes = d.cap * sizeof(dumped_span);
-    text_bytes = d.text_needed + d.text_needed / 4 + 16 * (MAP_MAX + 1);
+    text_bytes = d.text_needed + d.text_needed / 4 + (size_t)16 * (MAP_MAX + 1);
     d.spans = st__track_map(spans_bytes);
     d.text = st__track_map(text_bytes);
     if (d.spans == NULL || d.text == NULL) {

@@ -102,5 +102,6 @@ void st__handle_foreach(uint64_t magic, void (*visit)(void *h, void *arg), void 
 void st__handle_fatal_not_live(const char *fn, const void *h, uint64_t magic) {
   const char *kind = magic == ST_MAGIC_ARENA ? "arena" : magic == ST_MAGIC_POOL ? "pool"
                                                                                 : "slab cache";
+  if (h == NULL) st__fatal("%s(): the %s is NULL", fn, kind);
   st__fatal("%s(): %p is not a live %s (destroyed, or never created)", fn, h, kind);
 }

@@ -20,12 +20,12 @@
 
 /* Every descriptor starts with a magic word saying what it is while it is live. */
 enum {
-  ST_HANDLE_SLOT_SIZE = 512,  /* bytes per descriptor; each kind asserts it fits */
+  ST_HANDLE_SLOT_SIZE = 1024, /* bytes per descriptor; each kind asserts it fits */
   ST_HANDLE_QUARANTINE = 64,  /* retired slots waiting before reuse */
 };
 /* Distinct 64-bit tags, ASCII so that a memory dump shows them. */
 #define ST_MAGIC_ARENA UINT64_C(0x616e657261747321)
-#define ST_MAGIC_POOL UINT64_C(0x6c6f6f7074732121)
+#define ST_MAGIC_POOL UINT64_C(0x6c6f6f7074733121) /* strata.h: ST_POOL_FASTPATH_MAGIC */
 #define ST_MAGIC_POOL_SHARED UINT64_C(0x6c6f6f7074732122) /* a pool with ST_POOL_THREAD_SAFE */
 #define ST_MAGIC_SLAB UINT64_C(0x62616c7374732121)
 #define ST_MAGIC_DEAD UINT64_C(0x646165647374dead)
@@ -51,7 +51,8 @@ ST_HIDDEN ST_COLD ST_NOINLINE _Noreturn void st__handle_fatal_not_live(const cha
 
 /* The check every public call of the special allocators starts with (use after destroy). */
 ST_INLINE void st__handle_check(const void *h, uint64_t magic, const char *fn) {
-  if (ST_UNLIKELY(st__handle_magic(h) != magic)) st__handle_fatal_not_live(fn, h, magic);
+  if (ST_UNLIKELY(h == NULL || st__handle_magic(h) != magic))
+    st__handle_fatal_not_live(fn, h, magic);
 }
 
 #endif

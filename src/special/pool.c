@@ -4,32 +4,43 @@
  * Owns: one pool's chunks, its free list, the policy that gives empty chunks back, and the
  * misuse checks of st_pool_free. Calls: special/chunk.h, special/handle.h, os/, base/.
  *
- * One free list for the whole pool, linked through word 0 of each free slot, so alloc and
- * free are a pop and a push whatever the order of frees (per-chunk lists would make the
- * allocator hop between chunks holding one free slot each once frees are scattered).
- * Word 1 of a free slot holds the pool's key: freeing a slot whose word 1 is the key is a
- * suspected double free, confirmed by a walk of the free list (a live object never keeps
- * the key there: allocation clears the word). When the list is empty, slots are carved
- * from the fresh end of the current chunk `cur`, then from a new chunk.
- * Each chunk counts its live objects (`used`); an empty chunk's slots stay on the free
- * list and are reused first (LIFO). Every POOL_CHECK_EVERY-th time a chunk empties, a check
- * reads the clock and times the chunks it finds empty (`empty_since_ms`, reset when it
- * finds one in use); those found empty again STRATA_PURGE_DELAY_MS later (the core's purge
- * delay; -1: never) are given back by a sweep that unlinks their slots from the free list.
- * One empty chunk is always kept, so a pool that drains and refills maps nothing after its
- * first round, and a pool that allocates and frees one object at a time pays nothing but
- * a counter. st_pool_trim gives back every empty chunk at once. Chunk fields used here:
- * `used`, `fresh`, `empty_since_ms`; `free` is NULL, or non-NULL while a sweep dooms it.
- * With ST_POOL_THREAD_SAFE every call takes the pool's lock (lock order: registry, pool);
- * such a pool carries its own magic (ST_MAGIC_POOL_SHARED), so the one compare of the magic
- * that every call makes also sends shared pools to the locked path.
+ * The common cases of st_pool_alloc and st_pool_free are inline in strata.h and read the
+ * pool's head, struct st_pool_fastpath (this file defines ST_POOL_INLINE empty so that the
+ * header's text also gives the library's own definitions of the two functions). Everything
+ * else comes here through st_pool_alloc_slow and st_pool_free_slow.
  *
- * Fast free: `known` is a direct-mapped table (by chunk number) of this pool's chunks that
- * are fully carved. A pointer whose chunk is in it is in a live chunk of this pool, and
- * every slot of that chunk has been handed out, so the slot test needs no header and the
- * chunk index is not consulted; anything else (chunks colliding in the table, the
- * chunk still being carved, foreign pointers) takes the fully checked path.
+ * One free list for the whole pool, linked through word 0 of each free slot, so alloc and
+ * free are a pop and a push whatever the order of frees. Word 1 of a free slot holds the
+ * pool's key: freeing a slot whose word 1 is the key is a suspected double free, confirmed
+ * by a walk of the free list (a live object never keeps the key there: allocation clears
+ * the word). When the list is empty, slots are carved from the fresh end of the current
+ * chunk `cur`, then from a new chunk.
+ *
+ * Fast free: `known` is a direct-mapped table (by chunk number) of this pool's chunks, each
+ * with the end of its slots handed out so far (`known_end`, which follows `fresh`). A
+ * pointer whose chunk is in it is in a live chunk of this pool, so the slot test (offset
+ * below the end, a multiple of the slot size by one multiplication) needs no header and no
+ * chunk index; anything else (chunks colliding in the table, foreign pointers, NULL) takes
+ * the fully checked path: chunk index, header magic and owner, slot below `fresh`.
+ *
+ * Release of empty chunks, kept off the fast paths: nothing counts objects per operation.
+ * A release check runs when `checks_due` frees have been made since the last one (at least
+ * POOL_CHECK_EVERY, and at least twice as many as there were free slots, so the check's
+ * walk of the free list costs O(1) per free). It recounts each chunk's live objects (`used`:
+ * carved slots minus the free ones found on the list), times the empty chunks it finds
+ * (`empty_since_ms`, reset when it finds one in use), and gives back those found empty
+ * again STRATA_PURGE_DELAY_MS later (the core's purge delay; -1: never), unlinking their
+ * slots from the free list in one sweep. One empty chunk is always kept, so a pool that
+ * drains and refills maps nothing after its first round. st_pool_trim gives back every
+ * empty chunk at once. Chunk fields used here: `used` (as of the last recount), `fresh`,
+ * `empty_since_ms`; `free` is NULL, or non-NULL while a sweep dooms the chunk.
+ *
+ * With ST_POOL_THREAD_SAFE every call takes the pool's lock (lock order: registry, pool);
+ * such a pool carries its own magic (ST_MAGIC_POOL_SHARED), so the inline paths' test of
+ * the magic sends it here.
  */
+#define ST_POOL_INLINE /* strata.h's inline definitions become this file's external ones */
+
 #include <errno.h>
 #include <stdbool.h>
 
@@ -43,8 +54,7 @@
 #include "strata.h"
 
 #define POOL_MIN_SLOT (2 * sizeof(void *)) /* the free-list link and the key */
-#define POOL_CHECK_EVERY 64u                /* chunk-emptied events between release checks */
-#define POOL_KNOWN 32u                      /* entries of st_pool.known */
+#define POOL_CHECK_EVERY 1024u              /* the fewest frees between release checks */
 
 typedef struct free_slot {
   struct free_slot *next; /* word 0 */
@@ -52,25 +62,28 @@ typedef struct free_slot {
 } free_slot;
 
 struct st_pool {
-  uint64_t magic;           /* ST_MAGIC_POOL or ST_MAGIC_POOL_SHARED while live (handle.h) */
-  free_slot *free;          /* the free list; lock */
-  uintptr_t key;            /* word 1 of every free slot; odd, so never a slot address; const */
-  uintptr_t chunk_mask;     /* ~(chunk size - 1); const */
-  size_t span;              /* capacity * slot: bytes of slots in a chunk; const */
-  unsigned color_shift;     /* log2(chunk size) - log2(cache line), for the header; const */
+  struct st_pool_fastpath fast; /* magic (handle.h), free list and the inline paths' checks:
+                                   free, checks_due and known change under the lock (or the
+                                   owning thread), the rest is const */
   unsigned flags;           /* ST_POOL_THREAD_SAFE or 0; const */
   st_chunk_geometry geo;    /* const */
-  uintptr_t known[POOL_KNOWN]; /* fully carved chunks by (number % POOL_KNOWN), or 0; lock */
   st_chunk_t *cur;          /* the chunk fresh slots are carved from, or NULL; lock */
   st_chunk_reserve reserve; /* where new chunks come from; lock */
   size_t object_size;       /* as created; const */
   st_list_t chunks;         /* every chunk; lock */
   size_t nchunks;           /* chunks mapped; lock */
   size_t released;          /* empty chunks unmapped so far; lock */
-  unsigned emptied;         /* times a chunk emptied, modulo POOL_CHECK_EVERY; lock */
   st_lock_t lock;           /* taken by every call when ST_POOL_THREAD_SAFE */
 };
 _Static_assert(sizeof(struct st_pool) <= ST_HANDLE_SLOT_SIZE, "a pool fits a handle slot");
+_Static_assert(offsetof(struct st_pool, fast) == 0, "the magic is the descriptor's first word");
+_Static_assert(ST_MAGIC_POOL == ST_POOL_FASTPATH_MAGIC, "inline paths take unshared pools");
+_Static_assert((uint32_t)ST_MAGIC_POOL != (uint32_t)ST_MAGIC_POOL_SHARED &&
+                   (uint32_t)ST_MAGIC_POOL != (uint32_t)ST_MAGIC_DEAD &&
+                   (uint32_t)ST_MAGIC_POOL != (uint32_t)ST_MAGIC_ARENA &&
+                   (uint32_t)ST_MAGIC_POOL != (uint32_t)ST_MAGIC_SLAB,
+               "the inline paths compare the magic's low half (strata.h)");
+_Static_assert(offsetof(free_slot, key) == sizeof(uintptr_t), "the key is word 1 (strata.h)");
 
 static uintptr_t pool_new_key(const void *p) {
   static st_atomic_size xpools_created;
@@ -98,10 +111,10 @@ st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags) {
   }
   st_pool_t *p = st__handle_new();
   if (p == NULL) return NULL;
-  p->key = pool_new_key(p);
-  p->chunk_mask = ~(uintptr_t)(geo.chunk_size - 1);
-  p->span = geo.capacity * geo.slot;
-  p->color_shift = geo.shift - st_log2_floor(ST_CACHE_LINE);
+  p->fast.key = pool_new_key(p);
+  p->fast.divisible = UINT64_MAX / geo.slot + 1; /* exact for offsets below 2^32 */
+  p->fast.checks_due = POOL_CHECK_EVERY;
+  p->fast.shift = geo.shift;
   p->flags = flags;
   p->geo = geo;
   p->object_size = object_size;
@@ -111,81 +124,95 @@ st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags) {
   return p;
 }
 
-/* Every call but alloc and free: a live pool of either kind, or a diagnostic naming fn. */
+/* Every call but the inline ones: a live pool of either kind, or a diagnostic naming fn. */
 static void pool_check(const st_pool_t *p, const char *fn) {
-  if (ST_UNLIKELY(p->magic != ST_MAGIC_POOL_SHARED)) st__handle_check(p, ST_MAGIC_POOL, fn);
+  if (ST_UNLIKELY(p == NULL || p->fast.magic != ST_MAGIC_POOL_SHARED))
+    st__handle_check(p, ST_MAGIC_POOL, fn);
 }
 
-ST_INLINE uintptr_t *pool_known_entry(st_pool_t *p, uintptr_t base) {
-  return &p->known[(base >> p->geo.shift) % POOL_KNOWN];
+static unsigned pool_known_index(const st_pool_t *p, st_chunk_t *c) {
+  return (unsigned)((st__chunk_base(c, &p->geo) >> p->geo.shift) % ST_POOL_FASTPATH_KNOWN);
 }
 
-/* The header of the chunk at base (chunk.h's st__chunk_of, with the shift precomputed). */
-ST_INLINE st_chunk_t *pool_header(const st_pool_t *p, uintptr_t base) {
-  return (st_chunk_t *)(base + ((base >> p->color_shift) & ((ST_CHUNK_COLORS - 1) * ST_CACHE_LINE)));
-}
-
-/* c has no fresh slot left: it joins `known` unless its entry is taken. */
+/* c was mapped: it takes its entry of `known` if the entry is free. */
 static void pool_know(st_pool_t *p, st_chunk_t *c) {
-  uintptr_t *entry = pool_known_entry(p, st__chunk_base(c, &p->geo));
-  if (*entry == 0) *entry = st__chunk_base(c, &p->geo);
+  unsigned i = pool_known_index(p, c);
+  if (p->fast.known_slot0[i] != 0) return;
+  p->fast.known_slot0[i] = (uintptr_t)st__chunk_slots(c, &p->geo);
+  p->fast.known_end[i] = 0;
+}
+
+/* c handed out a fresh slot: its entry's end follows, if c has the entry. */
+static void pool_know_fresh(st_pool_t *p, st_chunk_t *c) {
+  unsigned i = pool_known_index(p, c);
+  if (p->fast.known_slot0[i] == (uintptr_t)st__chunk_slots(c, &p->geo))
+    p->fast.known_end[i] = (unsigned)(c->fresh - st__chunk_slots(c, &p->geo));
 }
 
 static void pool_unmap(st_pool_t *p, st_chunk_t *c) {
-  uintptr_t *entry = pool_known_entry(p, st__chunk_base(c, &p->geo));
-  if (*entry == st__chunk_base(c, &p->geo)) *entry = 0;
+  unsigned i = pool_known_index(p, c);
+  if (p->fast.known_slot0[i] == (uintptr_t)st__chunk_slots(c, &p->geo)) {
+    p->fast.known_slot0[i] = 0;
+    p->fast.known_end[i] = 0;
+  }
   st__chunk_unmap(c, &p->geo);
 }
 
-/* The free list is empty: carve a fresh slot from cur, or from a new chunk. */
-static ST_NOINLINE void *pool_alloc_slow(st_pool_t *p) {
+/* A slot: from the free list, else carved from cur or a new chunk. The caller holds the
+ * lock or owns the pool. */
+static void *pool_alloc_owned(st_pool_t *p) {
+  free_slot *s = p->fast.free;
+  if (s != NULL) {
+    p->fast.free = s->next;
+    s->key = 0;
+    return s;
+  }
   st_chunk_t *c = p->cur;
   if (c == NULL || c->fresh == c->limit) {
-    if (c != NULL) pool_know(p, c);
     c = st__chunk_map(&p->geo, &p->reserve, p);
     if (c == NULL) return NULL;
     st_list_push_front(&p->chunks, &c->link);
     p->nchunks++;
     p->cur = c;
+    pool_know(p, c);
   }
-  void *s = c->fresh; /* fresh memory: its key word is already zero */
+  void *fresh = c->fresh; /* fresh memory: its key word is already zero */
   c->fresh += p->geo.slot;
-  c->used++; /* cur is not empty here: its freed slots would be on the free list */
-  if (c->fresh == c->limit) pool_know(p, c);
-  return s;
+  pool_know_fresh(p, c);
+  return fresh;
 }
 
-/* The fast path: a pop from the free list. */
-ST_INLINE void *pool_alloc_unlocked(st_pool_t *p) {
-  free_slot *s = p->free;
-  if (ST_UNLIKELY(s == NULL)) return pool_alloc_slow(p);
-  p->free = s->next;
-  s->key = 0; /* a live object never shows the key (see the header) */
-  pool_header(p, (uintptr_t)s & p->chunk_mask)->used++;
-  return s;
-}
-
-/* Not an unshared live pool: NULL, a shared pool, or a dead handle. */
-static ST_NOINLINE void *pool_alloc_checked(st_pool_t *p) {
+/* NULL, a shared pool, a dead handle, or an empty free list. */
+void *st_pool_alloc_slow(st_pool_t *p) {
   if (p == NULL) {
     errno = EINVAL;
     return NULL;
   }
+  if (p->fast.magic == ST_MAGIC_POOL) return pool_alloc_owned(p);
   pool_check(p, "st_pool_alloc");
   st_lock_acquire(&p->lock);
-  void *obj = pool_alloc_unlocked(p);
+  void *obj = pool_alloc_owned(p);
   st_lock_release(&p->lock);
   return obj;
 }
 
-void *st_pool_alloc(st_pool_t *p) {
-  if (ST_UNLIKELY(p == NULL || p->magic != ST_MAGIC_POOL)) return pool_alloc_checked(p);
-  return pool_alloc_unlocked(p);
+/* Sets each chunk's `used` to its live objects: carved slots minus those on the free list.
+ * Returns the free slots counted. */
+static size_t pool_recount(st_pool_t *p) {
+  st_list_t *pos;
+  for (pos = p->chunks.next; pos != &p->chunks; pos = pos->next) {
+    st_chunk_t *c = ST_CONTAINER_OF(pos, st_chunk_t, link);
+    c->used = (uint32_t)((size_t)(c->fresh - st__chunk_slots(c, &p->geo)) / p->geo.slot);
+  }
+  size_t free_slots = 0;
+  for (free_slot *s = p->fast.free; s != NULL; s = s->next, free_slots++)
+    st__chunk_of(s, &p->geo)->used--;
+  return free_slots;
 }
 
 /* Unlinks the free slots of doomed chunks (chunk->free != NULL), then unmaps those chunks. */
 static void pool_sweep_doomed(st_pool_t *p, size_t doomed) {
-  for (free_slot **link = &p->free; *link != NULL;) {
+  for (free_slot **link = (free_slot **)&p->fast.free; *link != NULL;) {
     if (st__chunk_of(*link, &p->geo)->free != NULL) *link = (*link)->next;
     else link = &(*link)->next;
   }
@@ -200,11 +227,11 @@ static void pool_sweep_doomed(st_pool_t *p, size_t doomed) {
   p->released += doomed;
 }
 
-/* Times the empty chunks not yet timed (and forgets the time of chunks in use), then gives
- * back the empty ones, but cur, timed before `cutoff`, keeping at least `keep` empty chunks
- * (cur included). */
-static void pool_release_empty(st_pool_t *p, uint64_t now, uint64_t cutoff, size_t keep) {
-  size_t doomed = 0, kept = 0;
+/* Recounts, times the empty chunks not yet timed (and forgets the time of chunks in use),
+ * then gives back the empty ones, but cur, timed before `cutoff`, keeping at least `keep`
+ * empty chunks (cur included). Returns the free slots left. */
+static size_t pool_release_empty(st_pool_t *p, uint64_t now, uint64_t cutoff, size_t keep) {
+  size_t free_slots = pool_recount(p), doomed = 0, kept = 0;
   st_list_t *pos;
   for (pos = p->chunks.next; pos != &p->chunks; pos = pos->next) {
     st_chunk_t *c = ST_CONTAINER_OF(pos, st_chunk_t, link);
@@ -224,21 +251,30 @@ static void pool_release_empty(st_pool_t *p, uint64_t now, uint64_t cutoff, size
     }
     c->free = c; /* doomed: any non-NULL value */
     doomed++;
+    free_slots -= (size_t)(c->fresh - st__chunk_slots(c, &p->geo)) / p->geo.slot;
   }
   if (doomed != 0) pool_sweep_doomed(p, doomed);
+  return free_slots;
 }
 
-/* A chunk emptied POOL_CHECK_EVERY times since the last check. */
+/* checks_due frees were made since the last check: check again, and schedule the next one
+ * after at least twice as many frees as there are free slots (the walk's cost, spread). */
 static ST_NOINLINE void pool_check_release(st_pool_t *p) {
+  size_t free_slots = 0;
   long delay = st_option(ST_OPTION_PURGE_DELAY_MS);
-  if (delay < 0 || p->nchunks < 2) return;
-  uint64_t now = st__os_now_ms();
-  pool_release_empty(p, now, now >= (uint64_t)delay ? now - (uint64_t)delay : 0, 1);
+  if (delay >= 0 && p->nchunks >= 2) {
+    uint64_t now = st__os_now_ms();
+    free_slots = pool_release_empty(p, now, now >= (uint64_t)delay ? now - (uint64_t)delay : 0, 1);
+  }
+  size_t next = 2 * (free_slots + p->nchunks);
+  p->fast.checks_due = next < POOL_CHECK_EVERY ? POOL_CHECK_EVERY
+                       : next > UINT32_MAX    ? UINT32_MAX
+                                              : (unsigned)next;
 }
 
 /* word 1 of obj held the key: aborts if obj is on the free list. */
 static ST_COLD ST_NOINLINE void pool_check_double_free(st_pool_t *p, void *obj) {
-  for (free_slot *s = p->free; s != NULL; s = s->next)
+  for (free_slot *s = p->fast.free; s != NULL; s = s->next)
     if (s == (free_slot *)obj) st__fatal("st_pool_free(): double free of %p (pool %p)", obj, p);
 }
 
@@ -247,50 +283,33 @@ static ST_COLD ST_NOINLINE _Noreturn void pool_fatal_misfit(st_pool_t *p, void *
   st__fatal("st_pool_free(): %p is %s pool %p", obj, why, (void *)p);
 }
 
-/* Pushes obj, a live slot of chunk c, on the free list. */
-ST_INLINE void pool_push(st_pool_t *p, free_slot *obj, st_chunk_t *c) {
-  obj->next = p->free;
-  obj->key = p->key;
-  p->free = obj;
-  if (ST_UNLIKELY(--c->used == 0) && ST_UNLIKELY(++p->emptied % POOL_CHECK_EVERY == 0))
-    pool_check_release(p);
-}
-
-/* Every check: the chunk index, the header, the slot boundary, the double-free key. */
-static void pool_free_checked_unlocked(st_pool_t *p, void *obj) {
+/* Every check (the chunk index, the header, the slot boundary, the double-free key), the
+ * push, and the release check when it is due. The caller holds the lock or owns the pool. */
+static void pool_free_owned(st_pool_t *p, void *obj) {
   const char *why = st__chunk_misfit(obj, p, &p->geo); /* reads c->fresh: under the lock */
   if (ST_UNLIKELY(why != NULL)) pool_fatal_misfit(p, obj, why);
   free_slot *s = obj;
-  if (ST_UNLIKELY(s->key == p->key)) pool_check_double_free(p, obj);
-  pool_push(p, s, st__chunk_of(obj, &p->geo));
+  if (ST_UNLIKELY(s->key == p->fast.key)) pool_check_double_free(p, obj);
+  s->next = p->fast.free;
+  s->key = p->fast.key;
+  p->fast.free = s;
+  /* 0 when the inline path counted this free down to the check */
+  if (p->fast.checks_due == 0 || --p->fast.checks_due == 0) pool_check_release(p);
 }
 
-/* Not the fast path's case: a shared pool, a dead handle, or a slot not in `known`. */
-static ST_NOINLINE void pool_free_checked(st_pool_t *p, void *obj) {
-  if (p->magic == ST_MAGIC_POOL) {
-    pool_free_checked_unlocked(p, obj);
+/* NULL, a shared pool, a dead handle, a pointer not in `known`, a suspected double free,
+ * or a release check due. */
+void st_pool_free_slow(st_pool_t *p, void *obj) {
+  if (obj == NULL) return; /* before p is read: st_pool_free(NULL, NULL) is fine */
+  if (ST_UNLIKELY(p == NULL)) st__fatal("st_pool_free(): %p freed to a NULL pool", obj);
+  if (p->fast.magic == ST_MAGIC_POOL) {
+    pool_free_owned(p, obj);
     return;
   }
   pool_check(p, "st_pool_free");
   st_lock_acquire(&p->lock);
-  pool_free_checked_unlocked(p, obj);
+  pool_free_owned(p, obj);
   st_lock_release(&p->lock);
-}
-
-void st_pool_free(st_pool_t *p, void *obj) {
-  if (ST_UNLIKELY(obj == NULL)) return; /* before p is read: st_pool_free(NULL, NULL) is fine */
-  uintptr_t addr = (uintptr_t)obj, base = addr & p->chunk_mask;
-  uintptr_t offset = addr - base - p->geo.first;
-  free_slot *s = obj;
-  /* A known chunk is live, this pool's and carved to its end: a pointer into it is a slot
-   * if it is on a slot boundary within the span (the product test of chunk.h). */
-  if (ST_UNLIKELY(p->magic != ST_MAGIC_POOL || *pool_known_entry(p, base) != base ||
-                  offset >= p->span || ((offset * p->geo.recip) >> 32) * p->geo.slot != offset ||
-                  s->key == p->key)) {
-    pool_free_checked(p, obj);
-    return;
-  }
-  pool_push(p, s, pool_header(p, base));
 }
 
 void st_pool_destroy(st_pool_t *p) {
@@ -307,11 +326,12 @@ void st_pool_stats_get(st_pool_t *p, st_pool_stats *out) {
   pool_check(p, "st_pool_stats_get");
   *out = (st_pool_stats){.object_size = p->object_size, .slot_size = p->geo.slot};
   st_lock_acquire(&p->lock);
+  pool_recount(p);
   st_list_t *pos;
   for (pos = p->chunks.next; pos != &p->chunks; pos = pos->next) {
-    size_t used = ST_CONTAINER_OF(pos, st_chunk_t, link)->used;
-    out->live_objects += used;
-    out->chunks_empty += used == 0;
+    st_chunk_t *c = ST_CONTAINER_OF(pos, st_chunk_t, link);
+    out->live_objects += c->used;
+    out->chunks_empty += c->used == 0;
   }
   out->free_objects = p->nchunks * p->geo.capacity - out->live_objects;
   out->chunks = p->nchunks;

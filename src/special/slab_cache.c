@@ -310,7 +310,9 @@ static slab_binding *slab_bind(st_slab_cache_t *c) {
   slab_thread *t = slab_thread_get();
   if (t == &slab_thread_exited) return NULL;
   slab_binding *b = slab_binding_of(t, c);
-  if (b->gen == c->gen) return b;
+  /* a binding to c has both magazines (gen is never 0); the test of loaded says so to
+   * static analysis, which cannot know it */
+  if (b->gen == c->gen && b->loaded != NULL) return b;
   slab_unbind(b);
   magazine *loaded = st_pool_alloc(magazine_pool), *prev = st_pool_alloc(magazine_pool);
   if (loaded == NULL || prev == NULL) {
@@ -486,7 +488,8 @@ static ST_NOINLINE void slab_free_slow(st_slab_cache_t *c, void *obj) {
 }
 
 void st_slab_free(st_slab_cache_t *c, void *obj) {
-  if (ST_UNLIKELY(obj == NULL)) return;
+  if (ST_UNLIKELY(obj == NULL)) return; /* before c is read: st_slab_free(NULL, NULL) is fine */
+  if (ST_UNLIKELY(c == NULL)) st__fatal("st_slab_free(): %p freed to a NULL slab cache", obj);
   st__handle_check(c, ST_MAGIC_SLAB, "st_slab_free");
   if (ST_UNLIKELY(!slab_free_plausible(c, obj))) slab_free_bad(c, obj);
   slab_thread *t = tls_slab_thread;

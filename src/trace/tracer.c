@@ -192,7 +192,9 @@ static ST_NOINLINE ST_COLD int trace_start(void) {
   int state = STATE_OFF;
   if (file != NULL && file[0] != '\0' && strlen(file) < sizeof base_path) {
     memcpy(base_path, file, strlen(file) + 1);
-    int root = parent == NULL || atol(parent) == (long)getppid();
+    char *end = NULL;
+    long parent_pid = parent != NULL ? strtol(parent, &end, 10) : 0;
+    int root = parent == NULL || (end != parent && *end == '\0' && parent_pid == (long)getppid());
     if (open_file(root) && pthread_key_create(&exit_key, on_thread_exit) == 0 &&
         pthread_atfork(NULL, NULL, on_fork_child) == 0)
       state = STATE_ON;

@@ -63,6 +63,29 @@ static void test_small_blocks(void) {
   CHECK_EQ(after.live_bytes, after.small_live_bytes + after.large_live_bytes + after.huge_live_bytes);
 }
 
+/* Frees into spans parked as full stay on the fast path (no frees_local_slow), and once an
+ * eighth of such a span is free it is back in use: the blocks are allocated again without
+ * a new span. The first 3,000 blocks fill at least two 64-byte spans, then every fourth is
+ * freed, a quarter of each full span. */
+static void test_parked_spans_come_back(void) {
+  enum { N = 4000, FIRST = 3000 };
+  static void *blocks[N];
+  for (int i = 0; i < N; i++) REQUIRE((blocks[i] = st_malloc(64)) != NULL);
+  snap(&before);
+  for (int i = 0; i < FIRST; i += 4) st_free(blocks[i]);
+  snap(&after);
+  unsigned c = class_of_size(&after, 64);
+  CHECK_EQ(DELTA(frees_local_slow), 0);
+  CHECK_EQ(before.classes[c].blocks_live - after.classes[c].blocks_live, FIRST / 4);
+  CHECK_EQ(DELTA(slab_spans_new), 0);
+  before = after;
+  for (int i = 0; i < FIRST; i += 4) REQUIRE((blocks[i] = st_malloc(64)) != NULL);
+  snap(&after);
+  CHECK_EQ(DELTA(slab_spans_new), 0); /* the freed quarter was reused */
+  CHECK_EQ(after.classes[c].blocks_live - before.classes[c].blocks_live, FIRST / 4);
+  for (int i = 0; i < N; i++) st_free(blocks[i]);
+}
+
 static void test_large_and_huge(void) {
   snap(&before);
   void *large = st_malloc(100000);
@@ -145,6 +168,7 @@ static void test_threads(void) {
 int main(void) {
   RUN_CASE(test_versioned_struct);
   RUN_CASE(test_small_blocks);
+  RUN_CASE(test_parked_spans_come_back);
   RUN_CASE(test_large_and_huge);
   RUN_CASE(test_realloc_aligned_trim);
   RUN_CASE(test_threads);

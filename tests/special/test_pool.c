@@ -126,6 +126,36 @@ static void pool_invalid(void) {
   st_pool_destroy(p);
 }
 
+/* The library's own st_pool_alloc and st_pool_free (the calls the compiler does not inline,
+ * and those of programs built with STRATA_NO_INLINE), through pointers it cannot see into. */
+static void *(*volatile lib_alloc)(st_pool_t *) = st_pool_alloc;
+static void (*volatile lib_free)(st_pool_t *, void *) = st_pool_free;
+
+/* The inline paths and the library's mix freely: same free list, same checks. */
+static void pool_library_calls(void) {
+  enum { N = 5000 }; /* several chunks: the known table and the carved end are exercised */
+  static void *objs[N];
+  st_pool_t *p = st_pool_create(24, 0, 0);
+  REQUIRE(p != NULL);
+  for (size_t i = 0; i < N; i++) {
+    objs[i] = i % 2 ? lib_alloc(p) : st_pool_alloc(p);
+    REQUIRE(objs[i] != NULL);
+    pattern_fill(objs[i], 24, i);
+  }
+  for (size_t i = 0; i < N; i++) CHECK(pattern_ok(objs[i], 24, i));
+  for (size_t i = 0; i < N; i += 3) lib_free(p, objs[i]);
+  void *last = NULL;
+  for (size_t i = 1; i < N; i += 3) st_pool_free(p, last = objs[i]);
+  CHECK(lib_alloc(p) == last); /* LIFO across both kinds of call */
+  lib_free(p, last);
+  lib_free(p, NULL);
+  CHECK(lib_alloc(NULL) == NULL && errno == EINVAL);
+  st_pool_stats s;
+  st_pool_stats_get(p, &s);
+  CHECK_EQ(s.live_objects, N / 3);
+  st_pool_destroy(p);
+}
+
 static void *pool_alloc_cb(void *pool) { return st_pool_alloc(pool); }
 static void pool_free_cb(void *pool, void *obj) { st_pool_free(pool, obj); }
 
@@ -159,6 +189,40 @@ static void double_free_thread_safe(void *arg) {
   void *a = st_pool_alloc(p);
   st_pool_free(p, a);
   st_pool_free(p, a);
+}
+
+static void double_free_library(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  void *a = lib_alloc(p);
+  lib_free(p, a);
+  lib_free(p, a);
+}
+
+static void free_to_null_pool(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, 0);
+  st_pool_free(NULL, NULL); /* a no-op, like free(NULL) */
+  st_pool_free(NULL, st_pool_alloc(p));
+}
+
+static void stats_of_null_pool(void *arg) {
+  (void)arg;
+  st_pool_stats s;
+  st_pool_stats_get(NULL, &s);
+}
+
+/* Two pools whose chunks share entries of the known table (more than 32 chunks each): a
+ * free to the wrong one is still caught. */
+static void wrong_pool_colliding(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(4000, 0, 0), *q = st_pool_create(4000, 0, 0);
+  void *last = NULL;
+  for (int i = 0; i < 16 * 40; i++) {
+    CHECK(st_pool_alloc(p) != NULL);
+    last = st_pool_alloc(q);
+  }
+  st_pool_free(p, last);
 }
 
 static void wrong_pool(void *arg) {
@@ -237,7 +301,12 @@ static void pool_misuse(void) {
   static const death_case cases[] = {
       DEATH_CASE(double_free, "st_pool_free(): double free of 0x"),
       DEATH_CASE(double_free_thread_safe, "st_pool_free(): double free of 0x"),
+      DEATH_CASE(double_free_library, "st_pool_free(): double free of 0x"),
+      DEATH_CASE(free_to_null_pool, "st_pool_free(): 0x"),
+      DEATH_CASE(free_to_null_pool, "freed to a NULL pool"),
+      DEATH_CASE(stats_of_null_pool, "st_pool_stats_get(): the pool is NULL"),
       DEATH_CASE(wrong_pool, "allocated by another allocator than pool 0x"),
+      DEATH_CASE(wrong_pool_colliding, "allocated by another allocator than pool 0x"),
       DEATH_CASE(interior_pointer, "is not the start of an object of pool"),
       DEATH_CASE(never_allocated, "is not the start of an object of pool"),
       DEATH_CASE(slab_object_to_pool, "allocated by another allocator than pool"),
@@ -257,6 +326,7 @@ int main(int argc, char **argv) {
   if (!threads_only(argc, argv)) {
     RUN_CASE(pool_sizes_and_alignments);
     RUN_CASE(pool_reuse_lifo);
+    RUN_CASE(pool_library_calls);
     RUN_CASE(pool_chunks_grow_and_release);
     RUN_CASE(pool_invalid);
     RUN_CASE(pool_misuse);

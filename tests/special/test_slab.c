@@ -362,6 +362,13 @@ static void pool_object_to_cache(void *arg) {
   st_slab_free(c, st_pool_alloc(p));
 }
 
+static void free_to_null_cache(void *arg) {
+  (void)arg;
+  st_slab_cache_t *c = st_slab_create("null", 32, 0, NULL, NULL);
+  st_slab_free(NULL, NULL); /* a no-op, like free(NULL) */
+  st_slab_free(NULL, st_slab_alloc(c));
+}
+
 static void use_after_destroy(void *arg) {
   (void)arg;
   st_slab_cache_t *c = st_slab_create("gone", 40, 0, NULL, NULL);
@@ -379,6 +386,8 @@ static void slab_misuse(void) {
       DEATH_CASE(malloc_pointer, "is not allocated by slab cache \"heap\""),
       DEATH_CASE(interior_pointer, "is not the start of an object of slab cache \"interior\""),
       DEATH_CASE(pool_object_to_cache, "allocated by another allocator than slab cache"),
+      DEATH_CASE(free_to_null_cache, "st_slab_free(): 0x"),
+      DEATH_CASE(free_to_null_cache, "freed to a NULL slab cache"),
       DEATH_CASE(use_after_destroy, "st_slab_alloc(): 0x"),
       DEATH_CASE(use_after_destroy, "is not a live slab cache"),
   };

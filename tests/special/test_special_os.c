@@ -104,10 +104,11 @@ static void handles_oom(void) {
   st_pool_destroy(p);
 }
 
-/* Empties a chunk 64 times (one object allocated and freed), which runs one release
- * check: the pool checks every 64th time a chunk empties. */
+/* Frees 1024 times (one object allocated and freed), which runs exactly one release check:
+ * the pool checks every 1024 frees (every as many frees as it has free slots, when more:
+ * 160 at most here). */
 static void pulse(st_pool_t *p) {
-  for (int i = 0; i < 64; i++) st_pool_free(p, st_pool_alloc(p));
+  for (int i = 0; i < 1024; i++) st_pool_free(p, st_pool_alloc(p));
 }
 
 /* Empty chunks go back once found empty by two checks STRATA_PURGE_DELAY_MS (250 ms by

@@ -6,6 +6,7 @@
 #include "base/options.h"
 #include "core/page.h"
 #include "core/pageheap.h"
+#include "core/tcache.h"
 
 static st_pageheap_t *ph;
 
@@ -24,12 +25,65 @@ static void drop_slab(st_span_t *s) {
 }
 
 static void *pop(st_span_t *s) {
-  if (s->free == NULL && st__page_collect(s) == 0 && !st__page_extend(s)) return NULL;
+  if (s->free == ST_FREE_LIST_END && st__page_collect(s) == 0 && !st__page_extend(s)) return NULL;
   st_block_t *b = s->free;
   s->free = b->next;
   b->key = 0; /* handed out: no longer marked free (span.h) */
   st__span_add_used(s, 1);
   return b;
+}
+
+/* The malloc fast path's one compare of the free mark also stops at the end of the list:
+ * a drained span answers NULL instead of handing out the read-only terminator. */
+static void the_fast_pop_stops_at_the_end_of_the_list(void) {
+  st_span_owner owner = {NULL};
+  st_span_t *s = new_slab(1 /* 32 bytes */, &owner);
+  REQUIRE(s != NULL);
+  CHECK(s->free == ST_FREE_LIST_END);
+  st_tcache_t tc = {.current = {[1] = s}};
+  CHECK(st__tcache_pop(&tc, 1) == NULL);
+  CHECK(st__page_extend(s));
+  size_t n = 0;
+  for (void *p; (p = st__tcache_pop(&tc, 1)) != NULL; n++) CHECK(st__page_is_block_start(s, p));
+  CHECK_EQ(n, ST_PAGE_SIZE / 32);
+  CHECK_EQ(st__span_used(s), n);
+  CHECK(s->free == ST_FREE_LIST_END);
+  CHECK(st__tcache_pop(&tc, 1) == NULL);
+  CHECK(st__tcache_pop(&st__tcache_empty, 1) == NULL); /* a new thread's sentinel */
+  st__span_set_used(s, 0);
+  drop_slab(s);
+}
+
+/* A forked child's recount of a dead thread's span, for each place that thread may have
+ * stopped between a list change and its count. */
+static void a_recount_matches_the_free_list_wherever_the_owner_stopped(void) {
+  st_span_owner owner = {NULL};
+  st_span_t *s = new_slab(1 /* 32 bytes */, &owner);
+  REQUIRE(s != NULL);
+  CHECK(st__page_extend(s));
+  void *kept = pop(s), *second = pop(s);
+  REQUIRE(kept != NULL && second != NULL);
+  /* a pop that took the block off the list but did not count it */
+  st_block_t *b = s->free;
+  s->free = b->next;
+  st__page_recount(s);
+  CHECK(st__page_validate(s, 0));
+  CHECK_EQ(st__span_used(s), 3u); /* kept, second and the half-popped block */
+  /* a carve that threaded its batch before advancing `carved` */
+  uint32_t carved = s->carved;
+  CHECK(st__page_extend(s));
+  s->carved = carved;
+  st__page_recount(s);
+  CHECK(st__page_validate(s, 0));
+  CHECK_EQ(s->carved, 2 * carved);
+  /* a parked span's count split between `xused` and its bias */
+  st_store_relaxed(&s->xused, 1);
+  st__page_recount(s);
+  CHECK(st__page_validate(s, 0));
+  CHECK_EQ(st_load_relaxed(&s->xused_bias), 0u);
+  CHECK_EQ(st__span_used(s), 3u);
+  st__span_set_used(s, 0);
+  drop_slab(s);
 }
 
 static void blocks_are_carved_a_page_at_a_time(void) {
@@ -40,7 +94,7 @@ static void blocks_are_carved_a_page_at_a_time(void) {
   CHECK(st__page_extend(s));
   CHECK_EQ(s->carved, ST_PAGE_SIZE / 32);
   size_t n = 0;
-  for (st_block_t *b = s->free; b != NULL; b = b->next) {
+  for (st_block_t *b = s->free; b != ST_FREE_LIST_END; b = b->next) {
     CHECK(st__page_is_block_start(s, b));
     n++;
   }
@@ -163,6 +217,8 @@ int main(void) {
   st__options_init();
   st__pageheap_init();
   ph = st__pageheap_of_cpu(0);
+  RUN_CASE(the_fast_pop_stops_at_the_end_of_the_list);
+  RUN_CASE(a_recount_matches_the_free_list_wherever_the_owner_stopped);
   RUN_CASE(blocks_are_carved_a_page_at_a_time);
   RUN_CASE(remote_frees_from_many_threads_lose_nothing);
   RUN_CASE(a_remote_free_hands_a_parked_span_back_to_its_owner);
