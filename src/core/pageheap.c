@@ -23,8 +23,6 @@
 #include "os/os.h"
 
 #define DESC_CHUNK_BYTES ((size_t)64 << 10)
-/* Descriptors are a cache line multiple so two threads' spans never share a line. */
-#define DESC_STRIDE ((sizeof(st_span_t) + ST_CACHE_LINE - 1) & ~(size_t)(ST_CACHE_LINE - 1))
 
 static st_pageheap_t shards[ST_MAX_SHARDS];
 static unsigned shard_count = 1;
@@ -76,7 +74,7 @@ st_span_t *st__pageheap_desc_alloc_locked(st_pageheap_t *ph) {
   if (d != NULL) {
     ph->desc_free = d->reclaim_next;
   } else {
-    if (ph->desc_cursor == NULL || ph->desc_cursor + DESC_STRIDE > ph->desc_end) {
+    if (ph->desc_cursor == NULL || ph->desc_cursor + ST_SPAN_DESC_STRIDE > ph->desc_end) {
       char *chunk = st__os_map_aligned(DESC_CHUNK_BYTES, ST_PAGE_SIZE);
       if (chunk == NULL) return NULL;
       ST_VG_HIDE_METADATA(chunk, DESC_CHUNK_BYTES);
@@ -85,7 +83,7 @@ st_span_t *st__pageheap_desc_alloc_locked(st_pageheap_t *ph) {
       ph->desc_end = chunk + DESC_CHUNK_BYTES;
     }
     d = (st_span_t *)ph->desc_cursor;
-    ph->desc_cursor += DESC_STRIDE;
+    ph->desc_cursor += ST_SPAN_DESC_STRIDE;
     st_store_relaxed(&d->xshard, ph->index);
   }
   /* Everything but xshard: a neighbouring shard may be reading it (is_free_neighbour). */

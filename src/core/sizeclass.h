@@ -6,7 +6,8 @@
  * the power of two below (8 classes per doubling) up to ST_SMALL_MAX, so a request
  * n >= 128 wastes at most (step - 1) / n < 12.5%; below 128 the waste is under the
  * 16-byte alignment quantum. Larger requests are whole pages (waste < 4 KiB / 32 KiB).
- * The tables are generated at compile time from the formulas below.
+ * The tables are generated at compile time from the formulas below; docs/memory.md lists
+ * every class's waste and metadata (tools/sizeclass_doc.c).
  */
 #ifndef ST_CORE_SIZECLASS_H
 #define ST_CORE_SIZECLASS_H

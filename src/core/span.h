@@ -127,6 +127,10 @@ typedef struct st_span {
 _Static_assert(offsetof(st_span_t, xthread_free) < ST_CACHE_LINE,
                "fields of the fast paths must share one cache line");
 
+/* Bytes a descriptor takes in its metadata chunk: a cache line multiple, so two threads'
+ * spans never share a line. */
+#define ST_SPAN_DESC_STRIDE ((sizeof(st_span_t) + ST_CACHE_LINE - 1) & ~(size_t)(ST_CACHE_LINE - 1))
+
 /* `xused` has one writer at a time (st_single_writer_*); statistics read it while the
  * owner runs. While a span is parked as full, its owner moves part of the count into
  * `xused_bias`, so that the free fast path's "last block" test (`xused` reaching 0) also
