@@ -54,10 +54,7 @@ void st__core_small_free_checked(void *p, st_span_t *span) {
     return;
   }
   if (ST_UNLIKELY(block->key == st__block_key(span))) st__page_check_double_free(span, block, "free");
-  if (st_load_relaxed(&span->xfast_owner) != &tc->owner) { /* parked as full */
-    st__tcache_free_local_slow(tc, span, block);
-    return;
-  }
+  /* As the free fast path, with an encoded link; a parked span unparks in st__tcache_retire. */
   block->key = st__block_key(span);
   st__block_set_next(block, span->free);
   span->free = block;
