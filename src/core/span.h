@@ -90,7 +90,7 @@ typedef struct st_span {
                                             abandoned), read relaxed by statistics */
   uint32_t block_size;                   /* const while SLAB */
   _Atomic(st_span_owner *) xfast_owner;  /* atomic: owner when it may free here without the
-                                            slow path (owned and not full); else NULL */
+                                            slow path (owned, parked or not); else NULL */
   _Atomic(st_span_owner *) xowner;       /* atomic: owning cache; NULL if abandoned/not SLAB */
   st_atomic_uptr xthread_free;           /* atomic: remotely freed blocks | ST_REMOTE_* tag */
   uintptr_t start;                       /* page heap lock: first byte of the span */
