@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -247,13 +248,12 @@ static bool result_u64(const char *line, const char *key, unsigned long long *ou
   return end != s && errno == 0;
 }
 
+/* The KiB figures are never negative: read as unsigned, kept as the long they are stored in. */
 static bool result_long(const char *line, const char *key, long *out) {
-  const char *s = result_field(line, key);
-  char *end;
-  if (s == NULL) return false;
-  errno = 0;
-  *out = strtol(s, &end, 10);
-  return end != s && errno == 0;
+  unsigned long long v;
+  if (!result_u64(line, key, &v) || v > LONG_MAX) return false;
+  *out = (long)v;
+  return true;
 }
 
 static bool result_double(const char *line, const char *key, double *out) {
