@@ -16,7 +16,11 @@
  *                                                          0 in a magazine
  *
  * so st_slab_free tells a live object (bufctl == key) from a double free (a link or 0) or
- * a write past the object's end (anything else). Slabs never carve fresh slots unless they
+ * a write past the object's end (anything else). It finds the object's slab without the
+ * chunk index or the header when the slab is in `known`, a direct-mapped table of the
+ * cache's slabs by slab number (slot 0's address, one word, read without the lock): a
+ * pointer within a slab's slots from a live entry is in a live slab of this cache. Slabs
+ * whose entry another slab holds, and every other pointer, take the fully checked path. Slabs never carve fresh slots unless they
  * are the one allocations come from, so `fresh` bounds the constructed slots.
  * Lists (invariant): partial = some slots out and some free or fresh, full = none free or
  * fresh, empty = none out ("out" = live, or in a magazine).
@@ -55,7 +59,7 @@
 #include "special/handle.h"
 #include "strata.h"
 
-enum { SLAB_MAG = 32, SLAB_WAYS = 16 };
+enum { SLAB_MAG = 32, SLAB_WAYS = 16, SLAB_KNOWN = 32 };
 
 typedef struct magazine {
   struct magazine *next; /* on a depot list */
@@ -81,6 +85,13 @@ struct st_slab_cache {
   uintptr_t key;                        /* bufctl of a live object: odd; const */
   size_t bufctl;                        /* offset of the bufctl; const */
   st_chunk_geometry geo;                /* const */
+  size_t span;                          /* bytes of a slab's slots (capacity * slot); const */
+  uint64_t divisible;                   /* ~0 / slot + 1: an offset below 2^32 is a multiple
+                                           of the slot iff offset * divisible < it; const */
+  /* Slabs by number (address >> shift) % SLAB_KNOWN: the address of slot 0, or 0. Set
+   * when a slab is mapped and its entry is free, cleared (under the lock) before the slab
+   * is given back; read without the lock by st_slab_free. */
+  _Atomic(uintptr_t) known[SLAB_KNOWN];
   st_lock_t lock;                       /* guards everything below that is not const */
   char name[32];                        /* const */
   size_t object_size;                   /* const */
@@ -155,6 +166,8 @@ st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t align,
   c->bufctl = bufctl;
   c->key = ((uintptr_t)c * UINT64_C(0x9e3779b97f4a7c15)) | 1;
   c->geo = geo;
+  c->span = geo.capacity * geo.slot;
+  c->divisible = UINT64_MAX / geo.slot + 1; /* exact for offsets below 2^32 */
   c->ctor = ctor;
   c->dtor = dtor;
   st_list_init(&c->partial);
@@ -165,6 +178,11 @@ st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t align,
 }
 
 /* ---- the slab layer (the cache's lock held) ----------------------------------------- */
+
+/* The entry of `known` for the slab holding (or starting at) addr. */
+ST_INLINE _Atomic(uintptr_t) *slab_known_entry(st_slab_cache_t *c, const void *addr) {
+  return &c->known[(st__chunk_base(addr, &c->geo) >> c->geo.shift) % SLAB_KNOWN];
+}
 
 /* The slab the next object comes from, on the partial list; NULL when out of memory. */
 static st_chunk_t *slab_for_alloc_locked(st_slab_cache_t *c) {
@@ -177,6 +195,8 @@ static st_chunk_t *slab_for_alloc_locked(st_slab_cache_t *c) {
   }
   slab = st__chunk_map(&c->geo, &c->reserve, c);
   if (slab == NULL) return NULL;
+  _Atomic(uintptr_t) *known = slab_known_entry(c, slab);
+  if (st_load_relaxed(known) == 0) st_store_release(known, (uintptr_t)st__chunk_slots(slab, &c->geo));
   st_list_push_front(&c->partial, &slab->link);
   c->nslabs[SLAB_PARTIAL]++;
   return slab;
@@ -432,6 +452,16 @@ static ST_COLD ST_NOINLINE _Noreturn void slab_fatal_misfit(st_slab_cache_t *c, 
   st__fatal("st_slab_free(): %p is %s slab cache \"%s\" %p", obj, why, c->name, (void *)c);
 }
 
+/* The common case of a correct free, without the chunk index and header: obj's slab is
+ * in `known` (so it is a live slab of c), obj is on a slot boundary and it is live. A
+ * slot never handed out reads bufctl 0. False sends the free to slab_free_plausible. */
+ST_INLINE bool slab_free_known(st_slab_cache_t *c, void *obj) {
+  uintptr_t slot0 = st_load_relaxed(slab_known_entry(c, obj));
+  uintptr_t offset = (uintptr_t)obj - slot0;
+  return slot0 != 0 && offset < c->span && offset * c->divisible < c->divisible &&
+         *slab_bufctl(c, obj) == c->key;
+}
+
 /* The checks that need no lock: obj is in a live slab of c (chunk index, header), on a
  * slot boundary below the slab's limit, and live (bufctl == key). A slot past `fresh`
  * (never handed out) reads bufctl 0 and fails the last test. */
@@ -491,7 +521,8 @@ void st_slab_free(st_slab_cache_t *c, void *obj) {
   if (ST_UNLIKELY(obj == NULL)) return; /* before c is read: st_slab_free(NULL, NULL) is fine */
   if (ST_UNLIKELY(c == NULL)) st__fatal("st_slab_free(): %p freed to a NULL slab cache", obj);
   st__handle_check(c, ST_MAGIC_SLAB, "st_slab_free");
-  if (ST_UNLIKELY(!slab_free_plausible(c, obj))) slab_free_bad(c, obj);
+  if (ST_UNLIKELY(!slab_free_known(c, obj)) && ST_UNLIKELY(!slab_free_plausible(c, obj)))
+    slab_free_bad(c, obj);
   slab_thread *t = tls_slab_thread;
   if (ST_LIKELY(t != NULL)) {
     slab_binding *b = slab_binding_of(t, c);
@@ -527,6 +558,10 @@ static size_t slab_give_back_lists(st_slab_cache_t *c, enum slab_state first,
   for (int s = first; s <= (int)last; s++) {
     st_list_t *head = slab_list(c, (enum slab_state)s), *pos, *tmp;
     st_list_for_each_safe(pos, tmp, head) {
+      st_chunk_t *slab = ST_CONTAINER_OF(pos, st_chunk_t, link);
+      _Atomic(uintptr_t) *known = slab_known_entry(c, slab);
+      if (st_load_relaxed(known) == (uintptr_t)st__chunk_slots(slab, &c->geo))
+        st_store_relaxed(known, 0);
       st_list_remove(pos);
       st_list_push_back(&doomed, pos);
     }
