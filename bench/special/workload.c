@@ -5,6 +5,10 @@
  *   workload objects VARIANT SCALE   VARIANT: malloc | pool | slab | floor
  *     many small objects of one size (64 B): 400 rounds of building 10,000 and freeing
  *     them in allocation order, then 4,000,000 random replacements in a set of 10,000
+ *   workload ctor VARIANT SCALE      VARIANT: malloc | pool | slab | floor
+ *     the same, on objects that need construction (64 B: a mutex, a self-linked list head,
+ *     a tag), as the objects a slab cache is for: malloc and pool construct per allocation,
+ *     the slab cache and the floor only the first time an object is built
  *   workload ast VARIANT SCALE       VARIANT: malloc | arena | floor
  *     a parser's syntax trees: 400 trees of 10,000 nodes (16-32 B; names of 5-20 bytes on
  *     the name leaves), built bottom-up, walked once (the use), then dropped: freed node by
@@ -20,6 +24,7 @@
  * Prints `workload=NAME ops=N checksum=H cpu_ns_per_op=X`: X is the process's CPU time (user
  * and system) per allocation, so a busy machine that preempts the run does not count.
  */
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "../workloads/common.h"
@@ -44,6 +49,7 @@ typedef union floor_object {
 
 typedef struct object_alloc {
   variant v;
+  bool constructed;         /* the ctor workload: objects are `conn`s */
   st_pool_t *pool;
   st_slab_cache_t *slab;
   floor_object *floor_free; /* VAR_FLOOR: the free objects of floor_objects */
@@ -51,11 +57,38 @@ typedef struct object_alloc {
 
 static floor_object floor_objects[OBJECTS_LIVE];
 
+/* The ctor workload's object: its constructed state is an unlocked mutex and an empty
+ * (self-linked) list; the program uses the tag and hands the object back constructed. */
+typedef struct conn {
+  pthread_mutex_t lock;
+  struct conn *next, *prev;
+  uint64_t tag;
+} conn;
+_Static_assert(sizeof(conn) <= OBJECT_SIZE, "a conn is one object");
+
+static void conn_ctor(void *obj) {
+  conn *k = obj;
+  pthread_mutex_init(&k->lock, NULL);
+  k->next = k->prev = k;
+  k->tag = 0;
+}
+
+/* The floor's free list links through word 0, or for a conn through its tag (the word
+ * allocation overwrites), so that its constructed state stays intact. */
+static inline floor_object **floor_link(const object_alloc *a, floor_object *o) {
+  return a->constructed ? (floor_object **)(void *)&((conn *)(void *)o)->tag : &o->next;
+}
+
 static inline void *floor_pop(object_alloc *a) {
   floor_object *o = a->floor_free;
   if (o == NULL) bench_die("floor: more objects alive than OBJECTS_LIVE");
-  a->floor_free = o->next;
+  a->floor_free = *floor_link(a, o);
   return o;
+}
+
+static inline void floor_push(object_alloc *a, floor_object *o) {
+  *floor_link(a, o) = a->floor_free;
+  a->floor_free = o;
 }
 
 static inline uint64_t *object_new(object_alloc *a, uint64_t tag) {
@@ -64,31 +97,43 @@ static inline uint64_t *object_new(object_alloc *a, uint64_t tag) {
                 : a->v == VAR_FLOOR ? floor_pop(a)
                                     : malloc(OBJECT_SIZE);
   if (o == NULL) bench_die("out of memory");
+  if (a->constructed) { /* built by the allocator (slab) or the free list (floor), or now */
+    conn *k = (conn *)o;
+    if (a->v == VAR_MALLOC || a->v == VAR_POOL) conn_ctor(k);
+    k->tag = tag;
+    return o;
+  }
   o[0] = tag;
   o[OBJECT_SIZE / 8 - 1] = ~tag;
   return o;
 }
 
 static inline uint64_t object_drop(object_alloc *a, uint64_t *o, uint64_t h) {
-  if (o[OBJECT_SIZE / 8 - 1] != ~o[0]) bench_corrupt(o, OBJECT_SIZE, OBJECT_SIZE - 8);
-  h += o[0] * 0x9e3779b97f4a7c15ull;
+  if (a->constructed) { /* handed back constructed: the list is empty */
+    conn *k = (conn *)o;
+    if (k->next != k || k->prev != k) bench_corrupt(o, OBJECT_SIZE, offsetof(conn, next));
+    h += k->tag * 0x9e3779b97f4a7c15ull;
+  } else {
+    if (o[OBJECT_SIZE / 8 - 1] != ~o[0]) bench_corrupt(o, OBJECT_SIZE, OBJECT_SIZE - 8);
+    h += o[0] * 0x9e3779b97f4a7c15ull;
+  }
   if (a->v == VAR_POOL) st_pool_free(a->pool, o);
   else if (a->v == VAR_SLAB) st_slab_free(a->slab, o);
-  else if (a->v == VAR_FLOOR) {
-    floor_object *f = (floor_object *)o;
-    f->next = a->floor_free;
-    a->floor_free = f;
-  } else free(o);
+  else if (a->v == VAR_FLOOR) floor_push(a, (floor_object *)(void *)o);
+  else free(o);
   return h;
 }
 
-static uint64_t run_objects(variant v, unsigned long scale, uint64_t *ops) {
-  object_alloc a = {v, NULL, NULL, NULL};
+static uint64_t run_objects(variant v, bool constructed, unsigned long scale, uint64_t *ops) {
+  object_alloc a = {v, constructed, NULL, NULL, NULL};
   if (v == VAR_FLOOR)
-    for (size_t i = OBJECTS_LIVE; i > 0; i--) floor_objects[i - 1].next = a.floor_free,
-                                              a.floor_free = &floor_objects[i - 1];
+    for (size_t i = OBJECTS_LIVE; i > 0; i--) {
+      if (constructed) conn_ctor(&floor_objects[i - 1]);
+      floor_push(&a, &floor_objects[i - 1]);
+    }
   if (v == VAR_POOL) a.pool = st_pool_create(OBJECT_SIZE, 0, 0);
-  if (v == VAR_SLAB) a.slab = st_slab_create("bench-objects", OBJECT_SIZE, 0, NULL, NULL);
+  if (v == VAR_SLAB)
+    a.slab = st_slab_create("bench-objects", OBJECT_SIZE, 0, constructed ? conn_ctor : NULL, NULL);
   if ((v == VAR_POOL && a.pool == NULL) || (v == VAR_SLAB && a.slab == NULL))
     bench_die("cannot create the allocator");
   enum { BULK = OBJECTS_LIVE, SET = OBJECTS_LIVE };
@@ -238,7 +283,7 @@ static double cpu_seconds(void) {
 
 int main(int argc, char **argv) {
   static const char *const names[] = {"malloc", "pool", "slab", "arena", "floor"};
-  const char *usage = "objects|ast malloc|pool|slab|arena|floor [SCALE]";
+  const char *usage = "objects|ctor|ast malloc|pool|slab|arena|floor [SCALE]";
   if (argc < 3) {
     fprintf(stderr, "usage: %s %s\n", argv[0], usage);
     return 64;
@@ -246,17 +291,18 @@ int main(int argc, char **argv) {
   int v = -1;
   for (int i = 0; i < 5; i++)
     if (strcmp(argv[2], names[i]) == 0) v = i;
-  bool objects = strcmp(argv[1], "objects") == 0, ast = strcmp(argv[1], "ast") == 0;
+  bool ctor = strcmp(argv[1], "ctor") == 0;
+  bool objects = ctor || strcmp(argv[1], "objects") == 0, ast = strcmp(argv[1], "ast") == 0;
   if (v < 0 || (!objects && !ast) || (objects && v == VAR_ARENA) ||
       (ast && (v == VAR_POOL || v == VAR_SLAB))) {
-    fprintf(stderr, "usage: %s %s (objects: malloc, pool, slab, floor; ast: malloc, arena, floor)\n", argv[0],
+    fprintf(stderr, "usage: %s %s (objects, ctor: malloc, pool, slab, floor; ast: malloc, arena, floor)\n", argv[0],
             usage);
     return 64;
   }
   unsigned long scale = bench_start(argv[1], argc - 2, argv + 2, usage);
   uint64_t ops = 0;
   double t0 = cpu_seconds();
-  uint64_t h = objects ? run_objects((variant)v, scale, &ops) : run_ast((variant)v, scale, &ops);
+  uint64_t h = objects ? run_objects((variant)v, ctor, scale, &ops) : run_ast((variant)v, scale, &ops);
   double t1 = cpu_seconds();
   char measured[64];
   snprintf(measured, sizeof measured, "cpu_ns_per_op=%.3f", (t1 - t0) * 1e9 / (double)ops);
