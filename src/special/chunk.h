@@ -124,25 +124,28 @@ ST_INLINE char *st__chunk_slots(st_chunk_t *c, const st_chunk_geometry *g) {
   return (char *)st__chunk_base(c, g) + g->first;
 }
 
-/* True when obj is the start of a slot of c that was handed out at least once. The offset
- * is below ST_CHUNK_MAX_SIZE < 2^32, where (offset * recip) >> 32 is exactly
- * offset / slot for every multiple of slot; any other offset fails the product test. */
-ST_INLINE bool st__chunk_is_slot(st_chunk_t *c, const void *obj, const st_chunk_geometry *g) {
-  uintptr_t offset = (uintptr_t)obj - (uintptr_t)st__chunk_slots(c, g);
-  if (offset >= (uintptr_t)(c->fresh - st__chunk_slots(c, g))) return false;
-  return ((offset * g->recip) >> 32) * g->slot == offset;
-}
-
-/* Why obj does not belong to owner, or NULL when it does (index, header and slot checked).
- * Safe for any pointer: the header is read only once the index says a chunk starts there. */
-ST_INLINE const char *st__chunk_misfit(const void *obj, const void *owner,
-                                       const st_chunk_geometry *g) {
+/* Why obj does not belong to owner, or NULL when it does (index, header and slot checked;
+ * with carved_only, a slot never handed out does not belong). Safe for any pointer: the
+ * header is read only once the index says a chunk starts there. Without carved_only it
+ * reads only what is const while the chunk is mapped, so it needs no lock. */
+ST_INLINE const char *st__chunk_misfit_in(const void *obj, const void *owner,
+                                          const st_chunk_geometry *g, bool carved_only) {
   if (ST_UNLIKELY(!st__chunk_index_has(st__chunk_base(obj, g)))) return "not allocated by";
   st_chunk_t *c = st__chunk_of(obj, g);
   if (ST_UNLIKELY(c->magic != ST_MAGIC_CHUNK)) return "not allocated by";
   if (ST_UNLIKELY(c->owner != owner)) return "allocated by another allocator than";
-  if (ST_UNLIKELY(!st__chunk_is_slot(c, obj, g))) return "not the start of an object of";
+  /* The offset is below ST_CHUNK_MAX_SIZE < 2^32, where (offset * recip) >> 32 is exactly
+   * offset / slot for every multiple of slot; any other offset fails the product test. */
+  uintptr_t offset = (uintptr_t)obj - (uintptr_t)st__chunk_slots(c, g);
+  if (ST_UNLIKELY(offset >= (uintptr_t)((carved_only ? c->fresh : c->limit) - st__chunk_slots(c, g)) ||
+                  ((offset * g->recip) >> 32) * g->slot != offset))
+    return "not the start of an object of";
   return NULL;
+}
+
+ST_INLINE const char *st__chunk_misfit(const void *obj, const void *owner,
+                                       const st_chunk_geometry *g) {
+  return st__chunk_misfit_in(obj, owner, g, true);
 }
 
 #endif

@@ -35,13 +35,30 @@
  * empty chunk at once. Chunk fields used here: `used` (as of the last recount), `fresh`,
  * `empty_since_ms`; `free` is NULL, or non-NULL while a sweep dooms the chunk.
  *
- * With ST_POOL_THREAD_SAFE every call takes the pool's lock (lock order: registry, pool);
- * such a pool carries its own magic (ST_MAGIC_POOL_SHARED), so the inline paths' test of
- * the magic sends it here.
+ * ST_POOL_THREAD_SAFE: such a pool carries its own magic (ST_MAGIC_POOL_SHARED), so the
+ * inline paths' test of the magic sends it here, and `free`, the chunks and the counters
+ * are guarded by the pool's lock (lock order: registry, pool). Each thread keeps, per
+ * shared pool it uses, a cache of up to POOL_CACHE_MAX free objects (linked through word 0,
+ * the key in word 1, exactly as on the pool's list): alloc pops from it and free pushes to
+ * it without the lock; an empty cache takes POOL_CACHE_BATCH objects from the pool under
+ * the lock, a full one gives POOL_CACHE_BATCH back. A free is checked without the lock
+ * (chunk index, header, slot boundary below the chunk's limit, the key: a free object
+ * showing it in another thread's cache cannot be looked for, so a shared pool reports the
+ * key as a double free without the confirming walk); that the slot was ever handed out
+ * (`fresh`, which changes under the lock) is checked when the cache gives it back. A
+ * thread finds its caches through one thread-local pointer and a POOL_WAYS-way table
+ * indexed by the pool's creation number (`gen`, unique for the process's life, so a
+ * binding to a destroyed pool is recognised even when its descriptor slot was reused). A
+ * thread that exits (pthread key destructor) or rebinds a way gives its cache back to the
+ * pool if the pool is still live; st_pool_stats_get and st_pool_trim give back the calling
+ * thread's cache first; other live threads' caches count as live objects. st_pool_destroy
+ * unmaps every object, cached ones included; other threads' bindings to it are then stale
+ * and dropped, without touching their objects, at their next use of that way or exit.
  */
 #define ST_POOL_INLINE /* strata.h's inline definitions become this file's external ones */
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "base/atomics.h"
@@ -55,6 +72,9 @@
 
 #define POOL_MIN_SLOT (2 * sizeof(void *)) /* the free-list link and the key */
 #define POOL_CHECK_EVERY 1024u              /* the fewest frees between release checks */
+#define POOL_UNCACHED 0x80000000u /* flags: a shared pool without per-thread caches (internal) */
+
+enum { POOL_WAYS = 8, POOL_CACHE_MAX = 64, POOL_CACHE_BATCH = 32 };
 
 typedef struct free_slot {
   struct free_slot *next; /* word 0 */
@@ -73,8 +93,29 @@ struct st_pool {
   st_list_t chunks;         /* every chunk; lock */
   size_t nchunks;           /* chunks mapped; lock */
   size_t released;          /* empty chunks unmapped so far; lock */
-  st_lock_t lock;           /* taken by every call when ST_POOL_THREAD_SAFE */
+  st_lock_t lock;           /* guards a shared pool's free list, chunks and counters */
+  uint64_t gen;             /* creation number, from 1 (shared pools' bindings); const */
 };
+
+/* One thread's cache of one shared pool's free objects. */
+typedef struct pool_binding {
+  uint64_t gen;     /* the bound pool's creation number, or 0: unbound */
+  st_pool_t *pool;  /* the bound pool (dead once its gen stops matching) */
+  free_slot *head;  /* n free objects, linked through word 0, the key in word 1 */
+  unsigned n;
+} pool_binding;
+
+typedef struct pool_thread {
+  pool_binding way[POOL_WAYS]; /* by the pool's gen % POOL_WAYS */
+} pool_thread;
+
+static __thread pool_thread *tls_pool_thread __attribute__((tls_model("initial-exec")));
+/* The state of a thread after its exit destructor: no caches, every call takes the lock. */
+static pool_thread pool_thread_exited;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static pthread_key_t pool_exit_key;
+static st_pool_t *pool_thread_pool; /* where pool_threads come from (uncached); once */
+static st_atomic_size xpools_created;
 _Static_assert(sizeof(struct st_pool) <= ST_HANDLE_SLOT_SIZE, "a pool fits a handle slot");
 _Static_assert(offsetof(struct st_pool, fast) == 0, "the magic is the descriptor's first word");
 _Static_assert(ST_MAGIC_POOL == ST_POOL_FASTPATH_MAGIC, "inline paths take unshared pools");
@@ -85,21 +126,15 @@ _Static_assert((uint32_t)ST_MAGIC_POOL != (uint32_t)ST_MAGIC_POOL_SHARED &&
                "the inline paths compare the magic's low half (strata.h)");
 _Static_assert(offsetof(free_slot, key) == sizeof(uintptr_t), "the key is word 1 (strata.h)");
 
-static uintptr_t pool_new_key(const void *p) {
-  static st_atomic_size xpools_created;
-  uint64_t x = (uintptr_t)p ^ ((uint64_t)st_fetch_add_relaxed(&xpools_created, 1) << 40);
+static uintptr_t pool_new_key(const void *p, uint64_t gen) {
+  uint64_t x = (uintptr_t)p ^ (gen << 40);
   x += UINT64_C(0x9e3779b97f4a7c15); /* splitmix64 finaliser: a key unlikely in user data */
   x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
   x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
   return (uintptr_t)(x ^ (x >> 31)) | 1;
 }
 
-st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags) {
-  if (align == 0) align = ST_MIN_ALIGN;
-  if (object_size == 0 || !st_is_pow2(align) || (flags & ~(unsigned)ST_POOL_THREAD_SAFE)) {
-    errno = EINVAL;
-    return NULL;
-  }
+static st_pool_t *pool_create(size_t object_size, size_t align, unsigned flags) {
   if (align < sizeof(void *)) align = sizeof(void *);
   st_chunk_geometry geo;
   if (align > ST_CHUNK_MAX_SIZE || object_size > ST_CHUNK_MAX_SIZE ||
@@ -111,7 +146,8 @@ st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags) {
   }
   st_pool_t *p = st__handle_new();
   if (p == NULL) return NULL;
-  p->fast.key = pool_new_key(p);
+  p->gen = st_fetch_add_relaxed(&xpools_created, 1) + 1;
+  p->fast.key = pool_new_key(p, p->gen);
   p->fast.divisible = UINT64_MAX / geo.slot + 1; /* exact for offsets below 2^32 */
   p->fast.checks_due = POOL_CHECK_EVERY;
   p->fast.shift = geo.shift;
@@ -122,6 +158,15 @@ st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags) {
   st_lock_init(&p->lock);
   st__handle_publish(p, flags & ST_POOL_THREAD_SAFE ? ST_MAGIC_POOL_SHARED : ST_MAGIC_POOL);
   return p;
+}
+
+st_pool_t *st_pool_create(size_t object_size, size_t align, unsigned flags) {
+  if (align == 0) align = ST_MIN_ALIGN;
+  if (object_size == 0 || !st_is_pow2(align) || (flags & ~(unsigned)ST_POOL_THREAD_SAFE)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return pool_create(object_size, align, flags);
 }
 
 /* Every call but the inline ones: a live pool of either kind, or a diagnostic naming fn. */
@@ -182,19 +227,6 @@ static void *pool_alloc_owned(st_pool_t *p) {
   return fresh;
 }
 
-/* NULL, a shared pool, a dead handle, or an empty free list. */
-void *st_pool_alloc_slow(st_pool_t *p) {
-  if (p == NULL) {
-    errno = EINVAL;
-    return NULL;
-  }
-  if (p->fast.magic == ST_MAGIC_POOL) return pool_alloc_owned(p);
-  pool_check(p, "st_pool_alloc");
-  st_lock_acquire(&p->lock);
-  void *obj = pool_alloc_owned(p);
-  st_lock_release(&p->lock);
-  return obj;
-}
 
 /* Sets each chunk's `used` to its live objects: carved slots minus those on the free list.
  * Returns the free slots counted. */
@@ -297,6 +329,153 @@ static void pool_free_owned(st_pool_t *p, void *obj) {
   if (p->fast.checks_due == 0 || --p->fast.checks_due == 0) pool_check_release(p);
 }
 
+/* ---- shared pools: the per-thread caches ---------------------------------------------- */
+
+/* Gives count objects from the head of b's cache back to the pool (the lock held), after
+ * the check the free could not make without the lock: the slot was handed out. */
+static void pool_cache_drain_locked(st_pool_t *p, pool_binding *b, unsigned count) {
+  for (unsigned i = 0; i < count; i++) {
+    free_slot *s = b->head;
+    const char *why = st__chunk_misfit(s, p, &p->geo);
+    if (ST_UNLIKELY(why != NULL)) pool_fatal_misfit(p, s, why);
+    b->head = s->next;
+    s->next = p->fast.free;
+    p->fast.free = s;
+  }
+  b->n -= count;
+  if (p->fast.checks_due <= count) pool_check_release(p);
+  else p->fast.checks_due -= count;
+}
+
+/* Gives b's cache back to its pool, if the pool is still live; then b is unbound. */
+static void pool_unbind(pool_binding *b) {
+  st_pool_t *p = b->pool;
+  if (b->n != 0 && st__handle_magic(p) == ST_MAGIC_POOL_SHARED && p->gen == b->gen) {
+    st_lock_acquire(&p->lock);
+    pool_cache_drain_locked(p, b, b->n);
+    st_lock_release(&p->lock);
+  }
+  *b = (pool_binding){0};
+}
+
+static void pool_thread_exit(void *arg) {
+  pool_thread *t = arg;
+  tls_pool_thread = &pool_thread_exited;
+  for (int i = 0; i < POOL_WAYS; i++) pool_unbind(&t->way[i]);
+  st_pool_free(pool_thread_pool, t);
+}
+
+static void pool_init_once(void) {
+  pool_thread_pool = pool_create(sizeof(pool_thread), 0, ST_POOL_THREAD_SAFE | POOL_UNCACHED);
+  if (pthread_key_create(&pool_exit_key, pool_thread_exit) != 0) pool_thread_pool = NULL;
+}
+
+/* The calling thread's pool_thread, made on first use; &pool_thread_exited when it has none
+ * (exited, or no memory). */
+static pool_thread *pool_thread_get(void) {
+  pool_thread *t = tls_pool_thread;
+  if (ST_LIKELY(t != NULL)) return t;
+  pthread_once(&pool_once, pool_init_once);
+  t = pool_thread_pool != NULL ? st_pool_alloc(pool_thread_pool) : NULL;
+  if (t == NULL || pthread_setspecific(pool_exit_key, t) != 0) {
+    if (t != NULL) st_pool_free(pool_thread_pool, t);
+    return &pool_thread_exited;
+  }
+  *t = (pool_thread){0};
+  return tls_pool_thread = t;
+}
+
+/* The calling thread's cache of shared pool p, bound now if need be; NULL when p has no
+ * caches or the thread cannot have one (exited, or no memory). */
+static pool_binding *pool_bind(st_pool_t *p) {
+  if (p->flags & POOL_UNCACHED) return NULL;
+  pool_thread *t = pool_thread_get();
+  if (t == &pool_thread_exited) return NULL;
+  pool_binding *b = &t->way[p->gen % POOL_WAYS];
+  if (ST_LIKELY(b->gen == p->gen)) return b;
+  if (b->gen != 0) pool_unbind(b);
+  *b = (pool_binding){.gen = p->gen, .pool = p};
+  return b;
+}
+
+/* The calling thread's binding to p, or NULL when it has none. */
+static pool_binding *pool_own_binding(const st_pool_t *p) {
+  pool_thread *t = tls_pool_thread; /* &pool_thread_exited has no bindings */
+  if (t == NULL || t->way[p->gen % POOL_WAYS].gen != p->gen) return NULL;
+  return &t->way[p->gen % POOL_WAYS];
+}
+
+/* The calling thread's cache of p, if it has one, given back to p. */
+static void pool_unbind_own(st_pool_t *p) {
+  pool_binding *b = pool_own_binding(p);
+  if (b != NULL) pool_unbind(b);
+}
+
+static void *pool_alloc_shared(st_pool_t *p) {
+  pool_binding *b = pool_bind(p);
+  void *obj;
+  if (b == NULL || b->n == 0) {
+    st_lock_acquire(&p->lock);
+    obj = pool_alloc_owned(p);
+    /* the cache takes a batch more for the next calls (from the list, carved, mapped) */
+    for (unsigned i = 1; b != NULL && obj != NULL && i < POOL_CACHE_BATCH; i++) {
+      free_slot *s = pool_alloc_owned(p);
+      if (s == NULL) break;
+      s->key = p->fast.key;
+      s->next = b->head;
+      b->head = s;
+      b->n++;
+    }
+    st_lock_release(&p->lock);
+    return obj;
+  }
+  free_slot *s = b->head;
+  b->head = s->next;
+  b->n--;
+  s->key = 0; /* a live object never shows the key */
+  return s;
+}
+
+static ST_COLD ST_NOINLINE _Noreturn void pool_fatal_double_free(st_pool_t *p, void *obj) {
+  st__fatal("st_pool_free(): double free of %p (pool %p)", obj, (void *)p);
+}
+
+static void pool_free_shared(st_pool_t *p, void *obj) {
+  const char *why = st__chunk_misfit_in(obj, p, &p->geo, false);
+  if (ST_UNLIKELY(why != NULL)) pool_fatal_misfit(p, obj, why);
+  pool_binding *b = pool_bind(p);
+  if (b == NULL) {
+    st_lock_acquire(&p->lock);
+    pool_free_owned(p, obj);
+    st_lock_release(&p->lock);
+    return;
+  }
+  free_slot *s = obj;
+  if (ST_UNLIKELY(s->key == p->fast.key)) pool_fatal_double_free(p, obj);
+  if (b->n == POOL_CACHE_MAX) {
+    st_lock_acquire(&p->lock);
+    pool_cache_drain_locked(p, b, POOL_CACHE_BATCH);
+    st_lock_release(&p->lock);
+  }
+  s->next = b->head;
+  s->key = p->fast.key;
+  b->head = s;
+  b->n++;
+}
+
+/* ---- the library's paths ------------------------------------------------------------- */
+
+/* NULL, a shared pool, a dead handle, or an empty free list. */
+void *st_pool_alloc_slow(st_pool_t *p) {
+  if (p == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (p->fast.magic == ST_MAGIC_POOL) return pool_alloc_owned(p);
+  pool_check(p, "st_pool_alloc");
+  return pool_alloc_shared(p);
+}
+
 /* NULL, a shared pool, a dead handle, a pointer not in `known`, a suspected double free,
  * or a release check due. */
 void st_pool_free_slow(st_pool_t *p, void *obj) {
@@ -307,14 +486,14 @@ void st_pool_free_slow(st_pool_t *p, void *obj) {
     return;
   }
   pool_check(p, "st_pool_free");
-  st_lock_acquire(&p->lock);
-  pool_free_owned(p, obj);
-  st_lock_release(&p->lock);
+  pool_free_shared(p, obj);
 }
 
 void st_pool_destroy(st_pool_t *p) {
   if (p == NULL) return;
   pool_check(p, "st_pool_destroy");
+  pool_binding *own = pool_own_binding(p); /* its objects go with the chunks */
+  if (own != NULL) *own = (pool_binding){0};
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &p->chunks)
       st__chunk_unmap(ST_CONTAINER_OF(pos, st_chunk_t, link), &p->geo);
@@ -324,6 +503,7 @@ void st_pool_destroy(st_pool_t *p) {
 
 void st_pool_stats_get(st_pool_t *p, st_pool_stats *out) {
   pool_check(p, "st_pool_stats_get");
+  if (p->fast.magic == ST_MAGIC_POOL_SHARED) pool_unbind_own(p);
   *out = (st_pool_stats){.object_size = p->object_size, .slot_size = p->geo.slot};
   st_lock_acquire(&p->lock);
   pool_recount(p);
@@ -343,6 +523,7 @@ void st_pool_stats_get(st_pool_t *p, st_pool_stats *out) {
 size_t st_pool_trim(st_pool_t *p) {
   if (p == NULL) return 0;
   pool_check(p, "st_pool_trim");
+  if (p->fast.magic == ST_MAGIC_POOL_SHARED) pool_unbind_own(p);
   st_lock_acquire(&p->lock);
   size_t before = p->released;
   pool_release_empty(p, st__os_now_ms(), UINT64_MAX, 0);

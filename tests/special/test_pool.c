@@ -4,6 +4,7 @@
  * With --threads-only (the TSan tier) it runs the thread case alone.
  */
 #include <errno.h>
+#include <semaphore.h>
 #include <stdalign.h>
 #include <stdint.h>
 
@@ -174,6 +175,93 @@ static void pool_threads(void) {
   st_pool_destroy(p);
 }
 
+/* A thread that allocates and frees on a shared pool, then waits: its frees stay in its
+ * cache until it exits. */
+typedef struct cache_holder {
+  st_pool_t *pool;
+  sem_t ready, go;
+} cache_holder;
+
+static void *cache_holder_thread(void *arg) {
+  cache_holder *h = arg;
+  void *objs[10];
+  for (int i = 0; i < 10; i++) objs[i] = st_pool_alloc(h->pool);
+  for (int i = 0; i < 10; i++) st_pool_free(h->pool, objs[i]);
+  sem_post(&h->ready);
+  sem_wait(&h->go);
+  return NULL;
+}
+
+/* Starts a cache_holder thread on h->pool and waits until it has filled its cache. */
+static int cache_holder_start(cache_holder *h, pthread_t *thread) {
+  sem_init(&h->ready, 0, 0);
+  sem_init(&h->go, 0, 0);
+  if (pthread_create(thread, NULL, cache_holder_thread, h) != 0) return -1;
+  sem_wait(&h->ready);
+  return 0;
+}
+
+/* Another live thread's cache counts as live objects and keeps its chunk; its exit gives
+ * the cache back, and the chunk can go. */
+static void pool_thread_caches(void) {
+  cache_holder h = {.pool = st_pool_create(48, 0, ST_POOL_THREAD_SAFE)};
+  pthread_t thread;
+  REQUIRE(h.pool != NULL && cache_holder_start(&h, &thread) == 0);
+  st_pool_stats s;
+  st_pool_stats_get(h.pool, &s);
+  CHECK(s.live_objects >= 10); /* the cache took a batch: at least the 10 freed */
+  CHECK_EQ(s.chunks, 1);
+  CHECK_EQ(st_pool_trim(h.pool), 0);
+  sem_post(&h.go);
+  pthread_join(thread, NULL);
+  st_pool_stats_get(h.pool, &s);
+  CHECK_EQ(s.live_objects, 0);
+  /* the caller's own cache is given back by its statistics call */
+  void *a = st_pool_alloc(h.pool);
+  st_pool_free(h.pool, a);
+  st_pool_stats_get(h.pool, &s);
+  CHECK_EQ(s.live_objects, 0);
+  st_pool_destroy(h.pool);
+}
+
+/* Each new pool's cache may take the way of the destroyed pool's binding. */
+static void *stale_cache_thread(void *arg) {
+  cache_holder *h = arg;
+  cache_holder_thread(h); /* returns once the pool is destroyed */
+  for (int i = 0; i < 16; i++) {
+    st_pool_t *q = st_pool_create(32, 0, ST_POOL_THREAD_SAFE);
+    if (q == NULL) return (void *)1;
+    st_pool_free(q, st_pool_alloc(q));
+    st_pool_destroy(q);
+  }
+  return NULL;
+}
+
+/* A pool destroyed while another thread holds a cache of it: the thread's binding is
+ * stale, dropped without touching the objects (unmapped with the pool) when the thread
+ * rebinds the way or exits. */
+static void pool_destroyed_with_caches(void) {
+  for (int rebind = 0; rebind < 2; rebind++) {
+    cache_holder h = {.pool = st_pool_create(48, 0, ST_POOL_THREAD_SAFE)};
+    REQUIRE(h.pool != NULL);
+    sem_init(&h.ready, 0, 0);
+    sem_init(&h.go, 0, 0);
+    pthread_t thread;
+    REQUIRE(pthread_create(&thread, NULL, rebind ? stale_cache_thread : cache_holder_thread,
+                           &h) == 0);
+    sem_wait(&h.ready);
+    st_pool_destroy(h.pool);
+    sem_post(&h.go);
+    void *r;
+    pthread_join(thread, &r);
+    CHECK(r == NULL);
+  }
+  st_pool_t *p = st_pool_create(48, 0, ST_POOL_THREAD_SAFE); /* the process goes on */
+  REQUIRE(p != NULL);
+  st_pool_free(p, st_pool_alloc(p));
+  st_pool_destroy(p);
+}
+
 static void double_free(void *arg) {
   (void)arg;
   st_pool_t *p = st_pool_create(32, 0, 0);
@@ -189,6 +277,40 @@ static void double_free_thread_safe(void *arg) {
   void *a = st_pool_alloc(p);
   st_pool_free(p, a);
   st_pool_free(p, a);
+}
+
+static void *free_in_thread(void *arg) {
+  void **pool_and_obj = arg;
+  st_pool_free(pool_and_obj[0], pool_and_obj[1]);
+  return NULL;
+}
+
+/* The object sits in the main thread's cache when another thread frees it. */
+static void double_free_other_thread(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(24, 0, ST_POOL_THREAD_SAFE);
+  void *a = st_pool_alloc(p);
+  st_pool_free(p, a);
+  void *pool_and_obj[2] = {p, a};
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_in_thread, pool_and_obj) == 0) pthread_join(t, NULL);
+}
+
+/* Caught when the cache gives the slot back: here, at the statistics call. */
+static void never_allocated_shared(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, ST_POOL_THREAD_SAFE);
+  char *a = st_pool_alloc(p);
+  st_pool_free(p, a + 64 * 32); /* past the slots the first batch handed out */
+  st_pool_stats st;
+  st_pool_stats_get(p, &st);
+}
+
+static void wrong_pool_shared(void *arg) {
+  (void)arg;
+  st_pool_t *p = st_pool_create(32, 0, ST_POOL_THREAD_SAFE),
+            *q = st_pool_create(32, 0, ST_POOL_THREAD_SAFE);
+  st_pool_free(p, st_pool_alloc(q));
 }
 
 static void double_free_library(void *arg) {
@@ -302,6 +424,10 @@ static void pool_misuse(void) {
       DEATH_CASE(double_free, "st_pool_free(): double free of 0x"),
       DEATH_CASE(double_free_thread_safe, "st_pool_free(): double free of 0x"),
       DEATH_CASE(double_free_library, "st_pool_free(): double free of 0x"),
+      DEATH_CASE(double_free_other_thread, "st_pool_free(): double free of 0x"),
+      DEATH_CASE(never_allocated_shared, "st_pool_free(): 0x"),
+      DEATH_CASE(never_allocated_shared, "is not the start of an object of pool"),
+      DEATH_CASE(wrong_pool_shared, "allocated by another allocator than pool 0x"),
       DEATH_CASE(free_to_null_pool, "st_pool_free(): 0x"),
       DEATH_CASE(free_to_null_pool, "freed to a NULL pool"),
       DEATH_CASE(stats_of_null_pool, "st_pool_stats_get(): the pool is NULL"),
@@ -332,5 +458,7 @@ int main(int argc, char **argv) {
     RUN_CASE(pool_misuse);
   }
   RUN_CASE(pool_threads);
+  RUN_CASE(pool_thread_caches);
+  RUN_CASE(pool_destroyed_with_caches);
   return check_summary();
 }
