@@ -2,9 +2,11 @@
  * workload.c — the workloads of the special allocators, each in a malloc variant and a
  * variant on strata's special allocator for it (bench/special/compare.c runs them).
  *
- *   workload objects VARIANT SCALE   VARIANT: malloc | pool | slab | floor
+ *   workload objects VARIANT SCALE   VARIANT: malloc | pool | slab | floor | shared | shared2
  *     many small objects of one size (64 B): 400 rounds of building 10,000 and freeing
  *     them in allocation order, then 4,000,000 random replacements in a set of 10,000
+ *     (and shared: pool on an ST_POOL_THREAD_SAFE pool; shared2: that in two threads at
+ *     once, each with its own objects, twice the operations, a checksum of its own)
  *   workload ctor VARIANT SCALE      VARIANT: malloc | pool | slab | floor
  *     the same, on objects that need construction (64 B: a mutex, a self-linked list head,
  *     a tag), as the objects a slab cache is for: malloc and pool construct per allocation,
@@ -124,35 +126,67 @@ static inline uint64_t object_drop(object_alloc *a, uint64_t *o, uint64_t h) {
   return h;
 }
 
-static uint64_t run_objects(variant v, bool constructed, unsigned long scale, uint64_t *ops) {
+/* One thread's part of the objects workload on a's allocator. */
+typedef struct objects_run {
+  object_alloc a;
+  unsigned long scale;
+  uint64_t ops, h;
+} objects_run;
+
+static void *objects_loop(void *arg) {
+  objects_run *run = arg;
+  object_alloc *a = &run->a;
+  enum { BULK = OBJECTS_LIVE, SET = OBJECTS_LIVE };
+  static _Thread_local uint64_t *objs[BULK];
+  uint64_t rounds = bench_scaled(400, run->scale, 1), churn = bench_scaled(4000000, run->scale, 10000);
+  uint64_t h = 0, tag = 1;
+  for (uint64_t r = 0; r < rounds; r++) {
+    for (size_t i = 0; i < BULK; i++) objs[i] = object_new(a, tag++);
+    for (size_t i = 0; i < BULK; i++) h = object_drop(a, objs[i], h);
+  }
+  bench_rng rng = bench_rng_seed(7);
+  for (size_t i = 0; i < SET; i++) objs[i] = object_new(a, tag++);
+  for (uint64_t n = 0; n < churn; n++) {
+    size_t k = below(bench_rng_next(&rng), SET);
+    h = object_drop(a, objs[k], h);
+    objs[k] = object_new(a, tag++);
+  }
+  for (size_t i = 0; i < SET; i++) h = object_drop(a, objs[i], h);
+  run->ops = tag - 1;
+  run->h = h;
+  return NULL;
+}
+
+/* shared: v is VAR_POOL on a pool made with ST_POOL_THREAD_SAFE, used by `threads` threads
+ * at once (each its own objects, the same pool); the checksum is the sum of theirs. */
+static uint64_t run_objects(variant v, bool constructed, bool shared, int threads,
+                            unsigned long scale, uint64_t *ops) {
   object_alloc a = {v, constructed, NULL, NULL, NULL};
   if (v == VAR_FLOOR)
     for (size_t i = OBJECTS_LIVE; i > 0; i--) {
       if (constructed) conn_ctor(&floor_objects[i - 1]);
       floor_push(&a, &floor_objects[i - 1]);
     }
-  if (v == VAR_POOL) a.pool = st_pool_create(OBJECT_SIZE, 0, 0);
+  if (v == VAR_POOL) a.pool = st_pool_create(OBJECT_SIZE, 0, shared ? ST_POOL_THREAD_SAFE : 0);
   if (v == VAR_SLAB)
     a.slab = st_slab_create("bench-objects", OBJECT_SIZE, 0, constructed ? conn_ctor : NULL, NULL);
   if ((v == VAR_POOL && a.pool == NULL) || (v == VAR_SLAB && a.slab == NULL))
     bench_die("cannot create the allocator");
-  enum { BULK = OBJECTS_LIVE, SET = OBJECTS_LIVE };
-  static uint64_t *objs[BULK];
-  uint64_t rounds = bench_scaled(400, scale, 1), churn = bench_scaled(4000000, scale, 10000);
-  uint64_t h = 0, tag = 1;
-  for (uint64_t r = 0; r < rounds; r++) {
-    for (size_t i = 0; i < BULK; i++) objs[i] = object_new(&a, tag++);
-    for (size_t i = 0; i < BULK; i++) h = object_drop(&a, objs[i], h);
+  enum { MAX_THREADS = 2 };
+  objects_run runs[MAX_THREADS];
+  pthread_t tids[MAX_THREADS];
+  for (int t = 0; t < threads; t++) {
+    runs[t] = (objects_run){a, scale, 0, 0};
+    if (t > 0 && pthread_create(&tids[t], NULL, objects_loop, &runs[t]) != 0)
+      bench_die("cannot start a thread");
   }
-  bench_rng rng = bench_rng_seed(7);
-  for (size_t i = 0; i < SET; i++) objs[i] = object_new(&a, tag++);
-  for (uint64_t n = 0; n < churn; n++) {
-    size_t k = below(bench_rng_next(&rng), SET);
-    h = object_drop(&a, objs[k], h);
-    objs[k] = object_new(&a, tag++);
+  objects_loop(&runs[0]);
+  uint64_t h = runs[0].h;
+  *ops = runs[0].ops;
+  for (int t = 1; t < threads; t++) {
+    pthread_join(tids[t], NULL);
+    h += runs[t].h, *ops += runs[t].ops;
   }
-  for (size_t i = 0; i < SET; i++) h = object_drop(&a, objs[i], h);
-  *ops = tag - 1;
   st_pool_destroy(a.pool);
   st_slab_destroy(a.slab);
   return h;
@@ -283,12 +317,15 @@ static double cpu_seconds(void) {
 
 int main(int argc, char **argv) {
   static const char *const names[] = {"malloc", "pool", "slab", "arena", "floor"};
-  const char *usage = "objects|ctor|ast malloc|pool|slab|arena|floor [SCALE]";
+  const char *usage = "objects|ctor|ast malloc|pool|slab|arena|floor|shared|shared2 [SCALE]";
   if (argc < 3) {
     fprintf(stderr, "usage: %s %s\n", argv[0], usage);
     return 64;
   }
-  int v = -1;
+  /* shared: pool on an ST_POOL_THREAD_SAFE pool; shared2: the same in 2 threads at once */
+  bool shared = strcmp(argv[2], "shared") == 0 || strcmp(argv[2], "shared2") == 0;
+  int threads = strcmp(argv[2], "shared2") == 0 ? 2 : 1;
+  int v = shared ? VAR_POOL : -1;
   for (int i = 0; i < 5; i++)
     if (strcmp(argv[2], names[i]) == 0) v = i;
   bool ctor = strcmp(argv[1], "ctor") == 0;
@@ -302,7 +339,7 @@ int main(int argc, char **argv) {
   unsigned long scale = bench_start(argv[1], argc - 2, argv + 2, usage);
   uint64_t ops = 0;
   double t0 = cpu_seconds();
-  uint64_t h = objects ? run_objects((variant)v, ctor, scale, &ops) : run_ast((variant)v, scale, &ops);
+  uint64_t h = objects ? run_objects((variant)v, ctor, shared, threads, scale, &ops) : run_ast((variant)v, scale, &ops);
   double t1 = cpu_seconds();
   char measured[64];
   snprintf(measured, sizeof measured, "cpu_ns_per_op=%.3f", (t1 - t0) * 1e9 / (double)ops);
