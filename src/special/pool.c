@@ -183,7 +183,9 @@ static unsigned pool_known_index(const st_pool_t *p, st_chunk_t *c) {
 static void pool_know(st_pool_t *p, st_chunk_t *c) {
   unsigned i = pool_known_index(p, c);
   if (p->fast.known_slot0[i] != 0) return;
-  p->fast.known_slot0[i] = (uintptr_t)st__chunk_slots(c, &p->geo);
+  /* atomic: a shared pool's frees read it without the lock (pool_free_known) */
+  __atomic_store_n(&p->fast.known_slot0[i], (uintptr_t)st__chunk_slots(c, &p->geo),
+                   __ATOMIC_RELEASE);
   p->fast.known_end[i] = 0;
 }
 
@@ -197,7 +199,7 @@ static void pool_know_fresh(st_pool_t *p, st_chunk_t *c) {
 static void pool_unmap(st_pool_t *p, st_chunk_t *c) {
   unsigned i = pool_known_index(p, c);
   if (p->fast.known_slot0[i] == (uintptr_t)st__chunk_slots(c, &p->geo)) {
-    p->fast.known_slot0[i] = 0;
+    __atomic_store_n(&p->fast.known_slot0[i], 0, __ATOMIC_RELAXED);
     p->fast.known_end[i] = 0;
   }
   st__chunk_unmap(c, &p->geo);
@@ -332,12 +334,13 @@ static void pool_free_owned(st_pool_t *p, void *obj) {
 /* ---- shared pools: the per-thread caches ---------------------------------------------- */
 
 /* Gives count objects from the head of b's cache back to the pool (the lock held), after
- * the check the free could not make without the lock: the slot was handed out. */
+ * the check the free could not make without the lock (the others it made): the slot was
+ * handed out, i.e. it is below its chunk's `fresh`. */
 static void pool_cache_drain_locked(st_pool_t *p, pool_binding *b, unsigned count) {
   for (unsigned i = 0; i < count; i++) {
     free_slot *s = b->head;
-    const char *why = st__chunk_misfit(s, p, &p->geo);
-    if (ST_UNLIKELY(why != NULL)) pool_fatal_misfit(p, s, why);
+    if (ST_UNLIKELY((char *)s >= st__chunk_of(s, &p->geo)->fresh))
+      pool_fatal_misfit(p, s, "not the start of an object of");
     b->head = s->next;
     s->next = p->fast.free;
     p->fast.free = s;
@@ -385,17 +388,24 @@ static pool_thread *pool_thread_get(void) {
   return tls_pool_thread = t;
 }
 
-/* The calling thread's cache of shared pool p, bound now if need be; NULL when p has no
- * caches or the thread cannot have one (exited, or no memory). */
-static pool_binding *pool_bind(st_pool_t *p) {
+/* pool_bind when the thread has no binding to p on its way yet. */
+static ST_NOINLINE pool_binding *pool_bind_new(st_pool_t *p) {
   if (p->flags & POOL_UNCACHED) return NULL;
   pool_thread *t = pool_thread_get();
   if (t == &pool_thread_exited) return NULL;
   pool_binding *b = &t->way[p->gen % POOL_WAYS];
-  if (ST_LIKELY(b->gen == p->gen)) return b;
   if (b->gen != 0) pool_unbind(b);
   *b = (pool_binding){.gen = p->gen, .pool = p};
   return b;
+}
+
+/* The calling thread's cache of shared pool p, bound now if need be; NULL when p has no
+ * caches or the thread cannot have one (exited, or no memory). */
+ST_INLINE pool_binding *pool_bind(st_pool_t *p) {
+  pool_thread *t = tls_pool_thread;
+  if (ST_LIKELY(t != NULL) && ST_LIKELY(t->way[p->gen % POOL_WAYS].gen == p->gen))
+    return &t->way[p->gen % POOL_WAYS];
+  return pool_bind_new(p);
 }
 
 /* The calling thread's binding to p, or NULL when it has none. */
@@ -440,9 +450,21 @@ static ST_COLD ST_NOINLINE _Noreturn void pool_fatal_double_free(st_pool_t *p, v
   st__fatal("st_pool_free(): double free of %p (pool %p)", obj, (void *)p);
 }
 
+/* True when obj is a slot of a chunk of p's `known` table, handed out or not (known_end
+ * changes under the lock: pool_cache_drain_locked checks it later). Lock free. */
+ST_INLINE bool pool_free_known(const st_pool_t *p, const void *obj) {
+  unsigned i = (unsigned)(((uintptr_t)obj >> p->geo.shift) % ST_POOL_FASTPATH_KNOWN);
+  uintptr_t slot0 = __atomic_load_n(&p->fast.known_slot0[i], __ATOMIC_RELAXED);
+  uintptr_t offset = (uintptr_t)obj - slot0;
+  return slot0 != 0 && offset < p->geo.capacity * p->geo.slot &&
+         offset * p->fast.divisible < p->fast.divisible;
+}
+
 static void pool_free_shared(st_pool_t *p, void *obj) {
-  const char *why = st__chunk_misfit_in(obj, p, &p->geo, false);
-  if (ST_UNLIKELY(why != NULL)) pool_fatal_misfit(p, obj, why);
+  const char *why = NULL;
+  if (ST_UNLIKELY(!pool_free_known(p, obj)) &&
+      ST_UNLIKELY((why = st__chunk_misfit_in(obj, p, &p->geo, false)) != NULL))
+    pool_fatal_misfit(p, obj, why);
   pool_binding *b = pool_bind(p);
   if (b == NULL) {
     st_lock_acquire(&p->lock);
