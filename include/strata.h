@@ -221,6 +221,43 @@ ST_API void st_arena_release(st_arena_t *a, st_arena_mark_t mark);
 ST_API void st_arena_reset(st_arena_t *a);
 ST_API void st_arena_destroy(st_arena_t *a);
 ST_API void st_arena_stats_get(st_arena_t *a, st_arena_stats *out);
+/* The continuation of the inline st_arena_alloc (every case but the common one); call
+ * st_arena_alloc instead. */
+ST_API void *st_arena_alloc_slow(st_arena_t *a, size_t size) ST_MALLOC_ATTR ST_ALLOC_SIZE(2);
+
+/* The inline fast path of st_arena_alloc. Not part of the API: struct st_arena_fastpath
+ * is the head of every arena as this header's version lays it out, and
+ * ST_ARENA_FASTPATH_MAGIC names that layout, as for the pool below: any other arena (a
+ * destroyed one, or one of a library that lays arenas out differently) fails the first
+ * test and the call goes to the library, which checks everything. The bump pointer ptr is
+ * aligned up to ST_ARENA_FASTPATH_ALIGN (alignof(max_align_t)) and must stay at most end. */
+#define ST_ARENA_FASTPATH_MAGIC 0x616e657261747321ull
+#define ST_ARENA_FASTPATH_ALIGN 16u
+struct st_arena_fastpath {
+  unsigned long long magic; /* ST_ARENA_FASTPATH_MAGIC while a live arena */
+  char *ptr, *end;          /* the room left in the current chunk; both NULL before one */
+};
+#if defined(__GNUC__) && !defined(STRATA_NO_INLINE)
+/* gnu_inline as for the pool (arena.c defines ST_ARENA_INLINE empty to emit the library's) */
+#ifndef ST_ARENA_INLINE
+#define ST_ARENA_INLINE extern __inline __attribute__((__gnu_inline__))
+#endif
+ST_ARENA_INLINE void *st_arena_alloc(st_arena_t *a, size_t size) {
+  struct st_arena_fastpath *f = (struct st_arena_fastpath *)(void *)a;
+  if (__builtin_expect(a != NULL &&
+                           (unsigned)f->magic == (unsigned)ST_ARENA_FASTPATH_MAGIC, 1)) {
+    uintptr_t p = ((uintptr_t)f->ptr + (ST_ARENA_FASTPATH_ALIGN - 1)) &
+                  ~(uintptr_t)(ST_ARENA_FASTPATH_ALIGN - 1);
+    uintptr_t end = (uintptr_t)f->end;
+    /* size - 1 < room: size is not 0 (which wraps) and fits */
+    if (__builtin_expect(p <= end && size - 1 < end - p, 1)) {
+      f->ptr = (char *)p + size;
+      return (void *)p;
+    }
+  }
+  return st_arena_alloc_slow(a, size);
+}
+#endif
 
 /* Pool: objects of one size, O(1) alloc and free. ST_POOL_THREAD_SAFE lets several threads
  * share the pool (a lock); without it the pool belongs to one thread at a time. align 0

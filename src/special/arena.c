@@ -22,6 +22,8 @@
  *           +-------------+-----------------------------+----------+
  *           0             ARENA_HEADER                  end of mapping (size)
  */
+#define ST_ARENA_INLINE /* strata.h's inline st_arena_alloc becomes this file's external one */
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,6 +61,18 @@ struct st_arena {
   size_t seq;             /* sequence number of the newest chunk */
 };
 _Static_assert(sizeof(struct st_arena) <= ST_HANDLE_SLOT_SIZE, "an arena fits a handle slot");
+/* strata.h's inline st_arena_alloc reads the head of the arena as st_arena_fastpath */
+_Static_assert(offsetof(struct st_arena, magic) == offsetof(struct st_arena_fastpath, magic) &&
+                   offsetof(struct st_arena, ptr) == offsetof(struct st_arena_fastpath, ptr) &&
+                   offsetof(struct st_arena, end) == offsetof(struct st_arena_fastpath, end),
+               "the inline path's view of an arena");
+_Static_assert(ST_MAGIC_ARENA == ST_ARENA_FASTPATH_MAGIC, "the inline path takes live arenas");
+_Static_assert(ST_MIN_ALIGN == ST_ARENA_FASTPATH_ALIGN, "the inline path aligns like the library");
+_Static_assert((uint32_t)ST_MAGIC_ARENA != (uint32_t)ST_MAGIC_DEAD &&
+                   (uint32_t)ST_MAGIC_ARENA != (uint32_t)ST_MAGIC_POOL &&
+                   (uint32_t)ST_MAGIC_ARENA != (uint32_t)ST_MAGIC_POOL_SHARED &&
+                   (uint32_t)ST_MAGIC_ARENA != (uint32_t)ST_MAGIC_SLAB,
+               "the inline path compares the magic's low half (strata.h)");
 
 ST_INLINE char *chunk_data(arena_chunk *c) { return (char *)c + ARENA_HEADER; }
 
@@ -187,7 +201,8 @@ ST_INLINE void *arena_alloc_inline(st_arena_t *a, size_t size, size_t align, con
   return arena_alloc_slow(a, size, align);
 }
 
-void *st_arena_alloc(st_arena_t *a, size_t size) {
+/* NULL, a dead handle, size 0, or no room in the current chunk. */
+void *st_arena_alloc_slow(st_arena_t *a, size_t size) {
   if (ST_UNLIKELY(a == NULL)) {
     errno = EINVAL;
     return NULL;
