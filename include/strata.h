@@ -260,7 +260,9 @@ ST_ARENA_INLINE void *st_arena_alloc(st_arena_t *a, size_t size) {
 #endif
 
 /* Pool: objects of one size, O(1) alloc and free. ST_POOL_THREAD_SAFE lets several threads
- * share the pool (a lock); without it the pool belongs to one thread at a time. align 0
+ * share the pool (a cache of free objects per thread, a lock to exchange batches with the
+ * pool; destroying the pool while other threads still use it is misuse); without it the
+ * pool belongs to one thread at a time. align 0
  * means alignof(max_align_t). Slots are at least 16 bytes. st_pool_free(p, NULL) does
  * nothing (even when p is NULL); st_pool_free(NULL, obj) is misuse. The fast paths of
  * st_pool_alloc and st_pool_free are inline (below) unless STRATA_NO_INLINE is defined. */
