@@ -93,7 +93,7 @@ static inline void floor_push(object_alloc *a, floor_object *o) {
   a->floor_free = o;
 }
 
-static inline uint64_t *object_new(object_alloc *a, uint64_t tag) {
+static inline __attribute__((always_inline)) uint64_t *object_new(object_alloc *a, uint64_t tag) {
   uint64_t *o = a->v == VAR_POOL    ? st_pool_alloc(a->pool)
                 : a->v == VAR_SLAB  ? st_slab_alloc(a->slab)
                 : a->v == VAR_FLOOR ? floor_pop(a)
@@ -110,7 +110,7 @@ static inline uint64_t *object_new(object_alloc *a, uint64_t tag) {
   return o;
 }
 
-static inline uint64_t object_drop(object_alloc *a, uint64_t *o, uint64_t h) {
+static inline __attribute__((always_inline)) uint64_t object_drop(object_alloc *a, uint64_t *o, uint64_t h) {
   if (a->constructed) { /* handed back constructed: the list is empty */
     conn *k = (conn *)o;
     if (k->next != k || k->prev != k) bench_corrupt(o, OBJECT_SIZE, offsetof(conn, next));
@@ -126,18 +126,24 @@ static inline uint64_t object_drop(object_alloc *a, uint64_t *o, uint64_t h) {
   return h;
 }
 
+enum { OBJECTS_THREADS = 2 }; /* the most threads of a shared2 run */
+
 /* One thread's part of the objects workload on a's allocator. */
 typedef struct objects_run {
   object_alloc a;
   unsigned long scale;
+  uint64_t **objs; /* OBJECTS_LIVE slots of its own */
   uint64_t ops, h;
 } objects_run;
 
-static void *objects_loop(void *arg) {
-  objects_run *run = arg;
-  object_alloc *a = &run->a;
+/* Inlined once per value of constructed, so neither workload pays for the other's test. */
+static inline __attribute__((always_inline)) void objects_body(objects_run *run,
+                                                               bool constructed) {
+  /* locals, so that the stores into objects need not reload them (they may alias memory) */
+  object_alloc local = run->a, *a = &local;
+  local.constructed = constructed;
+  uint64_t **objs = run->objs;
   enum { BULK = OBJECTS_LIVE, SET = OBJECTS_LIVE };
-  static _Thread_local uint64_t *objs[BULK];
   uint64_t rounds = bench_scaled(400, run->scale, 1), churn = bench_scaled(4000000, run->scale, 10000);
   uint64_t h = 0, tag = 1;
   for (uint64_t r = 0; r < rounds; r++) {
@@ -154,6 +160,12 @@ static void *objects_loop(void *arg) {
   for (size_t i = 0; i < SET; i++) h = object_drop(a, objs[i], h);
   run->ops = tag - 1;
   run->h = h;
+}
+
+static void *objects_loop(void *arg) {
+  objects_run *run = arg;
+  if (run->a.constructed) objects_body(run, true);
+  else objects_body(run, false);
   return NULL;
 }
 
@@ -172,11 +184,11 @@ static uint64_t run_objects(variant v, bool constructed, bool shared, int thread
     a.slab = st_slab_create("bench-objects", OBJECT_SIZE, 0, constructed ? conn_ctor : NULL, NULL);
   if ((v == VAR_POOL && a.pool == NULL) || (v == VAR_SLAB && a.slab == NULL))
     bench_die("cannot create the allocator");
-  enum { MAX_THREADS = 2 };
-  objects_run runs[MAX_THREADS];
-  pthread_t tids[MAX_THREADS];
+  static uint64_t *objs[OBJECTS_THREADS][OBJECTS_LIVE];
+  objects_run runs[OBJECTS_THREADS];
+  pthread_t tids[OBJECTS_THREADS];
   for (int t = 0; t < threads; t++) {
-    runs[t] = (objects_run){a, scale, 0, 0};
+    runs[t] = (objects_run){a, scale, objs[t], 0, 0};
     if (t > 0 && pthread_create(&tids[t], NULL, objects_loop, &runs[t]) != 0)
       bench_die("cannot start a thread");
   }
