@@ -41,7 +41,8 @@ static void a_huge_block_is_advised_on_a_huge_page_boundary(void) {
 
 static void blocks_of_the_page_heap_are_not_advised(void) {
   long advices = fake.huge_advices;
-  void *small = st_malloc(32), *large = st_malloc(4 * MiB), *aligned = st_aligned_alloc(2 * MiB, 3 * MiB);
+  void *small = st_malloc(32), *large = st_malloc(4 * MiB);
+  void *aligned = st_aligned_alloc(2 * MiB, 3 * MiB);
   REQUIRE(small != NULL && large != NULL && aligned != NULL);
   CHECK_EQ(fake.huge_advices, advices);
   st_free(small);
