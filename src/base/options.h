@@ -31,6 +31,10 @@
     "instead of MADV_DONTNEED")                                                                 \
   X(HUGE_THRESHOLD_KB, 65536, 256, 1048576,                                                      \
     "Requests above this many KiB are mapped directly and unmapped on free")                    \
+  X(HUGE_PAGES, 1, 0, 1,                                                                        \
+    "Ask the kernel for transparent huge pages (MADV_HUGEPAGE) on blocks mapped directly: "     \
+    "one page fault per 2 MiB instead of per 4 KiB; a sparsely written block becomes "          \
+    "resident 2 MiB at a time")                                                                 \
   X(SHARDS, 0, 0, 64, "Number of page-heap shards; 0 means one per CPU the process may use") \
   X(GC_GROWTH_PERCENT, 100, 10, 10000,                                                          \
     "Garbage collector: collect when the bytes allocated since the last collection reach "     \

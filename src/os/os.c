@@ -33,14 +33,24 @@ static void *kernel_remap(void *addr, size_t old_size, size_t new_size, void *ta
   return p == MAP_FAILED ? NULL : p;
 }
 
+static bool kernel_advise_huge_pages(void *addr, size_t size) {
+#ifdef MADV_HUGEPAGE
+  return madvise(addr, size, MADV_HUGEPAGE) == 0;
+#else
+  (void)addr, (void)size;
+  errno = EINVAL;
+  return false;
+#endif
+}
+
 static uint64_t kernel_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static const st_os_ops kernel_ops = {kernel_map, kernel_unmap, kernel_purge, kernel_remap,
-                                     kernel_now_ms};
+static const st_os_ops kernel_ops = {kernel_map,   kernel_unmap,  kernel_purge,
+                                     kernel_remap, kernel_now_ms, kernel_advise_huge_pages};
 static const st_os_ops *os_ops = &kernel_ops;
 
 const st_os_ops *st__os_kernel_ops(void) { return &kernel_ops; }
@@ -110,6 +120,13 @@ void *st__os_remap(void *addr, size_t old_size, size_t new_size, void *target) {
 }
 
 uint64_t st__os_now_ms(void) { return os_ops->now_ms(); }
+
+bool st__os_advise_huge_pages(void *addr, size_t size) {
+  st_counter_add(&st__os_counters.xhuge_advised, size);
+  if (os_ops->advise_huge_pages(addr, size)) return true;
+  st_counter_add(&st__os_counters.xhuge_refused, size);
+  return false;
+}
 
 bool st__os_protect(void *addr, size_t size, bool accessible) {
   return mprotect(addr, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;

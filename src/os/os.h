@@ -27,6 +27,7 @@ typedef struct st_os_ops {
    * caller mapped) without copying. */
   void *(*remap)(void *addr, size_t old_size, size_t new_size, void *target);
   uint64_t (*now_ms)(void);                       /* monotonic milliseconds */
+  bool (*advise_huge_pages)(void *addr, size_t size); /* MADV_HUGEPAGE */
 } st_os_ops;
 
 typedef struct st_os_counters {
@@ -34,6 +35,8 @@ typedef struct st_os_counters {
   st_atomic_size xpurged;     /* bytes ever purged */
   st_atomic_size xmap_calls;  /* successful map calls */
   st_atomic_size xpeak_mapped; /* highest xmapped */
+  st_atomic_size xhuge_advised; /* bytes ever advised to use transparent huge pages */
+  st_atomic_size xhuge_refused; /* of which the kernel refused the advice */
 } st_os_counters;
 
 ST_HIDDEN extern st_os_counters st__os_counters;
@@ -53,6 +56,14 @@ ST_HIDDEN bool st__os_purge(void *addr, size_t size, bool lazy);
  * mappings intact. */
 ST_HIDDEN void *st__os_remap(void *addr, size_t old_size, size_t new_size, void *target);
 ST_HIDDEN uint64_t st__os_now_ms(void);
+/* The size of a transparent huge page (a PMD: 2 MiB on x86-64), the boundary the kernel
+ * needs a mapping's range to span before it can back it with one. */
+#define ST_OS_HUGE_PAGE_SIZE ((size_t)2 << 20)
+/* Asks the kernel to back the range (ST_OS_HUGE_PAGE_SIZE aligned for the advice to
+ * matter) with transparent huge pages: one fault fills 2 MiB instead of 4 KiB. Only a
+ * hint: false when the kernel refused it (no THP support, or THP disabled), and the
+ * range then works with normal pages. */
+ST_HIDDEN bool st__os_advise_huge_pages(void *addr, size_t size);
 /* Makes pages inaccessible (guard pages) or read-write again; false if the kernel
  * refused. Not routed through st_os_ops: no test needs to fake it. */
 ST_HIDDEN bool st__os_protect(void *addr, size_t size, bool accessible);

@@ -1,6 +1,6 @@
 /*
- * fake_os.h — os ops for unit tests: the kernel's, plus a map that fails on demand and a
- * clock the test moves by hand (STYLE.md §11).
+ * fake_os.h — os ops for unit tests: the kernel's, plus a map that fails on demand, a
+ * huge-page advice that can be refused and a clock the test moves by hand (STYLE.md §11).
  */
 #ifndef STRATA_TESTS_FAKE_OS_H
 #define STRATA_TESTS_FAKE_OS_H
@@ -16,6 +16,9 @@ static struct {
   long maps, failed_maps, purges;
   bool purge_fails;
   bool remap_fails; /* every remap refused (the caller must copy instead) */
+  bool huge_advice_fails; /* every MADV_HUGEPAGE refused (no THP in the kernel) */
+  long huge_advices;      /* MADV_HUGEPAGE calls the kernel accepted */
+  size_t huge_advised_bytes;
   size_t purged_bytes;
   uint64_t now_ms;
 } fake;
@@ -53,7 +56,18 @@ static void *fake_remap(void *addr, size_t old_size, size_t new_size, void *targ
 
 static uint64_t fake_now_ms(void) { return fake.now_ms; }
 
-static const st_os_ops fake_ops = {fake_map, fake_unmap, fake_purge, fake_remap, fake_now_ms};
+static bool fake_advise_huge_pages(void *addr, size_t size) {
+  if (fake.huge_advice_fails) {
+    errno = EINVAL;
+    return false;
+  }
+  fake.huge_advices++;
+  fake.huge_advised_bytes += size;
+  return fake.kernel->advise_huge_pages(addr, size);
+}
+
+static const st_os_ops fake_ops = {fake_map,   fake_unmap,  fake_purge,
+                                   fake_remap, fake_now_ms, fake_advise_huge_pages};
 
 /* Installs the fake ops; maps never fail until fake_fail_maps_after() says so. */
 static inline void fake_os_install(void) {
