@@ -48,7 +48,7 @@ ST_INLINE bool st__spancache_holds(const st_span_t *span) {
 
 /* A cached span of exactly `pages` pages, or NULL. */
 ST_INLINE st_span_t *st__spancache_take(st_spancache_t *sc, size_t pages) {
-  size_t k = pages - ST_SPANCACHE_MIN_PAGES;
+  size_t k = pages - ST_SPANCACHE_MIN_PAGES; /* below the range, wraps past ST_SPANCACHE_KINDS */
   if (k >= ST_SPANCACHE_KINDS || sc->count[k] == 0) return NULL;
   st_span_t *span = sc->spans[k][--sc->count[k]];
   sc->held_pages -= (uint32_t)pages;
