@@ -88,14 +88,14 @@ ST_API void st_core_counters_get(st_core_counters *out);
 #define ST_STATS_FIELDS(X)                                                                     \
   X(live_bytes, "bytes of blocks handed out and not freed (block sizes, not requests)")       \
   X(live_blocks, "blocks handed out and not freed")                                            \
-  X(small_live_bytes, "of live_bytes, in slab blocks (<= 32 KiB)")                             \
+  X(small_live_bytes, "of live_bytes, in slab blocks (<= 16 KiB)")                             \
   X(large_live_bytes, "of live_bytes, in page-heap spans")                                     \
   X(huge_live_bytes, "of live_bytes, in direct mappings")                                      \
   X(large_requested_bytes, "bytes requested for live large and huge blocks (exact)")           \
   X(small_requested_bytes, "bytes requested for live slab blocks (only when tracking)")        \
   X(requests_tracked, "1 when every live block's request is known (STRATA_LEAKS, Valgrind)")   \
   X(peak_in_use_bytes, "highest bytes in spans handed out plus huge mappings")                 \
-  X(thread_cached_bytes, "free slab blocks in spans owned by thread caches")                   \
+  X(thread_cached_bytes, "free slab blocks in spans owned by thread caches, and their freed pages") \
   X(abandoned_free_bytes, "free slab blocks in spans of exited threads")                       \
   X(slab_tail_bytes, "slab span bytes too short for one more block")                           \
   X(free_dirty_bytes, "free page-heap pages that may be resident (not purged yet)")            \

@@ -14,7 +14,7 @@ rank() {
     core/sizeclass.*) echo 2 ;;
     core/span.* | core/pagemap.* | core/events.*) echo 3 ;;
     core/pageheap.*) echo 4 ;;
-    core/page.* | core/huge.*) echo 5 ;;
+    core/page.* | core/huge.* | core/spancache.*) echo 5 ;;
     core/tcache.*) echo 6 ;;
     core/thread.*) echo 7 ;;
     core/heap.* | core/stats.*) echo 8 ;;

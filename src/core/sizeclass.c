@@ -23,11 +23,10 @@
 
 const uint8_t st__class_of_small[ST_SMALL_FAST_MAX + 1] = {
     REPEAT512(SMALL_ENTRY, 0), REPEAT512(SMALL_ENTRY, 512), SMALL_ENTRY(1024)};
-const uint32_t st__class_size[ST_NUM_CLASSES] = {REPEAT64(SIZE_ENTRY, 0), REPEAT8(SIZE_ENTRY, 64)};
-const uint64_t st__class_div_magic[ST_NUM_CLASSES] = {REPEAT64(MAGIC_ENTRY, 0),
-                                                      REPEAT8(MAGIC_ENTRY, 64)};
-const uint16_t st__class_span_pages[ST_NUM_CLASSES] = {REPEAT64(PAGES_ENTRY, 0),
-                                                       REPEAT8(PAGES_ENTRY, 64)};
+_Static_assert(ST_NUM_CLASSES == 64, "the tables below list 64 classes");
+const uint32_t st__class_size[ST_NUM_CLASSES] = {REPEAT64(SIZE_ENTRY, 0)};
+const uint64_t st__class_div_magic[ST_NUM_CLASSES] = {REPEAT64(MAGIC_ENTRY, 0)};
+const uint16_t st__class_span_pages[ST_NUM_CLASSES] = {REPEAT64(PAGES_ENTRY, 0)};
 
 _Static_assert(ST_CLASS_SIZE(ST_NUM_CLASSES - 1) == ST_SMALL_MAX, "the last class is ST_SMALL_MAX");
 _Static_assert((uint64_t)256 * 1024 * ST_SMALL_MAX < ((uint64_t)1 << ST_DIV_SHIFT),

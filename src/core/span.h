@@ -106,6 +106,8 @@ typedef struct st_span {
   _Atomic(uint8_t) xshard;               /* atomic: shard whose heap and metadata own it; set
                                             when the descriptor is first mapped, never again,
                                             so other shards may read it while coalescing */
+  _Atomic(uint8_t) xcached;              /* atomic: LARGE: 1 while freed into a thread's span
+                                            cache (spancache.h); owner writes, others read */
   _Atomic(uint8_t) xpinned;              /* atomic: 1 while current in its owner's cache, so
                                             `xused` holds a pin; owner writes, statistics read */
   uint8_t in_full : 1;                   /* owner only: on the owner's full list */
@@ -117,6 +119,8 @@ typedef struct st_span {
   size_t dirty_pages;                    /* FREE: bound on its resident pages; page heap lock */
   uint64_t freed_at_ms;                  /* FREE: when it last became dirty */
   size_t huge_mapped;                    /* HUGE: bytes of the mapping */
+  const st_span_owner *large_owner;      /* LARGE: cache of the thread that allocated it, if
+                                            any (written before the block is handed out) */
   st_atomic_size xrequested;             /* atomic: LARGE/HUGE: bytes the program asked for
                                             (written by the block's user, read by statistics) */
   struct st_span *reclaim_next;          /* link on an owner's reclaim stack */

@@ -66,6 +66,10 @@ static void visit_span(st_span_t *span, void *arg) {
   }
   case ST_SPAN_LARGE:
     out->spans_large++;
+    if (st__spancache_holds(span)) { /* freed, kept by a thread (spancache.h) */
+      g->owned_free_bytes += st__span_bytes(span);
+      break;
+    }
     out->live_blocks++;
     out->large_live_bytes += st__span_bytes(span);
     out->large_requested_bytes += st_load_relaxed(&span->xrequested);

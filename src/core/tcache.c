@@ -8,6 +8,8 @@
  */
 #include "core/tcache.h"
 
+#include <string.h>
+
 
 #include "base/check.h"
 #include "base/options.h"
@@ -24,6 +26,7 @@ void st__tcache_init(st_tcache_t *tc) {
     st_list_init(&tc->partial[c]);
     st_list_init(&tc->full[c]);
   }
+  memset(&tc->spans, 0, sizeof tc->spans);
   tc->heap = st__pageheap_for_new_cache();
 }
 
@@ -298,6 +301,7 @@ static void span_abandon(st_tcache_t *tc, st_span_t *span, bool forced) {
 }
 
 void st__tcache_abandon(st_tcache_t *tc, bool forced) {
+  st__spancache_flush(&tc->spans);
   /* First stop remote frees from handing spans back, then forget the stack, then give
    * the spans away: after this no other thread refers to tc. */
   tcache_for_each_span(tc, span_unpark, forced);
@@ -308,6 +312,7 @@ void st__tcache_abandon(st_tcache_t *tc, bool forced) {
 }
 
 void st__tcache_release_empty(st_tcache_t *tc) {
+  st__spancache_flush(&tc->spans);
   for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
     st_span_t *span = tc->current[c];
     if (span == &st__span_empty) continue;

@@ -27,12 +27,14 @@
 #include "core/page.h"
 #include "core/pageheap.h"
 #include "core/span.h"
+#include "core/spancache.h"
 
 typedef struct st_tcache {
   st_span_owner owner;                /* first member: spans point at it; any thread pushes */
   st_span_t *current[ST_NUM_CLASSES]; /* owner only: never NULL */
   st_list_t partial[ST_NUM_CLASSES];  /* owner only */
   st_list_t full[ST_NUM_CLASSES];     /* owner only */
+  st_spancache_t spans;               /* owner only: freed LARGE spans of a few pages */
   st_pageheap_t *heap;                /* const after init: this cache's shard; NULL in sentinels */
   st_list_t registry_link;            /* registry lock (thread.c) */
   bool live;                          /* registry lock: belongs to a running thread */
@@ -56,7 +58,7 @@ ST_HIDDEN void st__tcache_retire(st_tcache_t *tc, st_span_t *span);
 /* Hands every span to its home shard: empty ones are freed, the rest abandoned for
  * adoption. `forced` is for a forked child, where the other threads are gone. */
 ST_HIDDEN void st__tcache_abandon(st_tcache_t *tc, bool forced);
-/* Gives empty current spans back to the page heap (st_trim). */
+/* Gives empty current spans and the span cache back to the page heap (st_trim). */
 ST_HIDDEN void st__tcache_release_empty(st_tcache_t *tc);
 ST_HIDDEN bool st__tcache_validate(st_tcache_t *tc);
 /* Frees abandoned spans of a shard that became empty through remote frees. */

@@ -53,7 +53,7 @@ ST_HIDDEN void st__track_add(void *p, size_t size);
 /* Forgets a block; returns its requested size, or false when it was not recorded. */
 ST_HIDDEN bool st__track_remove(void *p, size_t *size);
 ST_HIDDEN bool st__track_size(const void *p, size_t *size);
-/* Requested bytes of live slab blocks (<= 32 KiB) and whether every block is recorded. */
+/* Requested bytes of live slab blocks (<= ST_SMALL_MAX) and whether every block is recorded. */
 ST_HIDDEN void st__track_requests(size_t *small_requested, size_t *tracked);
 /* Whether the calling thread is inside the debug layer (nested allocations by the unwinder
  * or symbolizer go through the plain core and are not recorded). */
