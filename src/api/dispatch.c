@@ -67,25 +67,33 @@ static st_strategy strategy_from_options(void) {
 static void fork_handlers_once(void);
 
 static int decide(void) {
+  static int decided = ST_DISPATCH_UNDECIDED; /* decide_lock */
   st_lock_acquire(&decide_lock);
-  int mode = st_load_relaxed(&st__dispatch_xmode);
-  if (mode == ST_DISPATCH_UNDECIDED) {
+  if (decided == ST_DISPATCH_UNDECIDED) {
     st__options_init();
     process_strategy = strategy_from_options();
-    mode = ST_DISPATCH_CORE;
+    decided = ST_DISPATCH_CORE;
     if (process_strategy != ST_STRATEGY_DEFAULT) {
       st__classic_init(&process_heap, process_strategy, 0, "strata");
-      mode = ST_DISPATCH_CLASSIC;
+      decided = ST_DISPATCH_CLASSIC;
+      /* Under decide_lock, which fork_prepare holds while it decides whether to take the
+       * process heap's lock too. */
+      st_store_release(&st__dispatch_xmode, ST_DISPATCH_CLASSIC);
     }
-    st_store_release(&st__dispatch_xmode, mode);
   }
+  int mode = decided;
   st_lock_release(&decide_lock);
   fork_handlers_once();
-  /* The core decides its debug routes (STRATA_LEAKS, memcheck, hardened) when it starts:
-   * starting it before the first block is handed out lets that block take them too (every
-   * block of a hardened process carries its canary). Outside the lock: the core's init may
-   * allocate (and so come back here). */
-  if (mode == ST_DISPATCH_CORE) st__core_ensure_init();
+  /* A thread that reads CORE routes every slow-path call by the core's debug flags
+   * (STRATA_HARDENED, STRATA_LEAKS, memcheck: debug.h), so the core starts before CORE is
+   * published: a block handed out by the plain route while another thread was still starting
+   * the core would lack its hardened canary and size word, and its first check would report
+   * an overflow. Outside decide_lock: the core's fork handler takes its init lock, and ours
+   * decide_lock, in an order this thread must not depend on. */
+  if (mode == ST_DISPATCH_CORE) {
+    st__core_ensure_init();
+    st_store_release(&st__dispatch_xmode, ST_DISPATCH_CORE);
+  }
   return mode;
 }
 

@@ -34,8 +34,9 @@ ST_HIDDEN bool st__dispatch_foreign(const void *p);
 /* The process heap's statistics; all zero but the strategy when the core serves. */
 ST_HIDDEN void st__dispatch_process_stats(st_heap_stats *out);
 
+/* Acquire: a thread that reads CORE then reads the core's debug flags, set before it. */
 ST_INLINE st_classic_heap_t *st__dispatch_classic(void) {
-  if (ST_LIKELY(st_load_relaxed(&st__dispatch_xmode) == ST_DISPATCH_CORE)) return NULL;
+  if (ST_LIKELY(st_load_acquire(&st__dispatch_xmode) == ST_DISPATCH_CORE)) return NULL;
   return st__dispatch_classic_slow();
 }
 

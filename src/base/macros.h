@@ -22,6 +22,15 @@
 #define ST_UNUSED(x) ((void)(x))
 #define ST_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Asks the compiler to hold pointer p in the return register from here on. For a value a
+ * function returns on its fast path: gcc 12 otherwise loads it into another register and
+ * spends a move returning it (malloc's pop: one instruction of 16). No code of its own. */
+#if defined(__x86_64__)
+#define ST_IN_RETURN_REGISTER(p) __asm__("" : "+a"(p))
+#else
+#define ST_IN_RETURN_REGISTER(p) ((void)0)
+#endif
+
 /* The alignment every block gets (alignof(max_align_t) on x86-64 and aarch64). */
 #define ST_MIN_ALIGN 16
 

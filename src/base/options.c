@@ -78,22 +78,23 @@ static bool parse_long(const char *text, long *out) {
   return true;
 }
 
+/* Option id's value in the environment now; `warn` reports a value that does not parse. */
+static long option_from_environment(int id, bool warn) {
+  const st_option_desc *d = &st__option_descs[id];
+  const char *text = getenv(d->env_name);
+  long value = d->default_value;
+  if (text == NULL || *text == '\0' || parse_option_word(id, text, &value)) return value;
+  if (parse_long(text, &value) && value >= d->min && value <= d->max) return value;
+  if (warn)
+    st__report("warning: %s=\"%s\" is not a number in [%ld, %ld]; using the default %ld",
+               d->env_name, text, d->min, d->max, d->default_value);
+  return d->default_value;
+}
+
+long st__option_peek(st_option_id id) { return option_from_environment(id, false); }
+
 void st__options_reload(void) {
-  for (int id = 0; id < ST_OPTION_COUNT; id++) {
-    const st_option_desc *d = &st__option_descs[id];
-    const char *text = getenv(d->env_name);
-    long value = d->default_value;
-    if (text != NULL && *text != '\0') {
-      if (parse_option_word(id, text, &value)) {
-        /* a word of this option: in range by construction */
-      } else if (!parse_long(text, &value) || value < d->min || value > d->max) {
-        st__report("warning: %s=\"%s\" is not a number in [%ld, %ld]; using the default %ld",
-                   d->env_name, text, d->min, d->max, d->default_value);
-        value = d->default_value;
-      }
-    }
-    st__option_values[id] = value;
-  }
+  for (int id = 0; id < ST_OPTION_COUNT; id++) st__option_values[id] = option_from_environment(id, true);
   for (int id = 0; id < ST_STRING_OPTION_COUNT; id++) {
     const char *text = getenv(st__string_option_descs[id].env_name);
     st__string_option_values[id] = text != NULL && *text != '\0' ? text : NULL;

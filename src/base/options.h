@@ -113,6 +113,10 @@ ST_HIDDEN extern const char *st__string_option_values[ST_STRING_OPTION_COUNT];
 ST_HIDDEN void st__options_init(void);
 /* Reads the environment again (tests that change it; single-threaded). */
 ST_HIDDEN void st__options_reload(void);
+/* One option's value in the environment now, leaving the table unread: for a constructor,
+ * which runs before main and so before a program that sets STRATA_* with setenv (a forked
+ * child choosing its strategy, say) has done so. */
+ST_HIDDEN long st__option_peek(st_option_id id);
 
 ST_INLINE long st_option(st_option_id id) { return st__option_values[id]; }
 /* The environment's string (not copied: environ outlives every caller), or NULL. */

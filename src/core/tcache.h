@@ -70,6 +70,7 @@ ST_HIDDEN void st__tcache_sweep_abandoned_locked(st_pageheap_t *ph);
 ST_INLINE void *st__tcache_pop(st_tcache_t *tc, unsigned cls) {
   st_span_t *span = tc->current[cls];
   st_block_t *block = span->free;
+  ST_IN_RETURN_REGISTER(block);
   if (ST_UNLIKELY(block->key != st__block_key(span))) {
     if (block != ST_FREE_LIST_END) st__page_corrupt_block(span, block);
     return NULL;

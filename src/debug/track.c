@@ -133,8 +133,7 @@ static const st_stack_t *stack_intern_locked(void *const *frames, int n) {
 /* Runs once libc and the loader are initialised: dlopen cannot run from the loader's
  * first allocations, before them. */
 __attribute__((constructor)) static void load_unwinder(void) {
-  st__options_init();
-  if (st_option(ST_OPTION_LEAKS) == 0) return;
+  if (st__option_peek(ST_OPTION_LEAKS) == 0) return;
   tls_busy = true; /* dlopen allocates */
   void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
   void *fn = lib != NULL ? dlsym(lib, "unw_backtrace") : NULL;
