@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "core/span.h"
+#include "core/thread.h"
 #include "strata.h"
 
 /* size <= PTRDIFF_MAX; zero: the block must read as zero. */
@@ -31,6 +32,32 @@ ST_HIDDEN void st__core_small_check_not_free(const void *p, st_span_t *span, con
 /* Hardened mode (debug/harden.c, which has checked p): frees slab block p of span into the
  * calling thread's cache, or as a remote free, with encoded links (span.h). */
 ST_HIDDEN void st__core_small_free_checked(void *p, st_span_t *span);
+
+/* Hardened mode's slab malloc and free (debug/harden.c), the common case inline: a pop from
+ * the current span of the thread's cache, a push onto a span it owns, both with encoded
+ * links; everything else in the two functions above. In hardened mode every thread has its
+ * cache in st__tls_hidden_tcache (slow-paths-only mode). */
+ST_INLINE void *st__core_small_alloc_hardened(unsigned cls) {
+  st_tcache_t *tc = st__tls_hidden_tcache;
+  if (ST_LIKELY(tc != NULL)) {
+    st_span_t *span = tc->current[cls];
+    if (ST_LIKELY(span->free != ST_FREE_LIST_END)) return st__tcache_pop_encoded(span);
+  }
+  return st__core_small_alloc(cls);
+}
+
+ST_INLINE void st__core_small_free_hardened(void *p, st_span_t *span) {
+  st_tcache_t *tc = st__tls_hidden_tcache;
+  st_block_t *block = p;
+  if (ST_LIKELY(tc != NULL && st__tcache_owns(tc, span) && block->key != st__block_key(span))) {
+    block->key = st__block_key(span);
+    st__block_set_next(block, span->free);
+    span->free = block;
+    if (ST_UNLIKELY(st__span_release_one(span))) st__tcache_retire(tc, span);
+    return;
+  }
+  st__core_small_free_checked(p, span);
+}
 ST_HIDDEN size_t st__core_usable_size(const void *p, const char *fn);
 ST_HIDDEN int st__core_trim(void);
 ST_HIDDEN void st__core_counters(st_core_counters *out);

@@ -167,22 +167,9 @@ static st_span_t *tcache_new_span(st_tcache_t *tc, unsigned cls) {
   return span;
 }
 
-/* Hardened mode's pop (its lists hold encoded links, span.h): the link is decoded and must
- * lead to a block of the span before it is followed. span->free != ST_FREE_LIST_END. */
-static void *pop_checked(st_span_t *span) {
-  st_block_t *block = span->free;
-  if (ST_UNLIKELY(block->key != st__block_key(span))) st__page_corrupt_block(span, block);
-  st_block_t *next = st__block_next(block);
-  if (ST_UNLIKELY(!st__page_link_ok(span, next))) st__page_corrupt_link(span, block);
-  block->key = 0;
-  span->free = next;
-  st__span_add_used(span, 1);
-  return block;
-}
-
 void *st__tcache_pop_checked(st_tcache_t *tc, unsigned cls) {
   st_span_t *span = tc->current[cls];
-  return span->free != ST_FREE_LIST_END ? pop_checked(span) : st__tcache_alloc_slow(tc, cls);
+  return span->free != ST_FREE_LIST_END ? st__tcache_pop_encoded(span) : st__tcache_alloc_slow(tc, cls);
 }
 
 /* Makes span current for its class and takes a block from it, if it has any. */
@@ -194,7 +181,7 @@ static void *tcache_use(st_tcache_t *tc, st_span_t *span) {
   }
   if (tc->current[span->size_class] != span) set_current(tc, span);
   if (span->free != ST_FREE_LIST_END)
-    return st__page_hardened() ? pop_checked(span) : st__tcache_pop(tc, span->size_class);
+    return st__page_hardened() ? st__tcache_pop_encoded(span) : st__tcache_pop(tc, span->size_class);
   if (!tcache_park_current(tc, span)) return tcache_use(tc, span);
   return NULL;
 }

@@ -83,6 +83,19 @@ ST_INLINE void *st__tcache_pop(st_tcache_t *tc, unsigned cls) {
   return block;
 }
 
+/* Hardened mode's pop (its lists hold encoded links, span.h): the link is decoded and must
+ * lead to a block of the span before it is followed. span->free != ST_FREE_LIST_END. */
+ST_INLINE void *st__tcache_pop_encoded(st_span_t *span) {
+  st_block_t *block = span->free;
+  if (ST_UNLIKELY(block->key != st__block_key(span))) st__page_corrupt_block(span, block);
+  st_block_t *next = st__block_next(block);
+  if (ST_UNLIKELY(!st__page_link_ok(span, next))) st__page_corrupt_link(span, block);
+  block->key = 0;
+  span->free = next;
+  st__span_add_used(span, 1);
+  return block;
+}
+
 /* Hardened mode's allocation (the inline pop above reads plain links): pops a block of class
  * cls from tc, decoding and checking its link, or refills; NULL when out of memory. */
 ST_HIDDEN void *st__tcache_pop_checked(st_tcache_t *tc, unsigned cls);

@@ -26,7 +26,7 @@ __thread st_tcache_t *st__tls_tcache __attribute__((tls_model("initial-exec"))) 
 
 /* Slow-paths-only mode (see thread.h): the thread's cache lives here and st__tls_tcache
  * stays at the sentinel, so the inline fast paths always fall through. */
-static __thread st_tcache_t *tls_hidden_cache __attribute__((tls_model("initial-exec")));
+__thread st_tcache_t *st__tls_hidden_tcache __attribute__((tls_model("initial-exec")));
 st_atomic_int st__xthread_slow_only; /* written once, at init; relaxed: see thread.h */
 
 /* Current spans all empty, never owned: the state of a thread after its exit. */
@@ -91,7 +91,7 @@ static void cache_recycle_locked(st_tcache_t *tc) {
 static void thread_exit(void *arg) {
   st_tcache_t *tc = arg;
   st__tls_tcache = &tcache_exited;
-  tls_hidden_cache = &tcache_exited;
+  st__tls_hidden_tcache = &tcache_exited;
   st__tcache_abandon(tc, false);
   st_lock_acquire(&registry_lock);
   cache_recycle_locked(tc);
@@ -132,7 +132,7 @@ static void fork_child(void) {
   st_lock_release(&orphan_lock);
   st_lock_release(&registry_lock);
   st_lock_release(&init_lock);
-  st_tcache_t *self = st__thread_slow_paths_only() ? tls_hidden_cache : st__tls_tcache;
+  st_tcache_t *self = st__thread_slow_paths_only() ? st__tls_hidden_tcache : st__tls_tcache;
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &registry) {
     st_tcache_t *tc = ST_CONTAINER_OF(pos, st_tcache_t, registry_link);
@@ -162,8 +162,10 @@ void st__core_ensure_init(void) {
     st__options_init();
     /* Hardened mode takes the slow paths too (src/debug/harden.c), and shuffles slabs. */
     bool hardened = st_option(ST_OPTION_HARDENED) != 0 && !st_running_on_memcheck();
-    st_store_relaxed(&st__xthread_slow_only,
-                     st_option(ST_OPTION_LEAKS) != 0 || hardened || st_running_on_memcheck());
+    int slow_only = ST_SLOW_PATHS_OFF;
+    if (st_option(ST_OPTION_LEAKS) != 0 || st_running_on_memcheck()) slow_only = ST_SLOW_PATHS_RECORDED;
+    else if (hardened) slow_only = ST_SLOW_PATHS_HARDENED;
+    st_store_relaxed(&st__xthread_slow_only, slow_only);
     if (hardened) st__page_harden(st__os_random_seed(), (uintptr_t)st__os_random_seed());
     st__pageheap_init();
     pthread_key_create(&exit_key, thread_exit);
@@ -177,12 +179,12 @@ bool st__core_initialized(void) { return st_load_acquire(&xinit_state) == 1; }
 
 st_tcache_t *st__thread_cache(void) {
   st_tcache_t *tc = st__tls_tcache;
-  if (tc == &st__tcache_empty && tls_hidden_cache != NULL) tc = tls_hidden_cache;
+  if (tc == &st__tcache_empty && st__tls_hidden_tcache != NULL) tc = st__tls_hidden_tcache;
   if (tc != &st__tcache_empty) return tc == &tcache_exited ? NULL : tc;
   st__core_ensure_init();
   tc = cache_new();
   if (tc == NULL) return NULL;
-  if (st__thread_slow_paths_only()) tls_hidden_cache = tc;
+  if (st__thread_slow_paths_only()) st__tls_hidden_tcache = tc;
   else st__tls_tcache = tc;
   /* May allocate (keys past the first 32): the cache is already in place. */
   pthread_setspecific(exit_key, tc);
@@ -192,7 +194,7 @@ st_tcache_t *st__thread_cache(void) {
 st_tcache_t *st__thread_cache_if_any(void) {
   st_tcache_t *tc = st__tls_tcache;
   if (tc != &st__tcache_empty) return tc;
-  return tls_hidden_cache;
+  return st__tls_hidden_tcache;
 }
 
 st_tcache_t *st__thread_orphan_acquire(void) {

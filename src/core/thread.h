@@ -20,6 +20,10 @@
 /* Initial-exec TLS: one %fs-relative load on the fast path. */
 ST_HIDDEN extern __thread st_tcache_t *st__tls_tcache __attribute__((tls_model("initial-exec")));
 
+/* In slow-paths-only mode, the thread's own cache (st__tls_tcache stays at the sentinel);
+ * NULL before its first allocation, a cache that owns no span after its exit. Else NULL. */
+ST_HIDDEN extern __thread st_tcache_t *st__tls_hidden_tcache __attribute__((tls_model("initial-exec")));
+
 ST_HIDDEN void st__core_ensure_init(void);
 ST_HIDDEN bool st__core_initialized(void);
 /* The calling thread's cache, set up if needed; NULL for a thread past its exit
@@ -39,9 +43,15 @@ ST_HIDDEN void st__thread_for_each_cache(void (*fn)(st_tcache_t *tc, void *arg),
  * paths (st__tls_tcache then stays at the sentinel; st__thread_cache still gives the
  * thread its own cache). Fixed at init. */
 ST_HIDDEN extern st_atomic_int st__xthread_slow_only;
+/* Its values: off; on for leak records or memcheck (hardened mode possibly too); on for
+ * hardened mode alone, which the debug layer serves without its records. */
+enum { ST_SLOW_PATHS_OFF, ST_SLOW_PATHS_RECORDED, ST_SLOW_PATHS_HARDENED };
 /* A relaxed load: a thread that races the initialisation may see 0 and take the plain
  * route for that one call (its block is not recorded, which the debug routes tolerate). */
 ST_INLINE bool st__thread_slow_paths_only(void) { return st_load_relaxed(&st__xthread_slow_only) != 0; }
+ST_INLINE bool st__thread_hardened_only(void) {
+  return st_load_relaxed(&st__xthread_slow_only) == ST_SLOW_PATHS_HARDENED;
+}
 ST_HIDDEN size_t st__thread_metadata_bytes(void);
 
 /* A lock of a layer above the core (the debug layer's block table) that must not be held

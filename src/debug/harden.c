@@ -49,12 +49,17 @@
 #define QUARANTINE_LARGE_MAX ((size_t)256 << 10) /* larger LARGE blocks go back at once */
 /* LARGE blocks that left the quarantine are kept for the thread's next LARGE malloc of the
  * same size: a guard page costs two mprotect calls (and a TLB shootdown) and the page heap
- * a lock, which programs cycling through one buffer size would pay on every malloc. */
-#define SPARE_SLOTS 8
+ * a lock, which programs cycling through one buffer size would pay on every malloc. 32
+ * blocks, at most 2 MiB of them, per thread: 8 blocks left a program whose count of live
+ * 32 KiB blocks wanders (bench/workloads/threads) a guard page for one malloc in ten. */
+#define SPARE_SLOTS 32
+#define SPARE_BYTES ((size_t)2 << 20)
 
 typedef struct quarantined {
   void *p;
   st_span_t *span;
+  size_t usable; /* what the program may use of it (no guard page): kept, so a release
+                    reads it without the descriptor */
 } quarantined;
 
 /* One thread's quarantine (owner only: no lock). `bytes` counts the core sizes held. */
@@ -64,6 +69,7 @@ typedef struct quarantine {
   uint64_t random; /* xorshift64 state: which resident a newcomer evicts */
   quarantined slot[QUARANTINE_SLOTS];
   uint32_t spare_count;
+  size_t spare_bytes; /* the usable bytes of the spares */
   quarantined spare[SPARE_SLOTS]; /* LARGE blocks out of the quarantine, guard page kept */
 } quarantine;
 
@@ -163,6 +169,19 @@ static void seal(void *p, size_t size, size_t usable) {
   memcpy(b + usable - SIZE_WORD, &word, SIZE_WORD);
 }
 
+/* Whether bytes [from, end) of a canary read as seal left them (end - from <= 8): one word
+ * at `from`, masked to them. The word lies inside the block for every caller (from + 8 is
+ * at most the size word's offset, or 16 for the quarantine's check of a block's second word). */
+static bool canary_intact(const uint8_t *b, size_t from, size_t end, uint64_t mix) {
+  if (from >= end) return true;
+  unsigned shift = (unsigned)(from & 7) * 8;
+  uint64_t want = shift == 0 ? mix : mix >> shift | mix << (64 - shift), word;
+  memcpy(&word, b + from, sizeof word);
+  size_t bytes = end - from;
+  uint64_t mask = bytes == sizeof word ? ~0ULL : (1ULL << bytes * 8) - 1;
+  return ((word ^ want) & mask) == 0;
+}
+
 /* LARGE and HUGE blocks, and aligned ones: through the core's general entry points. */
 /* A spare LARGE block of exactly `bytes` (guard included), or NULL. */
 static void *take_spare(size_t bytes) {
@@ -170,6 +189,7 @@ static void *take_spare(size_t bytes) {
   for (uint32_t i = 0; q != NULL && i < q->spare_count; i++) {
     if (st__span_bytes(q->spare[i].span) != bytes) continue;
     void *p = q->spare[i].p;
+    q->spare_bytes -= q->spare[i].usable;
     q->spare[i] = q->spare[--q->spare_count];
     return p;
   }
@@ -205,7 +225,7 @@ void *st__harden_malloc(size_t size, size_t align, bool zero) {
   if (need < size) return NULL;
   if (align != 0 || need > ST_SMALL_MAX) return harden_malloc_pages(need, size, align, zero);
   unsigned cls = st__size_to_class(need);
-  void *p = st__core_small_alloc(cls);
+  void *p = st__core_small_alloc_hardened(cls);
   if (p == NULL) return NULL;
   if (zero) memset(p, 0, size);
   seal(p, size, st__class_size[cls]);
@@ -235,11 +255,9 @@ static size_t checked_size(const void *p, size_t usable, uint64_t mix, const cha
   if (ST_UNLIKELY(size > usable - OVERHEAD))
     st__fatal("%s(): heap overflow past block %p: its size word at offset %zu was overwritten",
               fn, p, usable - SIZE_WORD);
-  size_t end = canary_end(size, usable);
-  size_t bad = pattern_mismatch(b, mix, size, end);
-  if (ST_UNLIKELY(bad != end))
+  if (ST_UNLIKELY(!canary_intact(b, size, canary_end(size, usable), mix)))
     st__fatal("%s(): heap overflow: block %p of %zu bytes was written at offset %zu, past its end",
-              fn, p, size, bad);
+              fn, p, size, pattern_mismatch(b, mix, size, canary_end(size, usable)));
   return size;
 }
 
@@ -263,37 +281,35 @@ size_t st__harden_size(const void *p, const char *fn) {
 
 /* ---- the quarantine -------------------------------------------------------------------- */
 
-/* What the block of a LARGE span leaves the program (the guard page is not its). */
-static size_t held_usable(const st_span_t *span) {
-  return span->kind == ST_SPAN_SLAB ? span->block_size : usable_of(st__span_bytes(span));
-}
-
 static void large_release(void *p, st_span_t *span, size_t usable);
 
 /* A block leaves the quarantine: checked to read as it was left, then back to the core. */
 static void quarantine_release(quarantined q) {
   st_span_t *span = q.span;
   const uint8_t *b = q.p;
-  size_t usable = held_usable(span);
+  size_t usable = q.usable;
   uint64_t mix = block_mix(b), first, word;
   memcpy(&first, b, sizeof first);
   if (ST_UNLIKELY(first != ~mix)) written_after_free(b, usable, pattern_mismatch(b, ~mix, 0, 8));
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
   if (ST_UNLIKELY(size > usable - OVERHEAD)) written_after_free(b, usable, usable - SIZE_WORD);
-  size_t from = size > 8 ? size : 8, end = canary_end(size, usable);
+  size_t from = size > 8 ? size : 8;
   size_t bad = fill_mismatch(b, 8, from);
-  if (bad == from) bad = pattern_mismatch(b, mix, from, end);
-  if (ST_UNLIKELY(bad != end)) written_after_free(b, usable, bad);
+  if (ST_UNLIKELY(bad != from)) written_after_free(b, usable, bad);
+  size_t end = canary_end(size, usable);
+  if (ST_UNLIKELY(!canary_intact(b, from, end, mix)))
+    written_after_free(b, usable, pattern_mismatch(b, mix, from, end));
   if (span->kind == ST_SPAN_SLAB) {
-    st__core_small_free_checked(q.p, span);
+    st__core_small_free_hardened(q.p, span);
     return;
   }
   /* The core writes nothing into a LARGE block: the mark must not outlive the quarantine,
    * or the block's next life at this address would look freed. */
   memset(q.p, 0, sizeof first);
   quarantine *mine = tls_quarantine;
-  if (mine != NULL && mine->spare_count < SPARE_SLOTS) {
+  if (mine != NULL && mine->spare_count < SPARE_SLOTS && mine->spare_bytes + usable <= SPARE_BYTES) {
+    mine->spare_bytes += usable;
     mine->spare[mine->spare_count++] = q;
     return;
   }
@@ -333,7 +349,7 @@ static quarantine *my_quarantine(void) {
  * quarantine is full; without a quarantine the block goes back at once. */
 static void quarantine_put(void *p, st_span_t *span, size_t bytes) {
   quarantine *q = my_quarantine();
-  quarantined in = {p, span};
+  quarantined in = {p, span, bytes};
   if (q == NULL) {
     quarantine_release(in);
     return;
@@ -342,7 +358,7 @@ static void quarantine_put(void *p, st_span_t *span, size_t bytes) {
     uint32_t i = random_below(q, q->count);
     quarantined out = q->slot[i];
     q->slot[i] = q->slot[--q->count];
-    q->bytes -= held_usable(out.span);
+    q->bytes -= out.usable;
     quarantine_release(out);
   }
   q->slot[q->count++] = in;
@@ -355,7 +371,7 @@ static void quarantine_drain(void *arg) {
   tls_quarantine = NULL;
   while (q->count > 0) quarantine_release(q->slot[--q->count]);
   for (uint32_t i = 0; i < q->spare_count; i++)
-    large_release(q->spare[i].p, q->spare[i].span, held_usable(q->spare[i].span));
+    large_release(q->spare[i].p, q->spare[i].span, q->spare[i].usable);
   st__core_small_free_checked(q, st__pagemap_lookup(q));
 }
 

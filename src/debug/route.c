@@ -20,8 +20,8 @@
  * the core and are zeroed once announced: before MALLOCLIKE, memcheck would report the
  * zeroing of bytes an earlier, smaller block left unaddressable. */
 void *st__debug_malloc(size_t size, size_t align, bool zero) {
+  if (st__thread_hardened_only()) return st__harden_malloc(size, align, zero); /* no record */
   bool hardened = st__harden_enabled();
-  if (hardened && !st__track_enabled()) return st__harden_malloc(size, align, zero); /* no record */
   void *p = hardened      ? st__harden_malloc(size, align, zero)
             : align == 0 ? st__core_malloc(size, false)
                          : st__core_malloc_aligned(size, align);
@@ -40,7 +40,7 @@ void *st__debug_malloc(size_t size, size_t align, bool zero) {
 }
 
 void st__debug_free(void *p, st_span_t *span, const char *fn) {
-  if (st__harden_enabled() && !st__track_enabled()) {
+  if (st__thread_hardened_only()) {
     st__harden_free(p, span, fn);
     return;
   }
