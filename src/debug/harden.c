@@ -12,9 +12,9 @@
  *   p ─► | program's `size` bytes | canary, >= 1 byte | encoded size, 8 bytes | guard page |
  *        └──────────────────────── usable (core size − guard) ────────────────┘
  *
- * The guard page exists exactly when the core's block is larger than ST_SMALL_MAX (LARGE
- * and HUGE spans; slab blocks never are), so free finds the layout from the core's size
- * alone. The size is stored XORed with a mix of the secret and the block's address, and
+ * The guard page exists exactly when the core's block is larger than GUARDED_MIN (LARGE
+ * and HUGE spans from 32 KiB up; slab blocks never are), so free finds the layout from the
+ * core's size alone. The size is stored XORed with a mix of the secret and the block's address, and
  * the canary bytes come from the same mix: an overflow cannot restore them without the
  * secret, and one that reaches the size word makes it decode to nonsense.
  *
@@ -143,9 +143,15 @@ static size_t fill_mismatch(const uint8_t *b, size_t from, size_t to) {
   return to;
 }
 
+/* Blocks up to this size have no guard page of their own: a guard costs an mprotect pair
+ * (and a TLB shootdown) per block, which made hardened threads-1 12 times slower than the
+ * default mode once 16..32 KiB blocks became whole pages; like slab blocks, they keep the
+ * canary and size word, checked on free. */
+#define GUARDED_MIN ((size_t)32 << 10)
+
 /* What the program may use of a core block: all of it but the guard page. */
 static size_t usable_of(size_t core_size) {
-  return core_size > ST_SMALL_MAX ? core_size - ST_PAGE_SIZE : core_size;
+  return core_size > GUARDED_MIN ? core_size - ST_PAGE_SIZE : core_size;
 }
 
 /* The canary: the CANARY_MAX bytes after the request, or fewer up to the size word. A
@@ -197,19 +203,19 @@ static void *take_spare(size_t bytes) {
 }
 
 static void *harden_malloc_pages(size_t need, size_t size, size_t align, bool zero) {
-  if (need > ST_SMALL_MAX && __builtin_add_overflow(need, ST_PAGE_SIZE, &need)) return NULL;
+  if (need > GUARDED_MIN && __builtin_add_overflow(need, ST_PAGE_SIZE, &need)) return NULL;
   void *p = align == 0 && need <= QUARANTINE_LARGE_MAX + ST_PAGE_SIZE
                 ? take_spare(st_align_up(need, ST_PAGE_SIZE))
                 : NULL;
   if (p != NULL) {
     if (zero) memset(p, 0, size);
-    seal(p, size, st_align_up(need, ST_PAGE_SIZE) - ST_PAGE_SIZE);
+    seal(p, size, usable_of(st_align_up(need, ST_PAGE_SIZE)));
     return p;
   }
   p = align == 0 ? st__core_malloc(need, false) : st__core_malloc_aligned(need, align);
   if (p == NULL) return NULL;
   size_t core_size = st__core_usable_size(p, "malloc");
-  if (core_size > ST_SMALL_MAX &&
+  if (core_size > GUARDED_MIN &&
       !st__os_protect((char *)p + core_size - ST_PAGE_SIZE, ST_PAGE_SIZE, false)) {
     st__core_free(p, NULL, "malloc");
     return NULL;
