@@ -24,6 +24,7 @@ typedef _Atomic(int) st_atomic_int;
 #define st_exchange_acq_rel(p, v) atomic_exchange_explicit((p), (v), memory_order_acq_rel)
 #define st_fetch_add_relaxed(p, v) atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define st_fetch_sub_relaxed(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
+#define st_fetch_or_relaxed(p, v) atomic_fetch_or_explicit((p), (v), memory_order_relaxed)
 /* Weak CAS for retry loops: on failure *expected is refreshed with acquire semantics. */
 #define st_cas_weak_acq_rel(p, expected, desired)                                               \
   atomic_compare_exchange_weak_explicit((p), (expected), (desired), memory_order_acq_rel,      \

@@ -6,7 +6,8 @@
  *   address bits:  46 ........ 30 | 29 ........ 12 | 11 .. 0
  *                  root index     | leaf index     | offset in page
  *   root: static array of 2^17 leaf references (1 MiB of .bss, touched sparsely);
- *   leaf: 2^18 span references (2 MiB mapped on first use, never freed).
+ *   leaf: 2^18 span references (2 MiB mapped on first use, never freed), then a page
+ *         whose first 64 bytes say which of the leaf's pages may hold entries.
  *
  * References are offsets from st__pagemap itself, so that 0, the value of every entry
  * never written, refers to something readable: in the root, the empty leaf (a .bss leaf
