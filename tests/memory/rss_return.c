@@ -8,6 +8,8 @@
  *   rss_return trim    with purging held back (STRATA_PURGE_DELAY_MS=-1 and a huge
  *                      STRATA_PURGE_RETAIN_KB), trim gives the memory back at once and
  *                      returns 1
+ *   rss_return stats   (st_* build only) statistics read the page map without making it
+ *                      resident (reading a 2 MiB leaf and the 1 MiB root once cost 3 MiB)
  * Built twice: against st_* (API_STRATA) and with the libc names under LD_PRELOAD.
  */
 #include <malloc.h>
@@ -154,12 +156,38 @@ static void trim_gives_back_at_once(void) {
   CHECK_LE(rss, base + 10 * MiB);
 }
 
+#ifdef API_STRATA
+static void statistics_leave_the_pagemap_untouched(void) {
+  enum { BLOCKS = 64 };
+  static void *blocks[BLOCKS];
+  for (int i = 0; i < BLOCKS; i++) { /* a few spans in one region: one leaf, a few entries */
+    blocks[i] = MALLOC(i % 2 ? 100 * 1024 : 48);
+    REQUIRE(blocks[i] != NULL);
+    escape(blocks[i]);
+  }
+  static st_stats stats;
+  memset(&stats, 0, sizeof stats);
+  size_t before = rss_bytes();
+  REQUIRE(st_stats_get(&stats, sizeof stats) == 0);
+  REQUIRE(st_heap_validate() == 0);
+  size_t after = rss_bytes();
+  fprintf(stderr, "stats: %zu KiB before, %zu KiB after two walks over every span\n",
+          before >> 10, after >> 10);
+  CHECK(stats.spans_large >= BLOCKS / 2);
+  CHECK_LE(after, before + MiB); /* the walks' own code and stack; a leaf alone is 2 MiB */
+  for (int i = 0; i < BLOCKS; i++) FREE(blocks[i]);
+}
+#endif
+
 int main(int argc, char **argv) {
   const char *which = argc > 1 ? argv[1] : "";
   if (strcmp(which, "small") == 0) RUN_CASE(small_blocks_come_back);
   else if (strcmp(which, "huge") == 0) RUN_CASE(a_huge_block_leaves_at_once);
   else if (strcmp(which, "trim") == 0) RUN_CASE(trim_gives_back_at_once);
   else if (strcmp(which, "exited") == 0) RUN_CASE(blocks_of_exited_threads_come_back);
+#ifdef API_STRATA
+  else if (strcmp(which, "stats") == 0) RUN_CASE(statistics_leave_the_pagemap_untouched);
+#endif
   else return 64;
   return check_summary();
 }
