@@ -360,7 +360,9 @@ ST_POOL_INLINE void st_pool_free(st_pool_t *p, void *obj) {
 /* Slab cache: objects kept constructed between uses. ctor runs once when an object is
  * first built, dtor when its slab is given back (st_slab_shrink, st_slab_destroy); both
  * may be NULL. Thread safe: each thread allocates from and frees to magazines of its own
- * (no lock in the steady state). The name (up to 31 bytes kept) labels statistics. */
+ * (no lock in the steady state); the one thread that owns the cache's front does so
+ * inline (below) unless STRATA_NO_INLINE is defined. The name (up to 31 bytes kept)
+ * labels statistics. */
 typedef struct st_slab_cache st_slab_cache_t;
 typedef struct st_slab_stats {
   char name[32];
@@ -368,7 +370,8 @@ typedef struct st_slab_stats {
   size_t live_objects;                    /* allocated and not freed (other threads'
                                              magazines counted here: see docs/special.md) */
   size_t cached_objects;                  /* constructed and free, ready for reuse */
-  size_t magazine_objects;                /* of those, in the depot and the caller's magazines */
+  size_t magazine_objects;                /* of those, in the depot, the front and the
+                                             caller's magazines */
   size_t slabs_full, slabs_partial, slabs_empty;
   size_t slab_bytes;                      /* bytes per slab */
   size_t reserved_bytes;                  /* bytes mapped for the slabs */
@@ -390,6 +393,103 @@ ST_API void st_slab_stats_get(st_slab_cache_t *c, st_slab_stats *out);
 /* Calls visit for every live slab cache of the process (for statistics reports); visit
  * must not create or destroy slab caches. */
 ST_API void st_slab_foreach(void (*visit)(const st_slab_stats *stats, void *arg), void *arg);
+/* The continuations of the inline paths (every case but the common one); call st_slab_alloc
+ * and st_slab_free instead. */
+ST_API void *st_slab_alloc_slow(st_slab_cache_t *c);
+ST_API void st_slab_free_slow(st_slab_cache_t *c, void *obj);
+
+/* The inline fast paths. Not part of the API: struct st_slab_fastpath is the head of every
+ * slab cache as this header's version lays it out, ST_SLAB_FASTPATH_MAGIC names that
+ * layout. One thread at a time, the front's owner (named by its thread pointer), keeps a
+ * magazine of constructed free objects in the head itself: its alloc pops from it and its
+ * free pushes to it inline; every other thread, an empty or full front, and every pointer
+ * that fails the checks go to the library. A free is pushed inline only when the pointer is
+ * a slot of a slab in `known` and its bufctl word holds the key (a live object): the same
+ * checks as the library's, without a call. */
+#define ST_SLAB_FASTPATH_MAGIC 0x62616c7374732121ull
+#define ST_SLAB_FASTPATH_KNOWN 32u
+#define ST_SLAB_FASTPATH_FRONT 64u
+struct st_slab_fastpath {
+  unsigned long long magic;     /* ST_SLAB_FASTPATH_MAGIC while live */
+  void *front_owner;            /* the owning thread's thread pointer, or NULL (atomic) */
+  uintptr_t key;                /* bufctl of a live object (odd); 0 while free */
+  size_t bufctl;                /* offset of the bufctl word in a slot */
+  size_t span;                  /* bytes of a slab's slots */
+  unsigned long long divisible; /* ~0 / slot + 1: off % slot == 0 iff off * divisible < it */
+  unsigned shift;               /* log2(slab size): slabs are aligned to their size */
+  unsigned front_n;             /* objects in front[0 .. front_n) (atomic: statistics) */
+  size_t front_allocs, front_frees; /* the owner's calls not yet counted (atomic) */
+  /* Slabs by number (address >> shift) % KNOWN: the address of slot 0, or 0 (atomic). */
+  uintptr_t known[ST_SLAB_FASTPATH_KNOWN];
+  void *front[ST_SLAB_FASTPATH_FRONT]; /* the owner's objects, constructed, bufctl 0 */
+};
+#if defined(__GNUC__) && !defined(STRATA_NO_INLINE) && (defined(__x86_64__) || defined(__aarch64__))
+/* gnu_inline as for the pool (slab_cache.c defines ST_SLAB_INLINE empty to emit the
+ * library's). */
+#ifndef ST_SLAB_INLINE
+#define ST_SLAB_INLINE extern __inline __attribute__((__gnu_inline__))
+#endif
+/* The calling thread's thread pointer: one instruction, unique among live threads. */
+#if defined(__x86_64__)
+#define ST_SLAB_THREAD_SELF()                                                                \
+  __extension__({                                                                           \
+    void *st_self_;                                                                         \
+    __asm__("mov %%fs:0, %0" : "=r"(st_self_));                                             \
+    st_self_;                                                                               \
+  })
+#else
+#define ST_SLAB_THREAD_SELF()                                                                \
+  __extension__({                                                                           \
+    void *st_self_;                                                                         \
+    __asm__("mrs %0, tpidr_el0" : "=r"(st_self_));                                          \
+    st_self_;                                                                               \
+  })
+#endif
+ST_SLAB_INLINE void *st_slab_alloc(st_slab_cache_t *c) {
+  struct st_slab_fastpath *f = (struct st_slab_fastpath *)(void *)c;
+  unsigned n;
+  void *obj;
+  /* the low half of the magic word tells strata's descriptors apart: a shorter compare */
+  if (__builtin_expect(c == NULL || (unsigned)f->magic != (unsigned)ST_SLAB_FASTPATH_MAGIC ||
+                           __atomic_load_n(&f->front_owner, __ATOMIC_RELAXED) !=
+                               ST_SLAB_THREAD_SELF() ||
+                           (n = f->front_n) == 0,
+                       0))
+    return st_slab_alloc_slow(c);
+  obj = f->front[n - 1];
+  __atomic_store_n(&f->front_n, n - 1, __ATOMIC_RELAXED);
+  *(uintptr_t *)(void *)((char *)obj + f->bufctl) = f->key;
+  __atomic_store_n(&f->front_allocs, f->front_allocs + 1, __ATOMIC_RELAXED);
+  return obj;
+}
+ST_SLAB_INLINE void st_slab_free(st_slab_cache_t *c, void *obj) {
+  struct st_slab_fastpath *f = (struct st_slab_fastpath *)(void *)c;
+  uintptr_t slot0, off;
+  unsigned n;
+  if (obj == NULL) return;
+  if (__builtin_expect(c == NULL || (unsigned)f->magic != (unsigned)ST_SLAB_FASTPATH_MAGIC, 0)) {
+    st_slab_free_slow(c, obj);
+    return;
+  }
+  slot0 = __atomic_load_n(&f->known[((uintptr_t)obj >> f->shift) % ST_SLAB_FASTPATH_KNOWN],
+                          __ATOMIC_RELAXED);
+  off = (uintptr_t)obj - slot0; /* huge below slot 0 */
+  /* the bufctl is read only for an offset inside a known slab's slots */
+  if (__builtin_expect(slot0 == 0 || off >= f->span || off * f->divisible >= f->divisible ||
+                           *(uintptr_t *)(void *)((char *)obj + f->bufctl) != f->key ||
+                           __atomic_load_n(&f->front_owner, __ATOMIC_RELAXED) !=
+                               ST_SLAB_THREAD_SELF() ||
+                           (n = f->front_n) == ST_SLAB_FASTPATH_FRONT,
+                       0)) {
+    st_slab_free_slow(c, obj);
+    return;
+  }
+  *(uintptr_t *)(void *)((char *)obj + f->bufctl) = 0;
+  f->front[n] = obj;
+  __atomic_store_n(&f->front_n, n + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&f->front_frees, f->front_frees + 1, __ATOMIC_RELAXED);
+}
+#endif
 /* ---- Garbage collector (docs/gc.md) ------------------------------------------------ */
 
 /* A conservative mark-and-sweep collector with its own heap, independent of st_malloc.

@@ -20,7 +20,7 @@
 
 /* Every descriptor starts with a magic word saying what it is while it is live. */
 enum {
-  ST_HANDLE_SLOT_SIZE = 1024, /* bytes per descriptor; each kind asserts it fits */
+  ST_HANDLE_SLOT_SIZE = 2048, /* bytes per descriptor; each kind asserts it fits */
   ST_HANDLE_QUARANTINE = 64,  /* retired slots waiting before reuse */
 };
 /* Distinct 64-bit tags, ASCII so that a memory dump shows them. */

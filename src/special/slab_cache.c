@@ -43,10 +43,24 @@
  * destroys every object not live wherever it sits; other threads' bindings to it are then
  * stale and dropped on their next use. Magazines and slab_threads come from internal
  * thread-safe pools.
+ *
+ * The front (struct st_slab_fastpath in strata.h, the head of the cache): one thread at a
+ * time, named by its thread pointer, owns a magazine of SLAB_FRONT objects held in the
+ * cache itself, so its st_slab_alloc and st_slab_free are inline in the program with no
+ * thread-local lookup. The first thread to reach the slow paths with no owner claims it
+ * (CAS); its owner is always bound to the cache and gives the front up when it unbinds
+ * (at its exit, on a rebind of the way, at its own st_slab_shrink or st_slab_destroy). An
+ * empty front takes the owner's magazines, else a depot magazine, else objects from the
+ * slabs; a full one gives its older half (one magazine) to the depot. Only the owner
+ * writes the front; st_slab_stats_get reads front_n and the counters as atomics, under the
+ * lock, because every move between the front and the depot happens under it. Other
+ * threads use their own magazines as before.
  * Locking: one lock per cache (slabs, lists, depot, counters), released around ctor and
  * dtor calls so they may use the cache themselves; lock order: registry (handle.c), then
  * cache, then the internal pools' locks.
  */
+#define ST_SLAB_INLINE /* strata.h's inline definitions become this file's external ones */
+
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -59,7 +73,12 @@
 #include "special/handle.h"
 #include "strata.h"
 
-enum { SLAB_MAG = 32, SLAB_WAYS = 16, SLAB_KNOWN = 32 };
+enum { SLAB_MAG = 32, SLAB_WAYS = 16, SLAB_KNOWN = ST_SLAB_FASTPATH_KNOWN };
+/* The front moves objects by whole magazines: a refill takes one of the depot, a spill
+ * gives the front's older half to one. */
+enum { SLAB_FRONT = ST_SLAB_FASTPATH_FRONT, SLAB_FRONT_BATCH = SLAB_FRONT / 2 };
+_Static_assert((unsigned)SLAB_FRONT_BATCH == (unsigned)SLAB_MAG, "a magazine is half a front");
+_Static_assert(ST_MAGIC_SLAB == ST_SLAB_FASTPATH_MAGIC, "strata.h names the slab magic");
 
 typedef struct magazine {
   struct magazine *next; /* on a depot list */
@@ -79,19 +98,14 @@ typedef struct slab_thread {
   slab_binding way[SLAB_WAYS]; /* by the cache's gen % SLAB_WAYS */
 } slab_thread;
 
+/* fast: magic (ST_MAGIC_SLAB while live, handle.h), key, bufctl, span, divisible, shift:
+ * const. known: set when a slab is mapped and its entry is free, cleared (under the lock)
+ * before the slab is given back; read without the lock by st_slab_free. The front: see
+ * "front" above. */
 struct st_slab_cache {
-  uint64_t magic;                       /* ST_MAGIC_SLAB while live (handle.h) */
+  struct st_slab_fastpath fast;         /* first: the inline paths read it (strata.h) */
   uint64_t gen;                         /* creation number, from 1; const */
-  uintptr_t key;                        /* bufctl of a live object: odd; const */
-  size_t bufctl;                        /* offset of the bufctl; const */
   st_chunk_geometry geo;                /* const */
-  size_t span;                          /* bytes of a slab's slots (capacity * slot); const */
-  uint64_t divisible;                   /* ~0 / slot + 1: an offset below 2^32 is a multiple
-                                           of the slot iff offset * divisible < it; const */
-  /* Slabs by number (address >> shift) % SLAB_KNOWN: the address of slot 0, or 0. Set
-   * when a slab is mapped and its entry is free, cleared (under the lock) before the slab
-   * is given back; read without the lock by st_slab_free. */
-  _Atomic(uintptr_t) known[SLAB_KNOWN];
   st_lock_t lock;                       /* guards everything below that is not const */
   char name[32];                        /* const */
   size_t object_size;                   /* const */
@@ -118,7 +132,7 @@ static st_pool_t *magazine_pool, *thread_pool; /* written once, under slab_once 
 static st_atomic_size xslab_caches_created;
 
 ST_INLINE uintptr_t *slab_bufctl(const st_slab_cache_t *c, void *obj) {
-  return (uintptr_t *)((char *)obj + c->bufctl);
+  return (uintptr_t *)((char *)obj + c->fast.bufctl);
 }
 
 static st_list_t *slab_list(st_slab_cache_t *c, enum slab_state s) {
@@ -163,11 +177,12 @@ st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t align,
   if (name != NULL) strncpy(c->name, name, sizeof c->name - 1);
   c->gen = st_fetch_add_relaxed(&xslab_caches_created, 1) + 1;
   c->object_size = size;
-  c->bufctl = bufctl;
-  c->key = ((uintptr_t)c * UINT64_C(0x9e3779b97f4a7c15)) | 1;
+  c->fast.bufctl = bufctl;
+  c->fast.key = ((uintptr_t)c * UINT64_C(0x9e3779b97f4a7c15)) | 1;
   c->geo = geo;
-  c->span = geo.capacity * geo.slot;
-  c->divisible = UINT64_MAX / geo.slot + 1; /* exact for offsets below 2^32 */
+  c->fast.shift = geo.shift;
+  c->fast.span = geo.capacity * geo.slot;
+  c->fast.divisible = UINT64_MAX / geo.slot + 1; /* exact for offsets below 2^32 */
   c->ctor = ctor;
   c->dtor = dtor;
   st_list_init(&c->partial);
@@ -179,9 +194,10 @@ st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t align,
 
 /* ---- the slab layer (the cache's lock held) ----------------------------------------- */
 
-/* The entry of `known` for the slab holding (or starting at) addr. */
-ST_INLINE _Atomic(uintptr_t) *slab_known_entry(st_slab_cache_t *c, const void *addr) {
-  return &c->known[(st__chunk_base(addr, &c->geo) >> c->geo.shift) % SLAB_KNOWN];
+/* The entry of `known` for the slab holding (or starting at) addr (atomic: read with
+ * __atomic builtins, as strata.h does). */
+ST_INLINE uintptr_t *slab_known_entry(st_slab_cache_t *c, const void *addr) {
+  return &c->fast.known[(st__chunk_base(addr, &c->geo) >> c->geo.shift) % SLAB_KNOWN];
 }
 
 /* The slab the next object comes from, on the partial list; NULL when out of memory. */
@@ -195,8 +211,9 @@ static st_chunk_t *slab_for_alloc_locked(st_slab_cache_t *c) {
   }
   slab = st__chunk_map(&c->geo, &c->reserve, c);
   if (slab == NULL) return NULL;
-  _Atomic(uintptr_t) *known = slab_known_entry(c, slab);
-  if (st_load_relaxed(known) == 0) st_store_release(known, (uintptr_t)st__chunk_slots(slab, &c->geo));
+  uintptr_t *known = slab_known_entry(c, slab);
+  if (__atomic_load_n(known, __ATOMIC_RELAXED) == 0)
+    __atomic_store_n(known, (uintptr_t)st__chunk_slots(slab, &c->geo), __ATOMIC_RELEASE);
   st_list_push_front(&c->partial, &slab->link);
   c->nslabs[SLAB_PARTIAL]++;
   return slab;
@@ -275,14 +292,42 @@ ST_INLINE slab_binding *slab_binding_of(slab_thread *t, const st_slab_cache_t *c
   return &t->way[c->gen % SLAB_WAYS];
 }
 
+/* ---- the front ---------------------------------------------------------------------- */
+
+ST_INLINE bool slab_front_mine(const st_slab_cache_t *c) {
+  return __atomic_load_n(&c->fast.front_owner, __ATOMIC_RELAXED) == ST_SLAB_THREAD_SELF();
+}
+
+/* Makes the calling thread the front's owner if it has none; the acquire pairs with the
+ * release of slab_front_release, so the new owner sees the front as its last owner left it. */
+static bool slab_front_claim(st_slab_cache_t *c) {
+  void *none = NULL;
+  return __atomic_compare_exchange_n(&c->fast.front_owner, &none, ST_SLAB_THREAD_SELF(), false,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+/* The owner gives its front's objects back to the slabs and its counts to the cache, and
+ * gives up the front. The lock held. */
+static void slab_front_release_locked(st_slab_cache_t *c) {
+  for (unsigned i = 0; i < c->fast.front_n; i++) slab_put_locked(c, c->fast.front[i]);
+  c->allocs += c->fast.front_allocs;
+  c->frees += c->fast.front_frees;
+  __atomic_store_n(&c->fast.front_n, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->fast.front_allocs, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->fast.front_frees, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->fast.front_owner, NULL, __ATOMIC_RELEASE);
+}
+
 /* Flushes b into its cache (if that is still live): full magazines to the depot, other
- * objects to the slabs, counters added; then b is unbound. */
+ * objects to the slabs, counters added, the front given up if the caller (always b's
+ * thread) owns it; then b is unbound. */
 static void slab_unbind(slab_binding *b) {
   if (b->gen == 0) return;
   st_slab_cache_t *c = b->cache;
   magazine *spare = NULL;
   if (st__handle_magic(c) == ST_MAGIC_SLAB && c->gen == b->gen) {
     st_lock_acquire(&c->lock);
+    if (slab_front_mine(c)) slab_front_release_locked(c);
     magazine *mags[2] = {b->loaded, b->prev};
     for (int i = 0; i < 2; i++) {
       magazine *m = mags[i];
@@ -362,7 +407,7 @@ static void *slab_alloc_direct(st_slab_cache_t *c) {
   st_lock_release(&c->lock);
   if (n == 0) return NULL;
   slab_construct(c, obj, fresh);
-  *slab_bufctl(c, obj) = c->key;
+  *slab_bufctl(c, obj) = c->fast.key;
   return obj;
 }
 
@@ -403,7 +448,7 @@ static ST_NOINLINE void *slab_alloc_slow(st_slab_cache_t *c) {
       if (fresh) { /* built now, handed out at once: the ctor may use the cache (and b) */
         void *obj = b->loaded->obj[0];
         slab_construct(c, obj, fresh);
-        *slab_bufctl(c, obj) = c->key;
+        *slab_bufctl(c, obj) = c->fast.key;
         slab_count_alloc(c, b);
         return obj;
       }
@@ -411,23 +456,126 @@ static ST_NOINLINE void *slab_alloc_slow(st_slab_cache_t *c) {
     }
   }
   void *obj = b->loaded->obj[--b->loaded->n];
-  *slab_bufctl(c, obj) = c->key;
+  *slab_bufctl(c, obj) = c->fast.key;
   b->allocs++;
   return obj;
 }
 
-void *st_slab_alloc(st_slab_cache_t *c) {
+/* The calling thread owns c's front, claimed now if it had no owner. The owner is bound
+ * to c (so its unbind, at the latest at its exit, gives the front up): checked here too,
+ * because a thread can find itself the owner without having claimed the front: in a forked
+ * child, a new thread may get the thread pointer of an owner that did not survive the
+ * fork. An owner that cannot bind (exited, no memory) gives the front up. */
+static bool slab_front_ours(st_slab_cache_t *c) {
+  void *owner = __atomic_load_n(&c->fast.front_owner, __ATOMIC_RELAXED);
+  if (owner != NULL && owner != ST_SLAB_THREAD_SELF()) return false;
+  if (slab_bind(c) == NULL) {
+    if (owner != NULL) {
+      st_lock_acquire(&c->lock);
+      slab_front_release_locked(c);
+      st_lock_release(&c->lock);
+    }
+    return false;
+  }
+  return owner != NULL || slab_front_claim(c);
+}
+
+/* The owner takes the last object of its non-empty front, live. */
+static void *slab_front_pop(st_slab_cache_t *c) {
+  struct st_slab_fastpath *f = &c->fast;
+  unsigned n = f->front_n - 1;
+  void *obj = f->front[n];
+  __atomic_store_n(&f->front_n, n, __ATOMIC_RELAXED);
+  *slab_bufctl(c, obj) = f->key;
+  __atomic_store_n(&f->front_allocs, f->front_allocs + 1, __ATOMIC_RELAXED);
+  return obj;
+}
+
+/* The owner's front is empty: refilled from the owner's magazines, else with a magazine of
+ * the depot, else from the slabs. Returns the object to hand out, live, or NULL when out
+ * of memory. */
+static void *slab_front_refill(st_slab_cache_t *c) {
+  struct st_slab_fastpath *f = &c->fast;
+  slab_binding *b = slab_binding_of(tls_slab_thread, c);
+  magazine *mags[2] = {b->loaded, b->prev};
+  unsigned n = 0;
+  for (int i = 0; i < 2; i++)
+    while (n < SLAB_FRONT_BATCH && mags[i]->n > 0) f->front[n++] = mags[i]->obj[--mags[i]->n];
+  if (n == 0) {
+    st_lock_acquire(&c->lock);
+    magazine *full = c->depot_full;
+    if (full != NULL) {
+      c->depot_full = full->next;
+      c->depot_objects -= full->n;
+      n = full->n;
+      memcpy(f->front, full->obj, n * sizeof *f->front);
+      __atomic_store_n(&f->front_n, n, __ATOMIC_RELAXED); /* with the depot, for the stats */
+      full->n = 0;
+      full->next = c->depot_empty, c->depot_empty = full;
+      st_lock_release(&c->lock);
+    } else {
+      unsigned fresh;
+      n = slab_take_locked(c, f->front, SLAB_FRONT_BATCH, &fresh);
+      if (!fresh) __atomic_store_n(&f->front_n, n, __ATOMIC_RELAXED);
+      st_lock_release(&c->lock);
+      if (n == 0) return NULL;
+      if (fresh) { /* built now, handed out at once: the ctor may use the cache (the front
+                      is empty and consistent) */
+        void *obj = f->front[0];
+        slab_construct(c, obj, fresh);
+        *slab_bufctl(c, obj) = f->key;
+        if (slab_front_mine(c)) { /* the ctor may have made this thread give it up */
+          __atomic_store_n(&f->front_allocs, f->front_allocs + 1, __ATOMIC_RELAXED);
+        } else {
+          st_lock_acquire(&c->lock);
+          c->allocs++;
+          st_lock_release(&c->lock);
+        }
+        return obj;
+      }
+    }
+  }
+  __atomic_store_n(&f->front_n, n, __ATOMIC_RELAXED);
+  return slab_front_pop(c);
+}
+
+/* The owner's front is full: its older half goes to the depot as a magazine (straight to
+ * the slabs when no magazine can be had). */
+static void slab_front_spill(st_slab_cache_t *c) {
+  struct st_slab_fastpath *f = &c->fast;
+  st_lock_acquire(&c->lock);
+  magazine *m = c->depot_empty;
+  if (m != NULL) c->depot_empty = m->next;
+  else m = st_pool_alloc(magazine_pool);
+  if (m != NULL) {
+    memcpy(m->obj, f->front, SLAB_FRONT_BATCH * sizeof *m->obj);
+    m->n = SLAB_FRONT_BATCH;
+    m->next = c->depot_full, c->depot_full = m;
+    c->depot_objects += m->n;
+  } else {
+    for (unsigned i = 0; i < SLAB_FRONT_BATCH; i++) slab_put_locked(c, f->front[i]);
+  }
+  memmove(f->front, f->front + SLAB_FRONT_BATCH,
+          (SLAB_FRONT - SLAB_FRONT_BATCH) * sizeof *f->front);
+  __atomic_store_n(&f->front_n, SLAB_FRONT - SLAB_FRONT_BATCH, __ATOMIC_RELAXED);
+  st_lock_release(&c->lock); /* front_n moved with the depot, for the stats */
+}
+
+/* Everything the inline st_slab_alloc (strata.h) does not do: the checks, the front's
+ * refill and claim, and the magazines of every thread but the front's owner. */
+void *st_slab_alloc_slow(st_slab_cache_t *c) {
   if (ST_UNLIKELY(c == NULL)) {
     errno = EINVAL;
     return NULL;
   }
   st__handle_check(c, ST_MAGIC_SLAB, "st_slab_alloc");
+  if (slab_front_ours(c)) return c->fast.front_n > 0 ? slab_front_pop(c) : slab_front_refill(c);
   slab_thread *t = tls_slab_thread;
   if (ST_LIKELY(t != NULL)) {
     slab_binding *b = slab_binding_of(t, c);
     if (ST_LIKELY(b->gen == c->gen) && ST_LIKELY(b->loaded->n > 0)) {
       void *obj = b->loaded->obj[--b->loaded->n];
-      *slab_bufctl(c, obj) = c->key;
+      *slab_bufctl(c, obj) = c->fast.key;
       b->allocs++;
       return obj;
     }
@@ -456,10 +604,10 @@ static ST_COLD ST_NOINLINE _Noreturn void slab_fatal_misfit(st_slab_cache_t *c, 
  * in `known` (so it is a live slab of c), obj is on a slot boundary and it is live. A
  * slot never handed out reads bufctl 0. False sends the free to slab_free_plausible. */
 ST_INLINE bool slab_free_known(st_slab_cache_t *c, void *obj) {
-  uintptr_t slot0 = st_load_relaxed(slab_known_entry(c, obj));
+  uintptr_t slot0 = __atomic_load_n(slab_known_entry(c, obj), __ATOMIC_RELAXED);
   uintptr_t offset = (uintptr_t)obj - slot0;
-  return slot0 != 0 && offset < c->span && offset * c->divisible < c->divisible &&
-         *slab_bufctl(c, obj) == c->key;
+  return slot0 != 0 && offset < c->fast.span && offset * c->fast.divisible < c->fast.divisible &&
+         *slab_bufctl(c, obj) == c->fast.key;
 }
 
 /* The checks that need no lock: obj is in a live slab of c (chunk index, header), on a
@@ -473,7 +621,7 @@ ST_INLINE bool slab_free_plausible(st_slab_cache_t *c, void *obj) {
   if (ST_UNLIKELY(offset >= (uintptr_t)(slab->limit - st__chunk_slots(slab, &c->geo))))
     return false;
   if (ST_UNLIKELY(((offset * c->geo.recip) >> 32) * c->geo.slot != offset)) return false;
-  return *slab_bufctl(c, obj) == c->key;
+  return *slab_bufctl(c, obj) == c->fast.key;
 }
 
 /* A free that failed a check of slab_free_plausible: diagnosed precisely, under the lock
@@ -517,12 +665,24 @@ static ST_NOINLINE void slab_free_slow(st_slab_cache_t *c, void *obj) {
   b->frees++;
 }
 
-void st_slab_free(st_slab_cache_t *c, void *obj) {
+/* Everything the inline st_slab_free (strata.h) does not do: NULL and misuse, slabs
+ * missing from `known`, the front's spill and claim, and the magazines of every thread but
+ * the front's owner. */
+void st_slab_free_slow(st_slab_cache_t *c, void *obj) {
   if (ST_UNLIKELY(obj == NULL)) return; /* before c is read: st_slab_free(NULL, NULL) is fine */
   if (ST_UNLIKELY(c == NULL)) st__fatal("st_slab_free(): %p freed to a NULL slab cache", obj);
   st__handle_check(c, ST_MAGIC_SLAB, "st_slab_free");
   if (ST_UNLIKELY(!slab_free_known(c, obj)) && ST_UNLIKELY(!slab_free_plausible(c, obj)))
     slab_free_bad(c, obj);
+  if (slab_front_ours(c)) {
+    struct st_slab_fastpath *f = &c->fast;
+    if (f->front_n == SLAB_FRONT) slab_front_spill(c);
+    *slab_bufctl(c, obj) = 0;
+    f->front[f->front_n] = obj;
+    __atomic_store_n(&f->front_n, f->front_n + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->front_frees, f->front_frees + 1, __ATOMIC_RELAXED);
+    return;
+  }
   slab_thread *t = tls_slab_thread;
   if (ST_LIKELY(t != NULL)) {
     slab_binding *b = slab_binding_of(t, c);
@@ -541,7 +701,7 @@ void st_slab_free(st_slab_cache_t *c, void *obj) {
 static size_t slab_give_back(st_slab_cache_t *c, st_chunk_t *slab) {
   size_t destructed = 0;
   for (char *obj = st__chunk_slots(slab, &c->geo); obj < slab->fresh; obj += c->geo.slot) {
-    if (*slab_bufctl(c, obj) == c->key) continue; /* live: the caller's business */
+    if (*slab_bufctl(c, obj) == c->fast.key) continue; /* live: the caller's business */
     if (c->dtor != NULL) c->dtor(obj);
     destructed++;
   }
@@ -559,9 +719,9 @@ static size_t slab_give_back_lists(st_slab_cache_t *c, enum slab_state first,
     st_list_t *head = slab_list(c, (enum slab_state)s), *pos, *tmp;
     st_list_for_each_safe(pos, tmp, head) {
       st_chunk_t *slab = ST_CONTAINER_OF(pos, st_chunk_t, link);
-      _Atomic(uintptr_t) *known = slab_known_entry(c, slab);
-      if (st_load_relaxed(known) == (uintptr_t)st__chunk_slots(slab, &c->geo))
-        st_store_relaxed(known, 0);
+      uintptr_t *known = slab_known_entry(c, slab);
+      if (__atomic_load_n(known, __ATOMIC_RELAXED) == (uintptr_t)st__chunk_slots(slab, &c->geo))
+        __atomic_store_n(known, 0, __ATOMIC_RELAXED);
       st_list_remove(pos);
       st_list_push_back(&doomed, pos);
     }
@@ -622,6 +782,11 @@ void st_slab_stats_get(st_slab_cache_t *c, st_slab_stats *out) {
   if (t != NULL && slab_binding_of(t, c)->gen == c->gen) own = *slab_binding_of(t, c);
   size_t own_objects = own.gen != 0 ? own.loaded->n + own.prev->n : 0;
   st_lock_acquire(&c->lock);
+  /* The front, whoever owns it: a snapshot, read under the lock so that objects moving
+   * between the front and the depot (which happens under it) are counted once. */
+  own_objects += __atomic_load_n(&c->fast.front_n, __ATOMIC_RELAXED);
+  own.allocs += __atomic_load_n(&c->fast.front_allocs, __ATOMIC_RELAXED);
+  own.frees += __atomic_load_n(&c->fast.front_frees, __ATOMIC_RELAXED);
   size_t slabs = c->nslabs[SLAB_PARTIAL] + c->nslabs[SLAB_FULL] + c->nslabs[SLAB_EMPTY];
   size_t cached = c->depot_objects + own_objects;
   *out = (st_slab_stats){

@@ -138,6 +138,50 @@ static void slab_lists(void) {
   st_slab_destroy(c);
 }
 
+/* The first thread to use a cache owns its front (the inline paths of strata.h); its exit
+ * gives the front's objects back and lets the next thread take the front over. */
+static void *use_front_and_exit(void *cache) {
+  enum { N = 40 }; /* more than a front holds: one spill to the depot */
+  void *objs[N];
+  for (size_t i = 0; i < N; i++) objs[i] = st_slab_alloc(cache);
+  for (size_t i = 0; i < N; i++) st_slab_free(cache, objs[i]);
+  return NULL;
+}
+
+static void slab_front_handover(void) {
+  reset_calls();
+  st_slab_cache_t *c = st_slab_create("front", sizeof(widget), 0, widget_ctor, widget_dtor);
+  REQUIRE(c != NULL);
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, use_front_and_exit, c) == 0);
+  pthread_join(t, NULL);
+  st_slab_stats s;
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.live_objects, 0);
+  CHECK_EQ(s.allocs, 40);
+  CHECK_EQ(s.frees, 40);
+  CHECK_EQ(s.cached_objects, 40);
+  enum { N = 100 };
+  static widget *w[N];
+  for (size_t i = 0; i < N; i++) {
+    w[i] = st_slab_alloc(c);
+    REQUIRE(w[i] != NULL);
+    CHECK(w[i]->state == WIDGET_READY && w[i]->self == w[i]);
+  }
+  CHECK_EQ(atomic_load(&ctor_calls), N); /* the thread's 40, reused, and 60 more */
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.live_objects, N);
+  CHECK_EQ(s.allocs, 40 + N);
+  for (size_t i = 0; i < N; i++) st_slab_free(c, w[i]);
+  st_slab_stats_get(c, &s);
+  CHECK_EQ(s.live_objects, 0);
+  CHECK_EQ(s.frees, 40 + N);
+  CHECK_EQ(s.cached_objects, N);
+  CHECK_EQ(st_slab_shrink(c), s.reserved_bytes); /* the front too: every slab is empty */
+  CHECK_EQ(atomic_load(&dtor_calls), N);
+  st_slab_destroy(c);
+}
+
 /* Magazines of a thread that exited go to the depot; shrink then returns everything. */
 static void *use_and_exit(void *cache) {
   enum { N = 1000 };
@@ -170,10 +214,12 @@ static void slab_live_thread_magazines(void) {
   pthread_t t;
   REQUIRE(pthread_create(&t, NULL, free_and_wait, &h) == 0);
   while (atomic_load(&h.stage) != 1) sched_yield();
-  CHECK_EQ(st_slab_shrink(h.cache), 0); /* the slab holds the thread's magazine */
+  CHECK_EQ(st_slab_shrink(h.cache), 0); /* the slab holds the thread's objects */
   st_slab_stats s;
   st_slab_stats_get(h.cache, &s);
-  CHECK_EQ(s.live_objects, 10); /* as far as this thread can tell */
+  /* the thread, first to use the cache, owns its front, which every thread can count */
+  CHECK_EQ(s.live_objects, 0);
+  CHECK_EQ(s.magazine_objects, 10);
   CHECK_EQ(atomic_load(&dtor_calls), 0);
   atomic_store(&h.stage, 2);
   pthread_join(t, NULL);
@@ -286,9 +332,16 @@ static void *slab_alloc_cb(void *cache) { return st_slab_alloc(cache); }
 static void slab_free_cb(void *cache, void *obj) { st_slab_free(cache, obj); }
 static int widget_ready(const void *obj) { return ((const widget *)obj)->state == WIDGET_READY; }
 
-/* Threads share a cache while st_slab_shrink runs destructors beside them. */
+/* Threads share a cache while st_slab_shrink runs destructors beside them and the
+ * statistics read the front its owner is using. */
 static void *shrinker(void *cache) {
-  for (int i = 0; i < 20; i++) (void)st_slab_shrink(cache), sched_yield();
+  for (int i = 0; i < 20; i++) {
+    st_slab_stats s;
+    (void)st_slab_shrink(cache);
+    st_slab_stats_get(cache, &s);
+    CHECK(s.magazine_objects <= s.cached_objects + s.live_objects);
+    sched_yield();
+  }
   return NULL;
 }
 
@@ -400,6 +453,7 @@ int main(int argc, char **argv) {
     RUN_CASE(slab_lists);
     RUN_CASE(slab_exited_thread_magazines);
     RUN_CASE(slab_live_thread_magazines);
+    RUN_CASE(slab_front_handover);
     RUN_CASE(slab_reentrant_ctor);
     RUN_CASE(slab_foreach);
     RUN_CASE(slab_invalid);
