@@ -109,10 +109,9 @@ static uint64_t block_mix(const void *p) {
 
 /* The first offset in [from, to) whose byte is not byte (offset % 8) of pattern, or `to`.
  * Canary bytes are so laid out (whole words of the canary are the mix itself, in the
- * little-endian order of every target strata builds for), and the fill is one byte. The 8
- * bytes from `from` must be readable (they are inside the block for every caller). Whole
- * words are compared, rotated to the offset's place; the bytes are looked at only to name
- * the offset of a mismatch. */
+ * little-endian order of every target strata builds for), and the fill is one byte. Whole
+ * words are compared, rotated to the offset's place; the bytes are looked at only for a
+ * tail shorter than a word and to name the offset of a mismatch. Reads nothing past `to`. */
 static size_t pattern_mismatch(const uint8_t *b, uint64_t pattern, size_t from, size_t to) {
   if (from >= to) return to;
   unsigned shift = (unsigned)(from & 7) * 8;
@@ -122,10 +121,7 @@ static size_t pattern_mismatch(const uint8_t *b, uint64_t pattern, size_t from, 
     memcpy(&word, b + i, sizeof word);
     if (word != want) goto find;
   }
-  if (i == to) return to;
-  memcpy(&word, b + i, sizeof word);
-  if (((word ^ want) & ((1ULL << (to - i) * 8) - 1)) == 0) return to;
-find:
+find: /* the mismatching word, or the tail shorter than a word (never read past `to`) */
   for (; i < to; i++)
     if (b[i] != (uint8_t)(pattern >> (i & 7) * 8)) return i;
   return to;
