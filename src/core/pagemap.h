@@ -3,10 +3,13 @@
  *
  * Owns: a two-level radix tree over the 47-bit user address space at page granularity.
  *
- *   address bits:  46 ........ 30 | 29 ........ 12 | 11 .. 0
+ *   address bits:  46 ........ 32 | 31 ........ 12 | 11 .. 0
  *                  root index     | leaf index     | offset in page
- *   root: static array of 2^17 leaf references (1 MiB of .bss, touched sparsely);
- *   leaf: 2^18 span references (2 MiB mapped on first use, never freed).
+ *   root: static array of 2^15 leaf references (256 KiB of .bss, touched sparsely);
+ *   leaf: 2^20 span references (8 MiB mapped on first use, never freed; only the entries
+ *   of pages in use are ever written, so only they become resident).
+ * A leaf index is the low half of the address shifted: one 32-bit move and a shift on the
+ * free fast path, with no mask.
  *
  * References are offsets from st__pagemap itself, so that 0, the value of every entry
  * never written, refers to something readable: in the root, the empty leaf (a .bss leaf
@@ -32,7 +35,7 @@
 
 #include "core/span.h"
 
-#define ST_PAGEMAP_LEAF_SHIFT 30
+#define ST_PAGEMAP_LEAF_SHIFT 32
 #define ST_PAGEMAP_ROOT_LEN ((size_t)1 << (47 - ST_PAGEMAP_LEAF_SHIFT))
 #define ST_PAGEMAP_LEAF_LEN ((size_t)1 << (ST_PAGEMAP_LEAF_SHIFT - ST_PAGE_SHIFT))
 
@@ -50,16 +53,32 @@ typedef struct st_pagemap {
 
 ST_HIDDEN extern st_pagemap_t st__pagemap;
 
-/* The span owning addr's page, or &st__pagemap.none when there is none (not strata's,
- * interior of a large block, ...). No thread owns none, so the free fast path needs no
- * other test before it compares the owner. */
-ST_INLINE struct st_span *st__pagemap_lookup_or_none(const void *addr) {
+_Static_assert(ST_PAGEMAP_LEAF_SHIFT == 32, "a leaf index is the low 32 bits shifted");
+
+/* Whether addr lies in the user address space the map covers. */
+ST_INLINE bool st__pagemap_covers(const void *addr) {
+  return (uintptr_t)addr >> ST_PAGEMAP_LEAF_SHIFT < ST_PAGEMAP_ROOT_LEN;
+}
+
+/* The span owning the page of addr's low 47 bits (the user address space), or
+ * &st__pagemap.none when there is none (not strata's, interior of a large block, ...). For
+ * an address the map covers, that is addr's span; any other folds onto some page, so a
+ * caller that may see one checks that addr lies in the span before it trusts the answer
+ * (the free fast path does with its block check, span.h), and the lookup spends no compare
+ * and branch on them. No thread owns none, so the free fast path needs no other test
+ * before it compares the owner. */
+ST_INLINE struct st_span *st__pagemap_lookup_user_bits(const void *addr) {
   uintptr_t a = (uintptr_t)addr;
-  uintptr_t root_index = a >> ST_PAGEMAP_LEAF_SHIFT;
-  if (ST_UNLIKELY(root_index >= ST_PAGEMAP_ROOT_LEN)) return &st__pagemap.none;
+  uintptr_t root_index = (a >> ST_PAGEMAP_LEAF_SHIFT) & (ST_PAGEMAP_ROOT_LEN - 1);
   uintptr_t base = (uintptr_t)&st__pagemap;
   st_pagemap_entry *leaf = (st_pagemap_entry *)(base + st_load_relaxed_word(&st__pagemap.root[root_index]));
-  return (struct st_span *)(base + st_load_relaxed_word(&leaf[(a >> ST_PAGE_SHIFT) & (ST_PAGEMAP_LEAF_LEN - 1)]));
+  return (struct st_span *)(base + st_load_relaxed_word(&leaf[(uint32_t)a >> ST_PAGE_SHIFT]));
+}
+
+/* The span owning addr's page, or &st__pagemap.none when there is none. */
+ST_INLINE struct st_span *st__pagemap_lookup_or_none(const void *addr) {
+  if (ST_UNLIKELY(!st__pagemap_covers(addr))) return &st__pagemap.none;
+  return st__pagemap_lookup_user_bits(addr);
 }
 
 /* The same with acquire loads, for readers that hold no pointer into the span and so were
