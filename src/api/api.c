@@ -34,9 +34,7 @@ void *st__api_malloc_slow(size_t size) {
 }
 
 void st__api_free_slow(void *p, st_span_t *span) {
-  if (p == NULL) return;
-  if (!st__pagemap_covers(p)) span = NULL; /* the fast path's lookup folded it onto a span */
-  st__dispatch_free(p, span != &st__pagemap.none ? span : NULL, "free");
+  if (p != NULL) st__dispatch_free(p, span != &st__pagemap.none ? span : NULL, "free");
 }
 
 void *st__api_calloc(size_t count, size_t size) {

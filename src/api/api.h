@@ -46,10 +46,9 @@ ST_INLINE void *st__api_malloc(size_t size) {
  * carry the free mark. Everything else takes the slow path: foreign pointers and NULL (no
  * thread owns st__pagemap.none, the lookup's answer for them), interior pointers and ones
  * into the span's tail (named there as invalid), and a marked block (told apart from a
- * program that stored the mark's value, span.h). The lookup folds addresses past the user
- * space onto it (pagemap.h): the block check rejects those before the mark is read. */
+ * program that stored the mark's value, span.h). */
 ST_INLINE void st__api_free(void *p) {
-  st_span_t *span = st__pagemap_lookup_user_bits(p);
+  st_span_t *span = st__pagemap_lookup_or_none(p);
   st_block_t *block = p;
   if (ST_LIKELY(st_is_thread_pointer(st_load_relaxed(&span->xfast_thread)) &&
                 st__span_is_block(span, (uintptr_t)p) && block->key != st__block_key(span))) {

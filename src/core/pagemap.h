@@ -55,30 +55,19 @@ ST_HIDDEN extern st_pagemap_t st__pagemap;
 
 _Static_assert(ST_PAGEMAP_LEAF_SHIFT == 32, "a leaf index is the low 32 bits shifted");
 
-/* Whether addr lies in the user address space the map covers. */
-ST_INLINE bool st__pagemap_covers(const void *addr) {
-  return (uintptr_t)addr >> ST_PAGEMAP_LEAF_SHIFT < ST_PAGEMAP_ROOT_LEN;
-}
-
-/* The span owning the page of addr's low 47 bits (the user address space), or
- * &st__pagemap.none when there is none (not strata's, interior of a large block, ...). For
- * an address the map covers, that is addr's span; any other folds onto some page, so a
- * caller that may see one checks that addr lies in the span before it trusts the answer
- * (the free fast path does with its block check, span.h), and the lookup spends no compare
- * and branch on them. No thread owns none, so the free fast path needs no other test
- * before it compares the owner. */
-ST_INLINE struct st_span *st__pagemap_lookup_user_bits(const void *addr) {
+/* The span owning addr's page, or &st__pagemap.none when there is none (not strata's,
+ * interior of a large block, past the user address space, ...). No thread owns none, so
+ * the free fast path needs no other test before it compares the owner. The root index is
+ * compared, not masked: a masked lookup would fold addresses past the user space onto
+ * spans, and the free fast path's block check cannot reject every fold (for a block size
+ * 2^s, M * 2^47 is a multiple of 2^47 modulo 2^64: tests/unit/test_block_start.c). */
+ST_INLINE struct st_span *st__pagemap_lookup_or_none(const void *addr) {
   uintptr_t a = (uintptr_t)addr;
-  uintptr_t root_index = (a >> ST_PAGEMAP_LEAF_SHIFT) & (ST_PAGEMAP_ROOT_LEN - 1);
+  uintptr_t root_index = a >> ST_PAGEMAP_LEAF_SHIFT;
+  if (ST_UNLIKELY(root_index >= ST_PAGEMAP_ROOT_LEN)) return &st__pagemap.none;
   uintptr_t base = (uintptr_t)&st__pagemap;
   st_pagemap_entry *leaf = (st_pagemap_entry *)(base + st_load_relaxed_word(&st__pagemap.root[root_index]));
   return (struct st_span *)(base + st_load_relaxed_word(&leaf[(uint32_t)a >> ST_PAGE_SHIFT]));
-}
-
-/* The span owning addr's page, or &st__pagemap.none when there is none. */
-ST_INLINE struct st_span *st__pagemap_lookup_or_none(const void *addr) {
-  if (ST_UNLIKELY(!st__pagemap_covers(addr))) return &st__pagemap.none;
-  return st__pagemap_lookup_user_bits(addr);
 }
 
 /* The same with acquire loads, for readers that hold no pointer into the span and so were
