@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "base/macros.h"
+#include "base/thread_pointer.h"
 #include "core/pagemap.h"
 #include "core/thread.h"
 
@@ -33,27 +34,28 @@ ST_HIDDEN int st__api_trim(size_t pad);
 /* Pop from the current span of the size's class. */
 ST_INLINE void *st__api_malloc(size_t size) {
   if (ST_LIKELY(size <= ST_SMALL_FAST_MAX)) {
-    void *block = st__tcache_pop(st__tls_tcache, st__small_class(size));
+    st_tcache_t *tc = st__tls_tcache;
+    void *block = st__tcache_pop(tc, st__tcache_small_class(tc, size));
     if (ST_LIKELY(block != NULL)) return block;
   }
   return st__api_malloc_slow(size);
 }
 
-/* Push onto the span's free list when this thread owns the span and it is not parked;
- * foreign pointers, NULL and every other case take the slow path (no thread owns
- * st__pagemap.none, the lookup's answer for them). A block that already carries the free
- * mark goes to the slow path too, which tells a double free from a program that stored
- * the mark's value (span.h). */
+/* Push onto the span's free list when the calling thread may free into the span without
+ * the slow path (span.h: xfast_thread) and the block does not carry the free mark.
+ * Everything else takes the slow path: foreign pointers and NULL (no thread owns
+ * st__pagemap.none, the lookup's answer for them) and a marked block (told apart from a
+ * program that stored the mark's value, span.h). An interior pointer freed by the owner is
+ * not checked here: st__span_is_block would cost 5 instructions per pair (docs/security.md). */
 ST_INLINE void st__api_free(void *p) {
   st_span_t *span = st__pagemap_lookup_or_none(p);
-  st_tcache_t *tc = st__tls_tcache;
   st_block_t *block = p;
-  if (ST_LIKELY(st_load_relaxed(&span->xfast_owner) == &tc->owner &&
+  if (ST_LIKELY(st_is_thread_pointer(st_load_relaxed(&span->xfast_thread)) &&
                 block->key != st__block_key(span))) {
     block->key = st__block_key(span);
     block->next = span->free;
     span->free = block;
-    if (ST_UNLIKELY(st__span_release_one(span))) st__tcache_retire(tc, span);
+    if (ST_UNLIKELY(st__span_release_one(span))) st__tcache_retire(st__tls_tcache, span);
     return;
   }
   st__api_free_slow(p, span);

@@ -34,8 +34,9 @@ static size_t guard_last_page(st_span_t *span) {
 
 void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner) {
   span->size_class = (uint8_t)cls;
-  span->block_size = st__class_size[cls];
-  span->capacity = (uint32_t)((st__span_bytes(span) - guard_last_page(span)) / span->block_size);
+  uint32_t block_size = st__class_size[cls];
+  st__span_set_block_size(span, block_size,
+                          (uint32_t)((st__span_bytes(span) - guard_last_page(span)) / block_size));
   span->carved = 0;
   span->free = ST_FREE_LIST_END;
   st__span_set_used(span, 0);
@@ -44,7 +45,7 @@ void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner) {
   span->reclaim_next = NULL;
   st_store_relaxed(&span->xthread_free, ST_REMOTE_NORMAL);
   st_store_relaxed(&span->xowner, owner);
-  st_store_relaxed(&span->xfast_owner, owner);
+  st_store_relaxed(&span->xfast_thread, owner->fast_thread);
 }
 
 /* Hardened mode: threads a batch onto the free list in a random order, so the address of

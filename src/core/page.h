@@ -71,11 +71,10 @@ ST_HIDDEN ST_COLD ST_NOINLINE void st__page_check_double_free(const st_span_t *s
                                                                const char *fn);
 ST_HIDDEN ST_COLD ST_NOINLINE _Noreturn void st__page_double_free(const st_span_t *span,
                                                                    const void *p, const char *fn);
-/* Whether a block address lies on a block boundary inside the slab. */
+/* Whether any address p (a link read from a list may point anywhere) starts a block of the
+ * slab. */
 ST_INLINE bool st__page_is_block_start(const st_span_t *span, const void *p) {
-  uint64_t offset = (uintptr_t)p - span->start;
-  uint64_t index = (offset * st__class_div_magic[span->size_class]) >> ST_DIV_SHIFT;
-  return index * span->block_size == offset && index < span->capacity;
+  return (uintptr_t)p - span->start < st__span_bytes(span) && st__span_is_block(span, (uintptr_t)p);
 }
 /* In a forked child, for a span of a thread that did not survive: that thread may have
  * stopped between two steps of a lock-free path (a pop before its count, a carve before
@@ -87,8 +86,7 @@ ST_HIDDEN void st__page_recount(st_span_t *span);
 /* Whether next, a decoded link of span's free list or remote list, may follow: the end of
  * either list or a block of the span. */
 ST_INLINE bool st__page_link_ok(const st_span_t *span, const st_block_t *next) {
-  return next == NULL || next == ST_FREE_LIST_END || ((uintptr_t)next - span->start < st__span_bytes(span) &&
-                           st__page_is_block_start(span, next));
+  return next == NULL || next == ST_FREE_LIST_END || st__page_is_block_start(span, next);
 }
 /* Checks counts and lists of a slab the caller owns (or holds under the shard lock);
  * pins: extra counts in `used` held by the owner (1 for a current span). */

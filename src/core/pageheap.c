@@ -552,7 +552,7 @@ void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
   s->dirty_pages = s->pages;
   s->freed_at_ms = now;
   st_store_relaxed(&s->xowner, NULL);
-  st_store_relaxed(&s->xfast_owner, NULL);
+  st_store_relaxed(&s->xfast_thread, 0);
   insert_coalesced(ph, s);
   if (ph->next_purge_ms == UINT64_MAX) {
     long delay = st_option(ST_OPTION_PURGE_DELAY_MS);

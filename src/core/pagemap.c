@@ -8,7 +8,7 @@
  * Each leaf is followed by its summary: one bit per page of the leaf (512 entries, 2 MiB
  * of address space), set when st__pagemap_reserve covers any of it. Only reserved ranges
  * ever hold entries, so the walk over all spans reads only those pages of a leaf: reading
- * the rest of a 2 MiB leaf, never written, made all of it resident (statistics at exit
+ * the rest of an 8 MiB leaf, never written, made all of it resident (statistics at exit
  * grew a 24 MiB program by 2.8 MiB).
  */
 #include "core/pagemap.h"
@@ -20,8 +20,8 @@ st_pagemap_t st__pagemap;
 
 static st_lock_t leaf_lock = ST_LOCK_INIT;
 static st_atomic_size xleaf_bytes;
-/* One bit per root entry, set when its leaf is created: the walk reads these 16 KiB
- * instead of the whole 1 MiB root, which reading made resident. */
+/* One bit per root entry, set when its leaf is created: the walk reads these 4 KiB
+ * instead of the whole 256 KiB root, which reading made resident. */
 static st_atomic_size xleaves_created[ST_PAGEMAP_ROOT_LEN / 64];
 
 static uintptr_t reference_to(const void *object) { return (uintptr_t)object - (uintptr_t)&st__pagemap; }

@@ -3,11 +3,14 @@
  *
  * Owns: a two-level radix tree over the 47-bit user address space at page granularity.
  *
- *   address bits:  46 ........ 30 | 29 ........ 12 | 11 .. 0
+ *   address bits:  46 ........ 32 | 31 ........ 12 | 11 .. 0
  *                  root index     | leaf index     | offset in page
- *   root: static array of 2^17 leaf references (1 MiB of .bss, touched sparsely);
- *   leaf: 2^18 span references (2 MiB mapped on first use, never freed), then a page
- *         whose first 64 bytes say which of the leaf's pages may hold entries.
+ *   root: static array of 2^15 leaf references (256 KiB of .bss, touched sparsely);
+ *   leaf: 2^20 span references (8 MiB mapped on first use, never freed; only the entries
+ *   of pages in use are ever written, so only they become resident), then a page whose
+ *   first 256 bytes say which of the leaf's pages may hold entries.
+ * A leaf index is the low half of the address shifted: one 32-bit move and a shift on the
+ * free fast path, with no mask.
  *
  * References are offsets from st__pagemap itself, so that 0, the value of every entry
  * never written, refers to something readable: in the root, the empty leaf (a .bss leaf
@@ -33,7 +36,7 @@
 
 #include "core/span.h"
 
-#define ST_PAGEMAP_LEAF_SHIFT 30
+#define ST_PAGEMAP_LEAF_SHIFT 32
 #define ST_PAGEMAP_ROOT_LEN ((size_t)1 << (47 - ST_PAGEMAP_LEAF_SHIFT))
 #define ST_PAGEMAP_LEAF_LEN ((size_t)1 << (ST_PAGEMAP_LEAF_SHIFT - ST_PAGE_SHIFT))
 
@@ -51,16 +54,21 @@ typedef struct st_pagemap {
 
 ST_HIDDEN extern st_pagemap_t st__pagemap;
 
+_Static_assert(ST_PAGEMAP_LEAF_SHIFT == 32, "a leaf index is the low 32 bits shifted");
+
 /* The span owning addr's page, or &st__pagemap.none when there is none (not strata's,
- * interior of a large block, ...). No thread owns none, so the free fast path needs no
- * other test before it compares the owner. */
+ * interior of a large block, past the user address space, ...). No thread owns none, so
+ * the free fast path needs no other test before it compares the owner. The root index is
+ * compared, not masked: a masked lookup would fold addresses past the user space onto
+ * spans, and the free fast path's block check cannot reject every fold (for a block size
+ * 2^s, M * 2^47 is a multiple of 2^47 modulo 2^64: tests/unit/test_block_start.c). */
 ST_INLINE struct st_span *st__pagemap_lookup_or_none(const void *addr) {
   uintptr_t a = (uintptr_t)addr;
   uintptr_t root_index = a >> ST_PAGEMAP_LEAF_SHIFT;
   if (ST_UNLIKELY(root_index >= ST_PAGEMAP_ROOT_LEN)) return &st__pagemap.none;
   uintptr_t base = (uintptr_t)&st__pagemap;
   st_pagemap_entry *leaf = (st_pagemap_entry *)(base + st_load_relaxed_word(&st__pagemap.root[root_index]));
-  return (struct st_span *)(base + st_load_relaxed_word(&leaf[(a >> ST_PAGE_SHIFT) & (ST_PAGEMAP_LEAF_LEN - 1)]));
+  return (struct st_span *)(base + st_load_relaxed_word(&leaf[(uint32_t)a >> ST_PAGE_SHIFT]));
 }
 
 /* The same with acquire loads, for readers that hold no pointer into the span and so were

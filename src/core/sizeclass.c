@@ -18,17 +18,13 @@
 
 #define SMALL_ENTRY(n) ST_SMALL_CLASS_OF((size_t)(n))
 #define SIZE_ENTRY(c) (uint32_t) ST_CLASS_SIZE(c)
-#define MAGIC_ENTRY(c) ST_CLASS_DIV_MAGIC(c)
 #define PAGES_ENTRY(c) (uint16_t)((ST_CLASS_SPAN_BYTES(c) + ST_PAGE_SIZE - 1) / ST_PAGE_SIZE)
 
 const uint8_t st__class_of_small[ST_SMALL_FAST_MAX + 1] = {
     REPEAT512(SMALL_ENTRY, 0), REPEAT512(SMALL_ENTRY, 512), SMALL_ENTRY(1024)};
 _Static_assert(ST_NUM_CLASSES == 64, "the tables below list 64 classes");
 const uint32_t st__class_size[ST_NUM_CLASSES] = {REPEAT64(SIZE_ENTRY, 0)};
-const uint64_t st__class_div_magic[ST_NUM_CLASSES] = {REPEAT64(MAGIC_ENTRY, 0)};
 const uint16_t st__class_span_pages[ST_NUM_CLASSES] = {REPEAT64(PAGES_ENTRY, 0)};
 
 _Static_assert(ST_CLASS_SIZE(ST_NUM_CLASSES - 1) == ST_SMALL_MAX, "the last class is ST_SMALL_MAX");
-_Static_assert((uint64_t)256 * 1024 * ST_SMALL_MAX < ((uint64_t)1 << ST_DIV_SHIFT),
-               "block-boundary division by multiplication is exact for every span offset");
 _Static_assert(ST_SMALL_CLASS_OF(ST_SMALL_FAST_MAX) == 31, "1024 bytes is class 31");

@@ -46,13 +46,8 @@
    : (n) <= 256 ? 8 + ST_SUB0(n, 129) / 16                                                      \
    : (n) <= 512 ? 16 + ST_SUB0(n, 257) / 32                                                     \
                 : 24 + ST_SUB0(n, 513) / 64)
-/* offset / size == (offset * magic) >> ST_DIV_SHIFT for every offset inside a span
- * (offset * size < 2^ST_DIV_SHIFT), so block boundaries are checked without a division. */
-#define ST_DIV_SHIFT 40
-#define ST_CLASS_DIV_MAGIC(c) ((((uint64_t)1 << ST_DIV_SHIFT) + ST_CLASS_SIZE(c) - 1) / ST_CLASS_SIZE(c))
 
 ST_HIDDEN extern const uint8_t st__class_of_small[ST_SMALL_FAST_MAX + 1];
-ST_HIDDEN extern const uint64_t st__class_div_magic[ST_NUM_CLASSES];
 ST_HIDDEN extern const uint32_t st__class_size[ST_NUM_CLASSES];
 ST_HIDDEN extern const uint16_t st__class_span_pages[ST_NUM_CLASSES];
 

@@ -16,6 +16,7 @@
 #ifndef ST_CORE_SPAN_H
 #define ST_CORE_SPAN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/atomics.h"
@@ -79,6 +80,9 @@ ST_INLINE void st__block_set_next(st_block_t *block, st_block_t *next) {
  * that find a span marked full push the span here so the owner reuses it. */
 typedef struct st_span_owner {
   _Atomic(struct st_span *) xreclaim; /* atomic: any thread pushes, owner takes all */
+  uintptr_t fast_thread;              /* const while it owns spans: the thread pointer
+                                         (base/thread_pointer.h) of the thread that frees
+                                         into its spans on the fast path; 0 for none */
 } st_span_owner;
 
 typedef struct st_span {
@@ -89,13 +93,17 @@ typedef struct st_span {
                                             writer (the owner, or the page heap lock holder while
                                             abandoned), read relaxed by statistics */
   uint32_t block_size;                   /* const while SLAB */
-  _Atomic(st_span_owner *) xfast_owner;  /* atomic: owner when it may free here without the
-                                            slow path (owned, parked or not); else NULL */
+  st_atomic_uptr xfast_thread;           /* atomic: the owner's fast_thread while that thread
+                                            may free here without the slow path (owned,
+                                            parked or not); else 0 */
   _Atomic(st_span_owner *) xowner;       /* atomic: owning cache; NULL if abandoned/not SLAB */
   st_atomic_uptr xthread_free;           /* atomic: remotely freed blocks | ST_REMOTE_* tag */
   uintptr_t start;                       /* page heap lock: first byte of the span */
-  size_t pages;                          /* page heap lock: length in pages */
+  uint64_t block_multiplier;             /* const while SLAB: with block_limit, tells block
+                                            starts from other addresses (st__span_is_block) */
+  uint64_t block_limit;                  /* const while SLAB */
   /* Cold. */
+  size_t pages;                          /* page heap lock: length in pages */
   uint32_t capacity;                     /* const while SLAB: blocks that fit */
   uint32_t carved;                       /* owner only: blocks carved from the untouched part */
   _Atomic(uint32_t) xused_bias;          /* atomic, one writer as `xused`: blocks out that
@@ -128,8 +136,29 @@ typedef struct st_span {
   st_list_t dirty_link;                  /* FREE: the page heap's purge list, oldest first */
 } st_span_t;
 
-_Static_assert(offsetof(st_span_t, xthread_free) < ST_CACHE_LINE,
+_Static_assert(offsetof(st_span_t, block_limit) + sizeof(uint64_t) <= ST_CACHE_LINE,
                "fields of the fast paths must share one cache line");
+
+/* Block starts by one multiply: for block size d, M is the smallest multiplier with
+ * M * d > 2^64, and e = M * d - 2^64 (1 <= e <= d). An offset o = m * d + r (r < d) into
+ * the span gives o * M = m * e + r * M modulo 2^64, with no wrap for every offset inside a
+ * span (m * e + r * M < (m + 1) * e + 2^64 - M, and (m + 1) * e is far below M). So
+ * o * M < capacity * e exactly when r = 0 and m < capacity: the offset starts one of the
+ * span's blocks, not the inside of one (r > 0 gives at least M) nor the tail past the last
+ * block (m >= capacity). tests/unit/test_page.c checks every class, and that addresses
+ * past the 47-bit user space, which the free fast path's lookup folds onto a span
+ * (pagemap.h), never pass. */
+ST_INLINE void st__span_set_block_size(st_span_t *span, uint32_t block_size, uint32_t capacity) {
+  uint64_t multiplier = UINT64_MAX / block_size + 1 + (UINT64_MAX % block_size == block_size - 1);
+  span->block_size = block_size;
+  span->capacity = capacity;
+  span->block_multiplier = multiplier;
+  span->block_limit = capacity * (multiplier * block_size); /* capacity * e */
+}
+/* Whether p starts one of the blocks of the slab span (any p, in the span or not). */
+ST_INLINE bool st__span_is_block(const st_span_t *span, uintptr_t p) {
+  return (p - span->start) * span->block_multiplier < span->block_limit;
+}
 
 /* Bytes a descriptor takes in its metadata chunk: a cache line multiple, so two threads'
  * spans never share a line. */

@@ -21,6 +21,8 @@ st_tcache_t st__tcache_empty = {.current = {[0 ... ST_NUM_CLASSES - 1] = &st__sp
 
 void st__tcache_init(st_tcache_t *tc) {
   st_store_relaxed(&tc->owner.xreclaim, NULL);
+  tc->owner.fast_thread = 0;
+  memcpy(tc->class_of_small, st__class_of_small, sizeof tc->class_of_small);
   for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
     tc->current[c] = &st__span_empty;
     st_list_init(&tc->partial[c]);
@@ -72,7 +74,7 @@ static void span_unbias_used(st_span_t *span) {
 static void span_set_owned(st_tcache_t *tc, st_span_t *span) {
   span->in_full = 0;
   span_unbias_used(span);
-  st_store_relaxed(&span->xfast_owner, &tc->owner);
+  st_store_relaxed(&span->xfast_thread, tc->owner.fast_thread);
 }
 
 /* Spans that remote frees handed back go from the full lists to the partial lists. */
@@ -273,7 +275,7 @@ static void span_abandon(st_tcache_t *tc, st_span_t *span, bool forced) {
   span->in_full = 0;
   if (forced) st__page_recount(span); /* the owner did not survive a fork */
   else span_unbias_used(span);
-  st_store_relaxed(&span->xfast_owner, NULL);
+  st_store_relaxed(&span->xfast_thread, 0);
   st_store_release(&span->xowner, NULL);
   st_pageheap_t *home = st__pageheap_home(span);
   st__pageheap_lock(home);

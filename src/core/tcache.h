@@ -32,6 +32,8 @@
 typedef struct st_tcache {
   st_span_owner owner;                /* first member: spans point at it; any thread pushes */
   st_span_t *current[ST_NUM_CLASSES]; /* owner only: never NULL */
+  uint8_t class_of_small[ST_SMALL_FAST_MAX + 1]; /* const after init: st__class_of_small,
+                                                   or 0s in sentinels (see below) */
   st_list_t partial[ST_NUM_CLASSES];  /* owner only */
   st_list_t full[ST_NUM_CLASSES];     /* owner only */
   st_spancache_t spans;               /* owner only: freed LARGE spans of a few pages */
@@ -82,6 +84,11 @@ ST_INLINE void *st__tcache_pop(st_tcache_t *tc, unsigned cls) {
   st__span_add_used(span, 1);
   return block;
 }
+
+/* The class of size <= ST_SMALL_FAST_MAX for the malloc fast path: the cache's copy of
+ * st__class_of_small sits at a fixed offset from the cache pointer malloc loads anyway, so
+ * the lookup needs no table address (one instruction of position-independent code). */
+ST_INLINE unsigned st__tcache_small_class(const st_tcache_t *tc, size_t size) { return tc->class_of_small[size]; }
 
 /* Hardened mode's pop (its lists hold encoded links, span.h): the link is decoded and must
  * lead to a block of the span before it is followed. span->free != ST_FREE_LIST_END. */

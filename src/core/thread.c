@@ -17,6 +17,7 @@
 
 #include "base/check.h"
 #include "base/options.h"
+#include "base/thread_pointer.h"
 #include "base/valgrind.h"
 #include "core/pagemap.h"
 #include "core/sizeclass.h"
@@ -184,8 +185,12 @@ st_tcache_t *st__thread_cache(void) {
   st__core_ensure_init();
   tc = cache_new();
   if (tc == NULL) return NULL;
-  if (st__thread_slow_paths_only()) st__tls_hidden_tcache = tc;
-  else st__tls_tcache = tc;
+  if (st__thread_slow_paths_only()) {
+    st__tls_hidden_tcache = tc; /* fast_thread stays 0: no free takes the fast path */
+  } else {
+    tc->owner.fast_thread = st_thread_pointer(); /* thread_exit's abandon takes it back */
+    st__tls_tcache = tc;
+  }
   /* May allocate (keys past the first 32): the cache is already in place. */
   pthread_setspecific(exit_key, tc);
   return tc;

@@ -36,7 +36,7 @@ static void *pop(st_span_t *s) {
 /* The malloc fast path's one compare of the free mark also stops at the end of the list:
  * a drained span answers NULL instead of handing out the read-only terminator. */
 static void the_fast_pop_stops_at_the_end_of_the_list(void) {
-  st_span_owner owner = {NULL};
+  st_span_owner owner = {NULL, 0};
   st_span_t *s = new_slab(1 /* 32 bytes */, &owner);
   REQUIRE(s != NULL);
   CHECK(s->free == ST_FREE_LIST_END);
@@ -57,7 +57,7 @@ static void the_fast_pop_stops_at_the_end_of_the_list(void) {
 /* A forked child's recount of a dead thread's span, for each place that thread may have
  * stopped between a list change and its count. */
 static void a_recount_matches_the_free_list_wherever_the_owner_stopped(void) {
-  st_span_owner owner = {NULL};
+  st_span_owner owner = {NULL, 0};
   st_span_t *s = new_slab(1 /* 32 bytes */, &owner);
   REQUIRE(s != NULL);
   CHECK(st__page_extend(s));
@@ -87,7 +87,7 @@ static void a_recount_matches_the_free_list_wherever_the_owner_stopped(void) {
 }
 
 static void blocks_are_carved_a_page_at_a_time(void) {
-  st_span_owner owner = {NULL};
+  st_span_owner owner = {NULL, 0};
   st_span_t *s = new_slab(1 /* 32 bytes */, &owner);
   REQUIRE(s != NULL);
   CHECK_EQ(s->capacity, st__span_bytes(s) / 32);
@@ -122,7 +122,7 @@ static void *free_remotely(void *arg) {
 
 static void remote_frees_from_many_threads_lose_nothing(void) {
   enum { THREADS = 4 };
-  st_span_owner owner = {NULL};
+  st_span_owner owner = {NULL, 0};
   st_span_t *s = new_slab(0 /* 16 bytes */, &owner);
   REQUIRE(s != NULL);
   size_t cap = s->capacity;
@@ -163,7 +163,7 @@ static void *free_when_handed(void *arg) {
 }
 
 static void a_remote_free_hands_a_parked_span_back_to_its_owner(void) {
-  st_span_owner owner = {NULL};
+  st_span_owner owner = {NULL, 0};
   st_span_t *s = new_slab(ST_NUM_CLASSES - 1 /* 16 KiB: few blocks */, &owner);
   REQUIRE(s != NULL);
   park_job job = {.span = s};
@@ -199,7 +199,7 @@ static void a_remote_free_hands_a_parked_span_back_to_its_owner(void) {
 }
 
 static void unparking_stops_the_hand_over(void) {
-  st_span_owner owner = {NULL};
+  st_span_owner owner = {NULL, 0};
   st_span_t *s = new_slab(3, &owner);
   REQUIRE(s != NULL);
   void *b;
