@@ -61,17 +61,31 @@ void st__core_small_free_checked(void *p, st_span_t *span) {
   if (ST_UNLIKELY(st__span_release_one(span))) st__tcache_retire(tc, span);
 }
 
+/* Out of line so that small_free sets up no stack frame. */
+ST_COLD ST_NOINLINE _Noreturn static void small_invalid_pointer(const void *p, const st_span_t *span,
+                                                               const char *fn) {
+  st__fatal("%s(): invalid pointer %p (inside a %u-byte block)", fn, p, span->block_size);
+}
+
+/* The owner frees a block that carries the free mark: a double free if it is on one of
+ * span's lists. Out of line for the same reason. */
+ST_COLD ST_NOINLINE static void small_free_marked(st_tcache_t *tc, st_span_t *span, st_block_t *block,
+                                                  const char *fn) {
+  st__page_check_double_free(span, block, fn);
+  st__tcache_free_local_slow(tc, span, block);
+}
+
+/* The path of every remote free and of the owner's frees the fast path left. Every call in
+ * it is its last or does not return, so it needs no stack frame (with the double-free walk
+ * inline, which returns into it, gcc 12 saved and restored two registers and moved the stack
+ * pointer: 7 instructions per remote free). */
 ST_INLINE void small_free(void *p, st_span_t *span, const char *fn) {
-  ST_CHECK(st__page_is_block_start(span, p),
-           "%s(): invalid pointer %p (inside a %u-byte block)", fn, p, span->block_size);
+  if (ST_UNLIKELY(!st__page_is_block_start(span, p))) small_invalid_pointer(p, span, fn);
   st_tcache_t *tc = st__tls_tcache;
-  if (st__tcache_owns(tc, span)) {
-    st_block_t *block = p;
-    if (ST_UNLIKELY(block->key == st__block_key(span))) st__page_check_double_free(span, block, fn);
-    st__tcache_free_local_slow(tc, span, block);
-  } else {
-    st__page_free_mt(span, p);
-  }
+  st_block_t *block = p;
+  if (!st__tcache_owns(tc, span)) st__page_free_mt(span, block);
+  else if (ST_UNLIKELY(block->key == st__block_key(span))) small_free_marked(tc, span, block, fn);
+  else st__tcache_free_local_slow(tc, span, block);
 }
 
 /* ---- large ----------------------------------------------------------------------- */
