@@ -24,7 +24,7 @@
   X(PURGE_DELAY_MS, 250, -1, 3600000,                                                            \
     "Milliseconds a free span stays resident before it is purged; 0 purges at once, -1 never")  \
   X(PURGE_RETAIN_KB, 4096, 0, 1048576,                                                          \
-    "After memory in use collapses below 1/8 of a recent peak, dirty free memory a shard "     \
+    "After memory in use collapses below 1/32 of a recent peak, dirty free memory a shard "    \
     "keeps (at least 1/8 of the pages in use); more is purged at once")                         \
   X(PURGE_LAZY, 0, 0, 1,                                                                        \
     "Purge with MADV_FREE (the kernel reclaims the pages only under memory pressure) "          \

@@ -100,7 +100,8 @@ static void *large_alloc(size_t size, size_t align, bool zero) {
   size_t pages = size == 0 ? 1 : st__bytes_to_pages(size);
   /* The sentinels' span caches are always empty (nothing is put there: large_free). */
   st_tcache_t *tc = st__tls_tcache;
-  st_span_t *span = align == ST_PAGE_SIZE ? st__spancache_take(&tc->spans, pages) : NULL;
+  st_span_t *span = align <= ST_PAGE_SIZE ? st__spancache_take(&tc->spans, pages)
+                                          : st__spancache_take_aligned(&tc->spans, pages, align);
   if (span == NULL) span = st__pageheap_alloc(calling_thread_heap(), pages, align, ST_SPAN_LARGE);
   if (span == NULL) return NULL;
   span->large_owner = &tc->owner;
@@ -160,12 +161,11 @@ void *st__core_malloc(size_t size, bool zero) {
 void *st__core_malloc_aligned(size_t size, size_t align) {
   count(ST_EVENT_aligned_allocs);
   if (size <= ST_SMALL_MAX && align <= ST_PAGE_SIZE) {
-    /* Slab spans start on a page, so blocks of a class whose size is a multiple of align
-     * are all aligned. Such a class exists: 4096 is one. */
-    unsigned cls = st__size_to_class(size < align ? align : size);
-    st__core_ensure_init();
-    while (st__class_size[cls] % align != 0) cls++;
-    return st__core_small_alloc(cls);
+    /* The malloc fast path's pop (no init check: see tcache.h), on a class whose blocks
+     * all lie on the boundary. */
+    unsigned cls = st__aligned_class(size, align);
+    void *block = st__tcache_pop(st__tls_tcache, cls);
+    return block != NULL ? block : st__core_small_alloc(cls);
   }
   st__core_ensure_init();
   if (size <= st__core_huge_threshold() && align <= ST_REGION_BYTES / 4)

@@ -294,14 +294,18 @@ static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
   return find_free(ph, pages, ST_PAGE_SIZE);
 }
 
-/* A program whose memory in use collapses (to under 1/8 of a recent peak of at least
- * COLLAPSE_MIN_BYTES) is shrinking, not cycling: its dirty memory beyond
+/* A program whose memory in use collapses (to under 1/COLLAPSE_RATIO of a recent peak of
+ * at least COLLAPSE_MIN_BYTES) is shrinking, not cycling: its dirty memory beyond
  * max(STRATA_PURGE_RETAIN_KB, 1/8 of the pages in use) is purged at once, so resident
  * memory follows live memory while it frees, without a background thread. A heap that
- * cycles through less than that keeps its dirty memory for reuse until the delay passes,
- * so alloc/free cycles do not fault their pages in again and again. */
+ * cycles through less than that keeps its dirty memory for reuse until the delay passes
+ * and the peak decays (regrow_pages), so alloc/free cycles do not fault their pages in
+ * again and again. The ratio is 1/32 rather than 1/8: a program moving between phases
+ * (192 MiB, then 8 MiB, then 96 MiB in footprint-mixed) fell below 1/8 and faulted the
+ * ~190 MB purged at once in again (106,000 page faults against 57,500; CPU time 1.9x),
+ * while a program that frees nearly everything (tests/memory) falls below both. */
 #define COLLAPSE_MIN_BYTES ((size_t)64 << 20)
-#define COLLAPSE_RATIO 8
+#define COLLAPSE_RATIO 32
 
 
 /* Pages in LARGE and SLAB spans of all shards, and their recent peak (relaxed: figures for

@@ -59,6 +59,17 @@ ST_INLINE unsigned st__size_to_class(size_t size) {
   return 8 + (k - 7) * 8 + (unsigned)(((size - 1) - ((size_t)1 << k)) >> step_shift);
 }
 
+/* The class of the smallest block of at least `size` bytes whose size is a multiple of
+ * `align` (a power of two up to ST_PAGE_SIZE; size <= ST_SMALL_MAX): slab spans start on
+ * a page, so every block of that class lies on the boundary. It is the class of m, the
+ * request (at least 1) rounded up to the alignment: where the class step is below the
+ * alignment, m is a multiple of the step and so itself a class size; where the step is at
+ * least the alignment, every class size is a multiple of the step, hence of the alignment.
+ * No class in between is a multiple of the alignment, since none lies in [size, m). */
+ST_INLINE unsigned st__aligned_class(size_t size, size_t align) {
+  return st__size_to_class(st_align_up(size == 0 ? 1 : size, align));
+}
+
 /* The table lookup the malloc fast path uses; size <= ST_SMALL_FAST_MAX. One entry per
  * byte (1 KiB) rather than per 16 bytes: indexing by the size itself saves the rounding
  * add and shift on every malloc. */

@@ -2,12 +2,14 @@
  * spancache.h — each thread's stock of freed LARGE spans of a few pages.
  *
  * Owns: the LARGE spans of ST_SPANCACHE_MIN_PAGES..ST_SPANCACHE_MAX_PAGES pages (blocks
- * just above ST_SMALL_MAX, up to 32 KiB) that a thread freed, handed out again by its next
- * malloc of the same page count without the page heap's lock and best-fit search. Such
- * blocks are whole pages rather than slab blocks because a slab span holds only 8 of them
- * per class and thread: their free blocks pinned most of the resident memory of
- * multi-threaded programs (docs/memory.md). The stock keeps their malloc/free about as
- * cheap as a slab refill.
+ * up to 32 KiB) that a thread freed, handed out again by its next malloc of the same page
+ * count without the page heap's lock and best-fit search. Blocks just above ST_SMALL_MAX
+ * are whole pages rather than slab blocks because a slab span holds only 8 of them per
+ * class and thread: their free blocks pinned most of the resident memory of multi-threaded
+ * programs (docs/memory.md). The stock keeps their malloc/free about as cheap as a slab
+ * refill. Spans of 1..4 pages are blocks of at most ST_SMALL_MAX bytes aligned beyond a
+ * page (memalign): they serve later requests of that page count whose boundary their start
+ * happens to lie on (a span aligned to 64 KiB serves every alignment up to 64 KiB).
  *
  * Bounds: at most ST_SPANCACHE_DEPTH spans per page count and ST_SPANCACHE_BUDGET_PAGES
  * pages per thread; a free past them goes to the page heap. The stock goes back to the
@@ -27,14 +29,13 @@
 #include "core/sizeclass.h"
 #include "core/span.h"
 
-#define ST_SPANCACHE_MIN_PAGES (ST_SMALL_MAX / ST_PAGE_SIZE + 1)
+#define ST_SPANCACHE_MIN_PAGES ((size_t)1)
 #define ST_SPANCACHE_MAX_PAGES ((size_t)8)
 #define ST_SPANCACHE_KINDS (ST_SPANCACHE_MAX_PAGES - ST_SPANCACHE_MIN_PAGES + 1)
 #define ST_SPANCACHE_DEPTH 16
 #define ST_SPANCACHE_BUDGET_PAGES 128 /* 512 KiB per thread */
 
-_Static_assert(ST_SMALL_MAX % ST_PAGE_SIZE == 0, "the smallest LARGE span is one page more");
-_Static_assert(ST_SPANCACHE_MIN_PAGES <= ST_SPANCACHE_MAX_PAGES, "some page counts are cached");
+_Static_assert(ST_SPANCACHE_MAX_PAGES > ST_SMALL_MAX / ST_PAGE_SIZE, "plain malloc uses the stock");
 
 typedef struct st_spancache {
   uint32_t held_pages;                                      /* pages of the spans below */
@@ -46,15 +47,26 @@ ST_INLINE bool st__spancache_holds(const st_span_t *span) {
   return st_load_relaxed(&span->xcached) != 0;
 }
 
-/* A cached span of exactly `pages` pages, or NULL. */
-ST_INLINE st_span_t *st__spancache_take(st_spancache_t *sc, size_t pages) {
-  size_t k = pages - ST_SPANCACHE_MIN_PAGES; /* below the range, wraps past ST_SPANCACHE_KINDS */
-  if (k >= ST_SPANCACHE_KINDS || sc->count[k] == 0) return NULL;
-  st_span_t *span = sc->spans[k][--sc->count[k]];
-  sc->held_pages -= (uint32_t)pages;
+/* Takes the span at index i of the stock of page count index k; the top of that stock
+ * moves into its place. */
+ST_INLINE st_span_t *st__spancache_remove(st_spancache_t *sc, size_t k, unsigned i) {
+  st_span_t *span = sc->spans[k][i];
+  sc->spans[k][i] = sc->spans[k][--sc->count[k]];
+  sc->held_pages -= (uint32_t)span->pages;
   st_store_relaxed(&span->xcached, 0);
   return span;
 }
+
+/* A cached span of exactly `pages` pages (pages >= 1), or NULL. */
+ST_INLINE st_span_t *st__spancache_take(st_spancache_t *sc, size_t pages) {
+  size_t k = pages - ST_SPANCACHE_MIN_PAGES;
+  if (k >= ST_SPANCACHE_KINDS || sc->count[k] == 0) return NULL;
+  return st__spancache_remove(sc, k, sc->count[k] - 1u);
+}
+
+/* A cached span of exactly `pages` pages that starts on an `align` boundary (a power of
+ * two above a page), the most recently cached first, or NULL. */
+ST_HIDDEN st_span_t *st__spancache_take_aligned(st_spancache_t *sc, size_t pages, size_t align);
 
 /* Keeps a freed LARGE span; false when it is not of a cached length or the stock is full. */
 ST_INLINE bool st__spancache_put(st_spancache_t *sc, st_span_t *span) {

@@ -13,6 +13,24 @@ static void every_size_gets_the_smallest_fitting_class(void) {
   }
 }
 
+/* Every block of the aligned class lies on the boundary (slab spans start on a page), and
+ * no smaller class whose blocks all would holds the request. */
+static void aligned_requests_get_the_smallest_aligned_class(void) {
+  for (size_t align = 32; align <= ST_PAGE_SIZE; align *= 2) {
+    for (size_t n = 0; n <= ST_SMALL_MAX; n++) {
+      unsigned c = st__aligned_class(n, align);
+      if (!CHECK_LT(c, ST_NUM_CLASSES)) return;
+      if (!CHECK_MSG(st__class_size[c] >= n && st__class_size[c] % align == 0,
+                     "size %zu align %zu class %u", n, align, c))
+        return;
+      for (unsigned d = st__size_to_class(n); d < c; d++)
+        if (!CHECK_MSG(st__class_size[d] % align != 0, "size %zu align %zu: class %u fits", n,
+                       align, d))
+          return;
+    }
+  }
+}
+
 static void waste_is_at_most_one_eighth_from_128_bytes(void) {
   for (size_t n = 128; n <= ST_SMALL_MAX; n++) {
     size_t block = st__class_size[st__size_to_class(n)];
@@ -41,6 +59,7 @@ static void spans_hold_enough_blocks_with_a_small_tail(void) {
 
 int main(void) {
   RUN_CASE(every_size_gets_the_smallest_fitting_class);
+  RUN_CASE(aligned_requests_get_the_smallest_aligned_class);
   RUN_CASE(waste_is_at_most_one_eighth_from_128_bytes);
   RUN_CASE(classes_are_aligned_and_increasing);
   RUN_CASE(spans_hold_enough_blocks_with_a_small_tail);

@@ -1,8 +1,9 @@
 /* Each thread's cache of freed LARGE spans of a few pages (core/spancache.h): a freed block
- * comes back to the next malloc of its page count, only the allocating thread keeps it, the
- * stock stays within its bounds, and it goes back to the page heap at st_trim, at thread exit
- * and (for the threads that did not survive) in a forked child, whose own thread keeps its
- * stock. A second free of a cached block is reported. */
+ * comes back to the next malloc of its page count (an aligned one to the next request whose
+ * boundary it lies on), only the allocating thread keeps it, the stock stays within its
+ * bounds, and it goes back to the page heap at st_trim, at thread exit and (for the threads
+ * that did not survive) in a forked child, whose own thread keeps its stock. A second free
+ * of a cached block is reported. */
 #include <pthread.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -77,6 +78,52 @@ static void stock_is_bounded(void) {
   st_free(big);
   CHECK_EQ(cached_spans(), before);
   st_trim(0);
+}
+
+/* A block of a few pages aligned beyond a page comes back to a later request of its page
+ * count whose boundary its start lies on, and stays in the stock for one it misses. */
+static void aligned_block_comes_back_when_its_start_fits(void) {
+  const size_t align = (size_t)64 << 10, bytes = 3 * ST_PAGE_SIZE;
+  char *p = st_aligned_alloc(align, bytes);
+  REQUIRE(p != NULL);
+  CHECK_EQ((uintptr_t)p % align, 0);
+  CHECK_EQ(st_usable_size(p), bytes);
+  memset(p, 0x33, bytes);
+  st_free(p);
+  CHECK_EQ(cached_spans(), 1);
+  CHECK_EQ(st__tls_tcache->spans.held_pages, 3);
+  char *q = st_aligned_alloc(8192, bytes - 100);
+  CHECK(q == p);
+  CHECK_EQ(cached_spans(), 0);
+  CHECK_EQ(st_usable_size(q), bytes);
+  st_free(q);
+  /* Twice the alignment p's start has: not p, and p stays cached. */
+  size_t miss = ((uintptr_t)p & -(uintptr_t)p) << 1;
+  char *r = st_aligned_alloc(miss, bytes);
+  REQUIRE(r != NULL);
+  CHECK(r != p);
+  CHECK_EQ((uintptr_t)r % miss, 0);
+  CHECK_EQ(cached_spans(), 1);
+  st_free(r);
+  st_trim(0);
+}
+
+/* An alignment below a page with a LARGE size takes a cached span like malloc does, and a
+ * reused aligned block reallocates and frees like any other. */
+static void small_alignment_of_a_large_block_uses_the_stock(void) {
+  char *p = st_malloc(BLOCK_BYTES);
+  REQUIRE(p != NULL);
+  st_free(p);
+  char *q = st_aligned_alloc(2048, BLOCK_BYTES);
+  CHECK(q == p);
+  memset(q, 0x44, BLOCK_BYTES);
+  char *r = st_realloc(q, 3 * BLOCK_BYTES);
+  REQUIRE(r != NULL);
+  CHECK(r[0] == 0x44 && r[BLOCK_BYTES - 1] == 0x44);
+  CHECK_GE(st_usable_size(r), 3 * BLOCK_BYTES);
+  st_free(r);
+  st_trim(0);
+  CHECK_EQ(cached_spans(), 0);
 }
 
 static void *alloc_free_and_exit(void *arg) {
@@ -160,6 +207,8 @@ int main(void) {
   RUN_CASE(freed_block_comes_back);
   RUN_CASE(trim_empties_the_stock);
   RUN_CASE(stock_is_bounded);
+  RUN_CASE(aligned_block_comes_back_when_its_start_fits);
+  RUN_CASE(small_alignment_of_a_large_block_uses_the_stock);
   RUN_CASE(thread_exit_empties_the_stock);
   RUN_CASE(remote_free_goes_to_the_page_heap);
   RUN_CASE(forked_child_keeps_its_stock);
