@@ -135,8 +135,14 @@ find:
 /* The fill as the quarantine checks it: memcmp against this compares many bytes per step. */
 static const uint8_t fill_bytes[1024] = {[0 ... 1023] = FILL_BYTE};
 
-/* The first offset in [from, to) that does not hold the fill, or `to`. */
+/* Fills up to this many bytes are compared a word at a time, inline: for the small blocks
+ * most programs free, the call to memcmp cost more than the compare. */
+#define FILL_INLINE_MAX 64
+
+/* The first offset in [from, to) that does not hold the fill, or `to`. The 8 bytes from
+ * `from` must be readable (as pattern_mismatch). */
 static size_t fill_mismatch(const uint8_t *b, size_t from, size_t to) {
+  if (to - from <= FILL_INLINE_MAX) return pattern_mismatch(b, FILL_WORD, from, to);
   for (size_t i = from; i < to; i += sizeof fill_bytes) {
     size_t n = to - i < sizeof fill_bytes ? to - i : sizeof fill_bytes;
     if (ST_UNLIKELY(memcmp(b + i, fill_bytes, n) != 0)) return pattern_mismatch(b, FILL_WORD, i, i + n);
