@@ -43,14 +43,14 @@ ST_INLINE st_classic_heap_t *st__dispatch_classic(void) {
 ST_INLINE void *st__dispatch_malloc(size_t size, bool zero) {
   st_classic_heap_t *h = st__dispatch_classic();
   if (h != NULL) return st__classic_malloc(h, size, ST_MIN_ALIGN, zero);
-  return ST_UNLIKELY(st__debug_routing()) ? st__debug_malloc(size, 0, zero)
+  return ST_UNLIKELY(st__debug_routing()) ? st__debug_route_malloc(size, 0, zero)
                                           : st__core_malloc(size, zero);
 }
 
 ST_INLINE void *st__dispatch_malloc_aligned(size_t size, size_t align) {
   st_classic_heap_t *h = st__dispatch_classic();
   if (h != NULL) return st__classic_malloc(h, size, align, false);
-  return ST_UNLIKELY(st__debug_routing()) ? st__debug_malloc(size, align, false)
+  return ST_UNLIKELY(st__debug_routing()) ? st__debug_route_malloc(size, align, false)
                                           : st__core_malloc_aligned(size, align);
 }
 
@@ -59,7 +59,7 @@ ST_INLINE void st__dispatch_free(void *p, st_span_t *span, const char *fn) {
   if (h != NULL)
     st__classic_free(h, p, fn);
   else if (ST_UNLIKELY(st__debug_routing()))
-    st__debug_free(p, span, fn);
+    st__debug_route_free(p, span, fn);
   else
     st__core_free(p, span, fn);
 }

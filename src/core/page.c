@@ -8,6 +8,7 @@
 
 #include "base/check.h"
 #include "base/valgrind.h"
+#include "core/pageheap.h"
 #include "core/sizeclass.h"
 #include "os/os.h"
 
@@ -24,12 +25,12 @@ void st__page_harden(uint64_t shuffle_seed, uintptr_t link_secret) {
 }
 
 /* Hardened mode: the span's last page becomes a guard, so a linear overflow off the end of
- * the slab faults instead of running into the next span. The page heap lifts it when the
- * span is freed (`guarded`). Without the mapping to spare (vm.max_map_count), no guard. */
+ * the slab faults instead of running into the next span. A span the page heap handed out
+ * with its guard still set keeps it (pageheap.c). Without the mapping to spare
+ * (vm.max_map_count), no guard. */
 static size_t guard_last_page(st_span_t *span) {
-  span->guarded = st__page_hardened() && span->pages > 1 &&
-                  st__os_protect((char *)st__span_end(span) - ST_PAGE_SIZE, ST_PAGE_SIZE, false);
-  return span->guarded ? ST_PAGE_SIZE : 0;
+  bool want = st__page_hardened() && span->pages > 1;
+  return st__pageheap_guard(span, want) && want ? ST_PAGE_SIZE : 0;
 }
 
 void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner) {

@@ -105,6 +105,25 @@ void st__pageheap_desc_free_locked(st_pageheap_t *ph, st_span_t *span) {
 
 static uintptr_t last_page(const st_span_t *s) { return s->start + st__pages_to_bytes(s->pages - 1); }
 
+/* ---- guard pages (hardened mode) ----------------------------------------------------- */
+
+/* A freed span keeps its guard (`guarded`: its last page is PROT_NONE) while it waits in
+ * the page heap, and alloc_locked hands it out with the guard when it goes out whole, at
+ * its own length: the next slab span of that class, or the next LARGE block of that size,
+ * then costs no mprotect, which takes the process's mmap lock for writing and stalls every
+ * other thread's page faults (`threads 10 2` made 13,000 such calls with a set and a lift
+ * per span). A guarded span merges with no neighbour (may_merge) until it is handed out at
+ * another length, which lifts its guard, or st_trim purges it. */
+bool st__pageheap_guard(st_span_t *s, bool on) {
+  if (s->guarded == on) return true;
+  if (!st__os_protect((char *)last_page(s), ST_PAGE_SIZE, !on)) {
+    if (on) return false; /* out of mappings (vm.max_map_count): the caller goes without */
+    st__fatal("heap: cannot lift the guard page of the span at %p", (void *)s->start);
+  }
+  s->guarded = on;
+  return true;
+}
+
 static void map_free_bounds(st_span_t *s) {
   st__pagemap_set_one(s->start, s);
   st__pagemap_set_one(last_page(s), s);
@@ -156,6 +175,14 @@ static bool holds_aligned(const st_span_t *s, size_t pages, size_t align) {
   return first >= s->start && first - s->start + st__pages_to_bytes(pages) <= st__span_bytes(s);
 }
 
+/* Whether free span a suits a request of `pages` pages better than b (both hold it): the
+ * shorter, except that a guarded span of another length comes last, since taking it costs
+ * an mprotect to lift the guard (hardened mode). */
+static bool fits_better(const st_span_t *a, const st_span_t *b, size_t pages) {
+  bool a_lift = a->guarded && a->pages != pages, b_lift = b->guarded && b->pages != pages;
+  return a_lift != b_lift ? b_lift : a->pages < b->pages;
+}
+
 /* The shortest of the most recently dirtied free spans that holds `pages` pages on an
  * `align` boundary, or NULL. The boundary is looked for inside each span rather than
  * asking for `pages` plus the alignment's slack: a 64 KiB block on a 2 MiB boundary would
@@ -167,7 +194,7 @@ static st_span_t *find_dirty(st_pageheap_t *ph, size_t pages, size_t align) {
   for (st_list_t *pos = ph->dirty.prev; pos != &ph->dirty && seen < DIRTY_FIRST_SCAN;
        pos = pos->prev, seen++) {
     st_span_t *s = ST_CONTAINER_OF(pos, st_span_t, dirty_link);
-    if (s->pages >= pages && (best == NULL || s->pages < best->pages) &&
+    if (s->pages >= pages && (best == NULL || fits_better(s, best, pages)) &&
         holds_aligned(s, pages, align))
       best = s;
   }
@@ -239,7 +266,7 @@ static bool is_free_neighbour(st_pageheap_t *ph, const st_span_t *n) {
  * memory grew by 70% after each partial purge that way. Dirty memory stays in dirty spans,
  * which best fit then reuses, and joins its clean neighbours once purged. */
 static bool may_merge(const st_span_t *a, const st_span_t *b) {
-  return (a->dirty_pages != 0) == (b->dirty_pages != 0);
+  return (a->dirty_pages != 0) == (b->dirty_pages != 0) && !a->guarded && !b->guarded;
 }
 
 /* Merges the listed free span `gone`, adjacent to the off-list free span `keep` on either
@@ -385,6 +412,7 @@ static size_t purge_locked(st_pageheap_t *ph, purge_mode mode) {
     purged += st__span_bytes(s);
     free_list_remove(ph, s);
     unmap_free_bounds(s);
+    if (mode == PURGE_ALL) st__pageheap_guard(s, false); /* st_trim: let memory coalesce */
     s->dirty_pages = 0;
     s->lazily_purged = lazy;
     insert_coalesced(ph, s); /* now clean: joins its clean neighbours */
@@ -440,6 +468,7 @@ static st_span_t *alloc_locked(st_pageheap_t *ph, size_t pages, size_t align, st
   free_list_remove(ph, s);
   unmap_free_bounds(s);
   size_t head = (st_align_up(s->start, align) - s->start) >> ST_PAGE_SHIFT;
+  if (s->pages != pages || head != 0) st__pageheap_guard(s, false); /* not handed out whole */
   if (head != 0) {
     st_span_t *rest = split_off(ph, s, head);
     if (rest == NULL) goto no_descriptor;
@@ -502,6 +531,7 @@ static size_t unmap_free_locked(st_pageheap_t *ph) {
       st_span_t *s = ST_CONTAINER_OF(lists[i]->next, st_span_t, link);
       free_list_remove(ph, s);
       unmap_free_bounds(s);
+      s->guarded = 0; /* the unmapping takes the guard with it */
       st__os_unmap(st__span_start(s), st__span_bytes(s));
       bytes += st__span_bytes(s);
       ph->reserved_bytes -= st__span_bytes(s);
@@ -544,11 +574,6 @@ void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
                   (s->kind == ST_SPAN_SLAB || s->kind == ST_SPAN_LARGE));
   if (s->kind == ST_SPAN_SLAB) st__pagemap_set(s->start, s->pages, NULL);
   else st__pagemap_set_one(s->start, NULL);
-  if (s->guarded) { /* hardened mode's guard page at the end of a slab (core/page.c) */
-    s->guarded = 0;
-    if (!st__os_protect((char *)st__span_end(s) - ST_PAGE_SIZE, ST_PAGE_SIZE, true))
-      st__fatal("free(): cannot lift the guard page of the span at %p", (void *)s->start);
-  }
   uint64_t now = st__os_now_ms();
   bool was_slab = s->kind == ST_SPAN_SLAB;
   in_use_sub(s->pages);
@@ -566,7 +591,7 @@ void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *s) {
 }
 
 void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *s, size_t keep_pages) {
-  ST_ASSERT(1, s->kind == ST_SPAN_LARGE && keep_pages > 0 && keep_pages < s->pages);
+  ST_ASSERT(1, s->kind == ST_SPAN_LARGE && !s->guarded && keep_pages > 0 && keep_pages < s->pages);
   st_span_t *tail = split_off(ph, s, keep_pages);
   if (tail == NULL) return; /* keep the pages: shrinking is an optimisation */
   in_use_sub(tail->pages);
@@ -578,14 +603,14 @@ void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *s, size_t keep_pag
 /* The free span of this shard that starts at addr, or NULL. */
 static st_span_t *free_span_at(st_pageheap_t *ph, uintptr_t addr) {
   st_span_t *n = st__pagemap_lookup_acquire((void *)addr);
-  return is_free_neighbour(ph, n) && n->start == addr ? n : NULL;
+  return is_free_neighbour(ph, n) && n->start == addr && !n->guarded ? n : NULL;
 }
 
 /* Free spans of different states lie side by side (see may_merge), so growing in place
  * takes as many consecutive free spans as it needs; only the last one may be split, and it
  * is split before anything is taken, so a missing descriptor leaves s unchanged. */
 bool st__pageheap_grow_locked(st_pageheap_t *ph, st_span_t *s, size_t pages) {
-  ST_ASSERT(1, s->kind == ST_SPAN_LARGE && pages > s->pages);
+  ST_ASSERT(1, s->kind == ST_SPAN_LARGE && !s->guarded && pages > s->pages);
   size_t extra = pages - s->pages, found = 0;
   st_span_t *last = NULL;
   for (uintptr_t at = st__span_end(s); found < extra; at = st__span_end(last)) {

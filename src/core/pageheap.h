@@ -80,9 +80,14 @@ ST_HIDDEN void st__pageheap_free(st_span_t *span);
 ST_HIDDEN void st__pageheap_purge_after_collapse(void);
 /* Unmaps the free spans of every shard (out of address space); returns bytes released. */
 ST_HIDDEN size_t st__pageheap_unmap_free(void);
-/* Returns a SLAB or LARGE span to the free lists, coalescing it with free neighbours. */
+/* Returns a SLAB or LARGE span to the free lists, coalescing it with free neighbours (a
+ * span with a guard page keeps it and stays apart until purged). */
 ST_HIDDEN void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *span);
-/* Gives back the tail of a LARGE span beyond `keep_pages` (shrink in place). */
+/* Hardened mode: makes span's last page a PROT_NONE guard (on) or lifts it, unless it is so
+ * already; false when the kernel refuses a guard. A SLAB or LARGE span's owner calls it;
+ * alloc hands a span out with its guard only at the length it was freed at. */
+ST_HIDDEN bool st__pageheap_guard(st_span_t *span, bool on);
+/* Gives back the tail of a LARGE span beyond `keep_pages` (shrink in place; not guarded). */
 ST_HIDDEN void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *span, size_t keep_pages);
 /* Grows a LARGE span in place to `pages` by taking a free right neighbour; false if not
  * possible. */

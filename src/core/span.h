@@ -122,8 +122,9 @@ typedef struct st_span {
   uint8_t zeroed : 1;                    /* LARGE/HUGE: memory known to read as zero */
   uint8_t on_dirty_list : 1;             /* FREE: linked on the heap's purge list */
   uint8_t lazily_purged : 1;             /* FREE: purged with MADV_FREE: not known zero */
-  uint8_t guarded : 1;                   /* SLAB: its last page is a PROT_NONE guard (hardened
-                                            mode, page.c); lifted when the span is freed */
+  uint8_t guarded : 1;                   /* its last page is a PROT_NONE guard (hardened mode:
+                                            SLAB page.c, LARGE debug/harden.c); kept while
+                                            FREE (pageheap.c); owner or page heap lock */
   size_t dirty_pages;                    /* FREE: bound on its resident pages; page heap lock */
   uint64_t freed_at_ms;                  /* FREE: when it last became dirty */
   size_t huge_mapped;                    /* HUGE: bytes of the mapping */

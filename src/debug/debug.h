@@ -46,6 +46,18 @@ ST_HIDDEN void st__harden_free(void *p, st_span_t *span, const char *fn);
 /* The requested size of live block p, after the same checks as free. */
 ST_HIDDEN size_t st__harden_size(const void *p, const char *fn);
 
+/* What the api calls when st__debug_routing(): hardened mode alone (no records to keep)
+ * goes straight to harden.c, a call less per malloc and per free than through route.c. */
+ST_INLINE void *st__debug_route_malloc(size_t size, size_t align, bool zero) {
+  return st__thread_hardened_only() ? st__harden_malloc(size, align, zero)
+                                    : st__debug_malloc(size, align, zero);
+}
+
+ST_INLINE void st__debug_route_free(void *p, st_span_t *span, const char *fn) {
+  if (st__thread_hardened_only()) st__harden_free(p, span, fn);
+  else st__debug_free(p, span, fn);
+}
+
 /* Block records (track.c). */
 ST_HIDDEN bool st__track_enabled(void);
 /* Records a block with the calling thread's stack (when leaks are on). */

@@ -36,6 +36,7 @@
 #include "base/report.h"
 #include "core/heap.h"
 #include "core/page.h"
+#include "core/pageheap.h"
 #include "core/pagemap.h"
 #include "debug/debug.h"
 #include "os/os.h"
@@ -130,8 +131,14 @@ find: /* the mismatching word, or the tail shorter than a word (never read past 
 /* The fill as the quarantine checks it: memcmp against this compares many bytes per step. */
 static const uint8_t fill_bytes[1024] = {[0 ... 1023] = FILL_BYTE};
 
-/* The first offset in [from, to) that does not hold the fill, or `to`. */
+/* Fills up to this many bytes are compared a word at a time, inline: for the small blocks
+ * most programs free, the call to memcmp cost more than the compare. */
+#define FILL_INLINE_MAX 64
+
+/* The first offset in [from, to) that does not hold the fill, or `to`. The 8 bytes from
+ * `from` must be readable (as pattern_mismatch). */
 static size_t fill_mismatch(const uint8_t *b, size_t from, size_t to) {
+  if (to - from <= FILL_INLINE_MAX) return pattern_mismatch(b, FILL_WORD, from, to);
   for (size_t i = from; i < to; i += sizeof fill_bytes) {
     size_t n = to - i < sizeof fill_bytes ? to - i : sizeof fill_bytes;
     if (ST_UNLIKELY(memcmp(b + i, fill_bytes, n) != 0)) return pattern_mismatch(b, FILL_WORD, i, i + n);
@@ -198,6 +205,15 @@ static void *take_spare(size_t bytes) {
   return NULL;
 }
 
+/* Gives block p of the core (core_size bytes) its guard page (on) or none; false when the kernel refuses a
+ * guard. A LARGE span may come from the page heap with its guard still set (it keeps the
+ * guard of a span freed at the same length, core/pageheap.c), which then costs nothing. */
+static bool set_guard(void *p, size_t core_size, bool on) {
+  st_span_t *span = st__pagemap_lookup(p);
+  if (span->kind == ST_SPAN_LARGE) return st__pageheap_guard(span, on);
+  return !on || st__os_protect((char *)p + core_size - ST_PAGE_SIZE, ST_PAGE_SIZE, false);
+}
+
 static void *harden_malloc_pages(size_t need, size_t size, size_t align, bool zero) {
   if (need > GUARDED_MIN && __builtin_add_overflow(need, ST_PAGE_SIZE, &need)) return NULL;
   void *p = align == 0 && need <= QUARANTINE_LARGE_MAX + ST_PAGE_SIZE
@@ -211,8 +227,7 @@ static void *harden_malloc_pages(size_t need, size_t size, size_t align, bool ze
   p = align == 0 ? st__core_malloc(need, false) : st__core_malloc_aligned(need, align);
   if (p == NULL) return NULL;
   size_t core_size = st__core_usable_size(p, "malloc");
-  if (core_size > GUARDED_MIN &&
-      !st__os_protect((char *)p + core_size - ST_PAGE_SIZE, ST_PAGE_SIZE, false)) {
+  if (!set_guard(p, core_size, core_size > GUARDED_MIN)) {
     st__core_free(p, NULL, "malloc");
     return NULL;
   }
@@ -283,7 +298,7 @@ size_t st__harden_size(const void *p, const char *fn) {
 
 /* ---- the quarantine -------------------------------------------------------------------- */
 
-static void large_release(void *p, st_span_t *span, size_t usable);
+static void large_release(void *p, st_span_t *span);
 
 /* A block leaves the quarantine: checked to read as it was left, then back to the core. */
 static void quarantine_release(quarantined q) {
@@ -315,16 +330,12 @@ static void quarantine_release(quarantined q) {
     mine->spare[mine->spare_count++] = q;
     return;
   }
-  large_release(q.p, span, usable);
+  large_release(q.p, span);
 }
 
-/* LARGE block p goes back to the core, its guard page lifted (a one-page aligned block has
- * none: usable_of). */
-static void large_release(void *p, st_span_t *span, size_t usable) {
-  if (usable != st__span_bytes(span) && !st__os_protect((char *)p + usable, ST_PAGE_SIZE, true))
-    st__fatal("free(): cannot lift the guard page of block %p", p);
-  st__core_free(p, span, "free");
-}
+/* LARGE or HUGE block p goes back to the core: a LARGE span keeps its guard page in the
+ * page heap, a HUGE block's goes with its mapping. */
+static void large_release(void *p, st_span_t *span) { st__core_free(p, span, "free"); }
 
 static uint32_t random_below(quarantine *q, uint32_t n) {
   uint64_t x = q->random;
@@ -373,7 +384,7 @@ static void quarantine_drain(void *arg) {
   tls_quarantine = NULL;
   while (q->count > 0) quarantine_release(q->slot[--q->count]);
   for (uint32_t i = 0; i < q->spare_count; i++)
-    large_release(q->spare[i].p, q->spare[i].span, q->spare[i].usable);
+    large_release(q->spare[i].p, q->spare[i].span);
   st__core_small_free_checked(q, st__pagemap_lookup(q));
 }
 
@@ -397,7 +408,7 @@ static void harden_free_pages(void *p, st_span_t *span, const char *fn) {
     quarantine_block(p, span, size, mix, usable);
     return;
   }
-  large_release(p, span, usable);
+  large_release(p, span);
 }
 
 void st__harden_free(void *p, st_span_t *span, const char *fn) {

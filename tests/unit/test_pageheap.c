@@ -290,6 +290,71 @@ static void a_refused_map_gives_null_and_a_consistent_heap(void) {
   CHECK(heap_valid());
 }
 
+/* Writes the span's last page: a fault (the test dies) if its guard was left in place. */
+static void touch_last_page(const st_span_t *s) {
+  volatile char *last = (char *)st__span_end(s) - 1;
+  *last = 1;
+}
+
+/* Hardened mode's guard pages: a freed span keeps its guard, the next span of its length
+ * gets it back without a system call, anything else lifts it, and guarded spans do not
+ * merge until st_trim's purge lifts their guards. */
+static void guard_pages_outlive_their_spans(void) {
+  st__pageheap_lock(ph);
+  st__pageheap_purge_locked(ph, true);
+  st__pageheap_unlock(ph);
+  st_span_t *fence0 = alloc_span(1, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  st_span_t *slab = alloc_span(16, ST_PAGE_SIZE, ST_SPAN_SLAB);
+  st_span_t *fence1 = alloc_span(1, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  REQUIRE(fence0 != NULL && slab != NULL && fence1 != NULL);
+  REQUIRE(st__pageheap_guard(slab, true));
+  CHECK(slab->guarded);
+  CHECK(st__pageheap_guard(slab, true)); /* already set: nothing to do */
+  uintptr_t start = slab->start;
+  free_span(slab);
+  CHECK(heap_valid());
+  st_span_t *again = alloc_span(16, ST_PAGE_SIZE, ST_SPAN_SLAB); /* same length: guard kept */
+  REQUIRE(again != NULL);
+  CHECK_EQ(again->start, start);
+  CHECK(again->guarded);
+  free_span(again);
+  st_span_t *large = alloc_span(16, ST_PAGE_SIZE, ST_SPAN_LARGE); /* LARGE keeps it too */
+  REQUIRE(large != NULL);
+  CHECK_EQ(large->start, start);
+  CHECK(large->guarded);
+  REQUIRE(st__pageheap_guard(large, false));
+  touch_last_page(large);
+  REQUIRE(st__pageheap_guard(large, true));
+  free_span(large);
+  st_span_t *part = alloc_span(12, ST_PAGE_SIZE, ST_SPAN_LARGE); /* shorter: guard lifted */
+  REQUIRE(part != NULL);
+  CHECK_EQ(part->start, start);
+  CHECK(!part->guarded);
+  st_span_t *rest = alloc_span(4, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  REQUIRE(rest != NULL);
+  CHECK_EQ(rest->start, start + st__pages_to_bytes(12));
+  touch_last_page(rest); /* the former guard page */
+  free_span(part);
+  free_span(rest);
+  /* A guarded free span stays apart from its free neighbours until st_trim's purge. */
+  REQUIRE((slab = alloc_span(16, ST_PAGE_SIZE, ST_SPAN_SLAB)) != NULL);
+  REQUIRE(slab->start == start && st__pageheap_guard(slab, true));
+  free_span(fence0);
+  free_span(slab);
+  st_span_t *left = st__pagemap_lookup((void *)(start - ST_PAGE_SIZE));
+  st_span_t *mine = st__pagemap_lookup((void *)start);
+  REQUIRE(left != NULL && mine != NULL);
+  CHECK(left != mine && mine->guarded && mine->pages == 16);
+  st__pageheap_lock(ph);
+  st__pageheap_purge_locked(ph, true);
+  st__pageheap_unlock(ph);
+  mine = st__pagemap_lookup((void *)(start + st__pages_to_bytes(15))); /* its last page */
+  REQUIRE(mine != NULL);
+  CHECK(!mine->guarded && mine->start < start); /* merged with its left neighbour */
+  free_span(fence1);
+  CHECK(heap_valid());
+}
+
 int main(void) {
   fake_os_install();
   st__options_init();
@@ -305,5 +370,6 @@ int main(void) {
   RUN_CASE(alloc_free_cycles_keep_their_dirty_memory);
   RUN_CASE(a_refused_purge_keeps_the_span_dirty);
   RUN_CASE(a_refused_map_gives_null_and_a_consistent_heap);
+  RUN_CASE(guard_pages_outlive_their_spans);
   return check_summary();
 }
