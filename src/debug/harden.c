@@ -24,10 +24,11 @@
  * no lock. A newcomer evicts a random resident once the quarantine is full (in blocks or
  * in bytes), so reuse order is not predictable; the evicted block must still read exactly
  * as it was left, else a write after free is reported, before the core reuses it. A free
- * that finds the mark is a double free. A freed LARGE block waits with its pages PROT_NONE
- * (a write after free faults at once) and its span marked `xquarantined`; HUGE blocks are
- * unmapped at once (a later write faults, and the core remembers the last few for double
- * frees).
+ * that finds the mark is a double free. A freed LARGE block goes through the same
+ * quarantine, marked and filled alike; when it leaves, it is kept as one of the thread's
+ * spares for the next request of its length, or goes back to the page heap with its guard
+ * page still set. HUGE blocks are unmapped at once (a later write faults, and the core
+ * remembers the last few for double frees).
  */
 #include <pthread.h>
 #include <string.h>
@@ -135,8 +136,7 @@ static const uint8_t fill_bytes[1024] = {[0 ... 1023] = FILL_BYTE};
  * most programs free, the call to memcmp cost more than the compare. */
 #define FILL_INLINE_MAX 64
 
-/* The first offset in [from, to) that does not hold the fill, or `to`. The 8 bytes from
- * `from` must be readable (as pattern_mismatch). */
+/* The first offset in [from, to) that does not hold the fill, or `to`. */
 static size_t fill_mismatch(const uint8_t *b, size_t from, size_t to) {
   if (to - from <= FILL_INLINE_MAX) return pattern_mismatch(b, FILL_WORD, from, to);
   for (size_t i = from; i < to; i += sizeof fill_bytes) {
