@@ -502,42 +502,41 @@ static void *slab_front_refill(st_slab_cache_t *c) {
   unsigned n = 0;
   for (int i = 0; i < 2; i++)
     while (n < SLAB_FRONT_BATCH && mags[i]->n > 0) f->front[n++] = mags[i]->obj[--mags[i]->n];
-  if (n == 0) {
-    st_lock_acquire(&c->lock);
-    magazine *full = c->depot_full;
-    if (full != NULL) {
-      c->depot_full = full->next;
-      c->depot_objects -= full->n;
-      n = full->n;
-      memcpy(f->front, full->obj, n * sizeof *f->front);
-      __atomic_store_n(&f->front_n, n, __ATOMIC_RELAXED); /* with the depot, for the stats */
-      full->n = 0;
-      full->next = c->depot_empty, c->depot_empty = full;
-      st_lock_release(&c->lock);
-    } else {
-      unsigned fresh;
-      n = slab_take_locked(c, f->front, SLAB_FRONT_BATCH, &fresh);
-      if (!fresh) __atomic_store_n(&f->front_n, n, __ATOMIC_RELAXED);
-      st_lock_release(&c->lock);
-      if (n == 0) return NULL;
-      if (fresh) { /* built now, handed out at once: the ctor may use the cache (the front
-                      is empty and consistent) */
-        void *obj = f->front[0];
-        slab_construct(c, obj, fresh);
-        *slab_bufctl(c, obj) = f->key;
-        if (slab_front_mine(c)) { /* the ctor may have made this thread give it up */
-          __atomic_store_n(&f->front_allocs, f->front_allocs + 1, __ATOMIC_RELAXED);
-        } else {
-          st_lock_acquire(&c->lock);
-          c->allocs++;
-          st_lock_release(&c->lock);
-        }
-        return obj;
-      }
-    }
+  if (n > 0) {
+    __atomic_store_n(&f->front_n, n, __ATOMIC_RELAXED);
+    return slab_front_pop(c);
   }
-  __atomic_store_n(&f->front_n, n, __ATOMIC_RELAXED);
-  return slab_front_pop(c);
+  /* front_n changes under the lock from here, with the depot: the stats count each once */
+  unsigned fresh = 0;
+  st_lock_acquire(&c->lock);
+  magazine *full = c->depot_full;
+  if (full != NULL) {
+    c->depot_full = full->next;
+    c->depot_objects -= full->n;
+    n = full->n;
+    memcpy(f->front, full->obj, n * sizeof *f->front);
+    full->n = 0;
+    full->next = c->depot_empty, c->depot_empty = full;
+  } else {
+    n = slab_take_locked(c, f->front, SLAB_FRONT_BATCH, &fresh);
+  }
+  if (!fresh) __atomic_store_n(&f->front_n, n, __ATOMIC_RELAXED);
+  st_lock_release(&c->lock);
+  if (n == 0) return NULL;
+  if (!fresh) return slab_front_pop(c);
+  /* built now, handed out at once: the ctor may use the cache (the front is empty and
+   * consistent) */
+  void *obj = f->front[0];
+  slab_construct(c, obj, fresh);
+  *slab_bufctl(c, obj) = f->key;
+  if (slab_front_mine(c)) { /* the ctor may have made this thread give it up */
+    __atomic_store_n(&f->front_allocs, f->front_allocs + 1, __ATOMIC_RELAXED);
+  } else {
+    st_lock_acquire(&c->lock);
+    c->allocs++;
+    st_lock_release(&c->lock);
+  }
+  return obj;
 }
 
 /* The owner's front is full: its older half goes to the depot as a magazine (straight to
