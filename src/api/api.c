@@ -25,7 +25,16 @@ static void *out_of_memory(void) {
 
 void *st__api_malloc_slow(size_t size) {
   if (size <= ST_SMALL_MAX) { /* sizes above the class table still pop without a call */
-    void *block = st__tcache_pop(st__tls_tcache, st__size_to_class(size));
+    st_tcache_t *tc = st__tls_tcache;
+    unsigned cls = st__size_to_class(size);
+    void *block = st__tcache_pop(tc, cls);
+    if (block != NULL) return block;
+    /* A live cache is the core's, on the plain route (a classic strategy or a debug route
+     * keeps the thread on a sentinel, which is never live): its refill needs none of the
+     * layers in between (the dispatch, st__thread_cache, a second pop). */
+    if (tc->live) return (block = st__tcache_alloc_slow(tc, cls)) != NULL ? block : out_of_memory();
+  } else if (size <= st__pages_to_bytes(ST_SPANCACHE_MAX_PAGES)) { /* the thread's stock */
+    void *block = st__core_large_stock_alloc(size);
     if (block != NULL) return block;
   }
   if (ST_UNLIKELY(size > PTRDIFF_MAX)) return out_of_memory();

@@ -58,6 +58,25 @@ ST_INLINE void st__core_small_free_hardened(void *p, st_span_t *span) {
   }
   st__core_small_free_checked(p, span);
 }
+
+/* A LARGE block from the calling thread's span stock (spancache.h), taken by the api's
+ * malloc slow path before the backend dispatch: under random sizes a malloc of 16-32 KiB
+ * finds its page count there about 5 times in 6 (threads-1), and the layers in between
+ * cost about as much as the hit itself (docs/benchmarks.md §9). `size` is above
+ * ST_SMALL_MAX and at most ST_SPANCACHE_MAX_PAGES pages; NULL when the stock holds no span
+ * of that length. No mode check is needed, for the reason the small fast path needs none:
+ * threads of a classic strategy or of a debug route (leak records, memcheck, hardened
+ * mode) keep a sentinel cache, whose stock stays empty because a span names a cache as
+ * its large_owner only when the cache is live (large_alloc, large_free_to_stock). */
+ST_INLINE void *st__core_large_stock_alloc(size_t size) {
+  st_tcache_t *tc = st__tls_tcache;
+  st_span_t *span = st__spancache_take(&tc->spans, st__bytes_to_pages(size));
+  if (span == NULL) return NULL;
+  st__tcache_count(tc, ST_EVENT_large_allocs);
+  st_store_relaxed(&span->xrequested, size);
+  return st__span_start(span);
+}
+
 ST_HIDDEN size_t st__core_usable_size(const void *p, const char *fn);
 ST_HIDDEN int st__core_trim(void);
 ST_HIDDEN void st__core_counters(st_core_counters *out);

@@ -3,7 +3,9 @@
  * boundary it lies on), only the allocating thread keeps it, the stock stays within its
  * bounds, and it goes back to the page heap at st_trim, at thread exit and (for the threads
  * that did not survive) in a forked child, whose own thread keeps its stock. A second free
- * of a cached block is reported. */
+ * of a cached block is reported. malloc and free of those lengths reach the stock without
+ * the backend's layers, with the same checks. */
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -47,6 +49,31 @@ static void freed_block_comes_back(void) {
   CHECK_EQ(nonzero, 0); /* calloc of a reused span clears it */
   CHECK_EQ(cached_spans(), 0);
   st_free(q);
+  st_trim(0);
+}
+
+/* malloc and free of a stocked length go straight to the stock (api.c, heap.c): the block
+ * comes back, both are counted as large blocks, and free leaves errno alone. */
+static void plain_malloc_and_free_use_the_stock(void) {
+  st_stats before, after;
+  char *p = st_malloc(BLOCK_BYTES);
+  REQUIRE(p != NULL);
+  st_free(p);
+  st_stats_get(&before, sizeof before);
+  for (int i = 0; i < 3; i++) {
+    char *q = st_malloc(BLOCK_BYTES - 100 * (size_t)i); /* the same 5 pages */
+    CHECK(q == p);
+    CHECK_EQ(cached_spans(), 0);
+    memset(q, i, BLOCK_BYTES - 100 * (size_t)i);
+    errno = 4321;
+    st_free(q);
+    CHECK_EQ(errno, 4321);
+    CHECK_EQ(cached_spans(), 1);
+  }
+  st_stats_get(&after, sizeof after);
+  CHECK_EQ(after.large_allocs - before.large_allocs, 3);
+  CHECK_EQ(after.large_frees - before.large_frees, 3);
+  CHECK_EQ(after.spans_allocated, before.spans_allocated); /* no page heap call */
   st_trim(0);
 }
 
@@ -197,14 +224,31 @@ static void usable_size_of_cached(void *arg) {
   (void)st_usable_size(p);
 }
 
+/* A pointer into a block of the calling thread, which its stock would take at its start. */
+static void interior_free_of_large(void *arg) {
+  (void)arg;
+  char *p = st_malloc(BLOCK_BYTES);
+  st_free(p + 4096);
+}
+
+static void realloc_of_cached(void *arg) {
+  (void)arg;
+  void *p = st_malloc(BLOCK_BYTES);
+  st_free(p);
+  (void)st_realloc(p, 2 * BLOCK_BYTES);
+}
+
 static void misuse_is_reported(void) {
   expect_death(double_free_of_cached, NULL, "free(): double free of");
   expect_death(usable_size_of_cached, NULL, "double free of");
+  expect_death(interior_free_of_large, NULL, "free(): invalid pointer");
+  expect_death(realloc_of_cached, NULL, "realloc(): double free of");
 }
 
 int main(void) {
   set_up_thread();
   RUN_CASE(freed_block_comes_back);
+  RUN_CASE(plain_malloc_and_free_use_the_stock);
   RUN_CASE(trim_empties_the_stock);
   RUN_CASE(stock_is_bounded);
   RUN_CASE(aligned_block_comes_back_when_its_start_fits);
