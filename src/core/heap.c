@@ -149,11 +149,13 @@ bool st__core_large_grow_guarded(st_span_t *span, size_t size) {
   bool grown = st__pageheap_grow_guarded_locked(home, span, pages);
   st__pageheap_unlock(home);
   errno = saved;
-  if (grown) {
-    st_store_relaxed(&span->xrequested, size);
-    count(ST_EVENT_reallocs_in_place);
-  }
+  if (grown) st_store_relaxed(&span->xrequested, size);
   return grown;
+}
+
+void st__core_count_realloc(bool in_place) {
+  count(ST_EVENT_reallocs);
+  if (in_place) count(ST_EVENT_reallocs_in_place);
 }
 
 static void *huge_alloc(size_t size, size_t align) {

@@ -479,7 +479,9 @@ void *st__harden_realloc(void *p, size_t size) {
     old = pages_checked_size(p, &span, &usable, mix, "realloc");
   }
   size_t need = size + OVERHEAD;
-  if (need > size && resized_in_place(p, span, size, need, usable)) return p;
+  bool in_place = need > size && resized_in_place(p, span, size, need, usable);
+  st__core_count_realloc(in_place);
+  if (in_place) return p;
   void *q = st__harden_malloc(size, 0, false);
   if (q == NULL) return NULL;
   memcpy(q, p, old < size ? old : size);
