@@ -67,7 +67,7 @@ ST_INLINE void st__dispatch_free(void *p, st_span_t *span, const char *fn) {
 ST_INLINE void *st__dispatch_realloc(void *p, size_t size) {
   st_classic_heap_t *h = st__dispatch_classic();
   if (h != NULL) return st__classic_realloc(h, p, size);
-  return ST_UNLIKELY(st__debug_routing()) ? st__debug_realloc(p, size) : st__core_realloc(p, size);
+  return ST_UNLIKELY(st__debug_routing()) ? st__debug_route_realloc(p, size) : st__core_realloc(p, size);
 }
 
 ST_INLINE size_t st__dispatch_usable_size(const void *p, const char *fn) {

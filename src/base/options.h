@@ -57,7 +57,11 @@
   X(LEAKS_DEPTH, 16, 1, 64, "Call stack frames recorded per block with STRATA_LEAKS")         \
   X(HARDENED, ST_HARDENED_DEFAULT, 0, 1,                                                        \
     "Hardened mode: canaries, fill on free, a quarantine, guard pages and shuffled slabs "      \
-    "(docs/security.md); the default is 1 in builds with STRATA_HARDENED_DEFAULT")
+    "(docs/security.md); the default is 1 in builds with STRATA_HARDENED_DEFAULT")             \
+  X(HARDENED_FILL, 256, 0, 1048576,                                                              \
+    "Hardened mode: bytes at the start of a freed block that are filled, and checked for "      \
+    "writes after free when the block leaves the quarantine (its mark, canary and size word "   \
+    "are always checked); 0 fills and checks the whole block")
 
 /* Options that take a word for a number: X(ENUM_NAME, word, value). */
 #define ST_OPTION_WORDS(X)                                                                      \

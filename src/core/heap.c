@@ -133,6 +133,25 @@ static bool large_resize_in_place(st_span_t *span, size_t size) {
   return ok;
 }
 
+bool st__core_large_grow_guarded(st_span_t *span, size_t size) {
+  if (span->kind != ST_SPAN_LARGE || !span->guarded || size > st__core_huge_threshold()) return false;
+  size_t pages = st__bytes_to_pages(size);
+  if (pages <= span->pages) return false;
+  int saved = errno; /* a refused guard is no error of the program's */
+  st_pageheap_t *home = st__pageheap_home(span);
+  st__pageheap_lock(home);
+  bool grown = st__pageheap_grow_guarded_locked(home, span, pages);
+  st__pageheap_unlock(home);
+  errno = saved;
+  if (grown) st_store_relaxed(&span->xrequested, size);
+  return grown;
+}
+
+void st__core_count_realloc(bool in_place) {
+  count(ST_EVENT_reallocs);
+  if (in_place) count(ST_EVENT_reallocs_in_place);
+}
+
 static void *huge_alloc(size_t size, size_t align) {
   void *p = st__huge_alloc(size, align);
   if (p != NULL) count(ST_EVENT_huge_allocs);

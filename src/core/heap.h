@@ -32,6 +32,12 @@ ST_HIDDEN void st__core_small_check_not_free(const void *p, st_span_t *span, con
 /* Hardened mode (debug/harden.c, which has checked p): frees slab block p of span into the
  * calling thread's cache, or as a remote free, with encoded links (span.h). */
 ST_HIDDEN void st__core_small_free_checked(void *p, st_span_t *span);
+/* Hardened mode's realloc (debug/harden.c): grows the LARGE block of span, whose last page
+ * is a guard, in place to `size` bytes (guard included), the guard moving to the new last
+ * page; false, the block unchanged, when it must move. */
+ST_HIDDEN bool st__core_large_grow_guarded(st_span_t *span, size_t size);
+/* Hardened mode's realloc counts itself as the core's does (reallocs, reallocs_in_place). */
+ST_HIDDEN void st__core_count_realloc(bool in_place);
 
 /* Hardened mode's slab malloc and free (debug/harden.c), the common case inline: a pop from
  * the current span of the thread's cache, a push onto a span it owns, both with encoded

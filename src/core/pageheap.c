@@ -600,10 +600,25 @@ void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *s, size_t keep_pag
   insert_coalesced(ph, tail);
 }
 
-/* The free span of this shard that starts at addr, or NULL. */
-static st_span_t *free_span_at(st_pageheap_t *ph, uintptr_t addr) {
+/* The free span of this shard that starts at addr, or NULL; with its guard page only when
+ * `guarded` allows. */
+static st_span_t *free_span_at(st_pageheap_t *ph, uintptr_t addr, bool guarded) {
   st_span_t *n = st__pagemap_lookup_acquire((void *)addr);
-  return is_free_neighbour(ph, n) && n->start == addr && !n->guarded ? n : NULL;
+  return is_free_neighbour(ph, n) && n->start == addr && (guarded || !n->guarded) ? n : NULL;
+}
+
+/* The last of the consecutive free spans right after s that together hold at least
+ * `extra` pages, with their count in *found; NULL when a page is missing. */
+static st_span_t *free_run_after(st_pageheap_t *ph, const st_span_t *s, size_t extra, size_t *found,
+                                 bool guarded) {
+  st_span_t *last = NULL;
+  *found = 0;
+  for (uintptr_t at = st__span_end(s); *found < extra; at = st__span_end(last)) {
+    last = free_span_at(ph, at, guarded);
+    if (last == NULL) return NULL;
+    *found += last->pages;
+  }
+  return last;
 }
 
 /* Free spans of different states lie side by side (see may_merge), so growing in place
@@ -611,13 +626,9 @@ static st_span_t *free_span_at(st_pageheap_t *ph, uintptr_t addr) {
  * is split before anything is taken, so a missing descriptor leaves s unchanged. */
 bool st__pageheap_grow_locked(st_pageheap_t *ph, st_span_t *s, size_t pages) {
   ST_ASSERT(1, s->kind == ST_SPAN_LARGE && !s->guarded && pages > s->pages);
-  size_t extra = pages - s->pages, found = 0;
-  st_span_t *last = NULL;
-  for (uintptr_t at = st__span_end(s); found < extra; at = st__span_end(last)) {
-    last = free_span_at(ph, at);
-    if (last == NULL) return false;
-    found += last->pages;
-  }
+  size_t extra = pages - s->pages, found;
+  st_span_t *last = free_run_after(ph, s, extra, &found, false);
+  if (last == NULL) return false;
   if (found > extra) {
     free_list_remove(ph, last);
     unmap_free_bounds(last);
@@ -631,7 +642,7 @@ bool st__pageheap_grow_locked(st_pageheap_t *ph, st_span_t *s, size_t pages) {
     free_list_insert(ph, last);
   }
   while (s->pages < pages) {
-    st_span_t *right = free_span_at(ph, st__span_end(s));
+    st_span_t *right = free_span_at(ph, st__span_end(s), false);
     free_list_remove(ph, right);
     unmap_free_bounds(right);
     s->pages += right->pages;
@@ -640,6 +651,30 @@ bool st__pageheap_grow_locked(st_pageheap_t *ph, st_span_t *s, size_t pages) {
   in_use_add(extra);
   s->zeroed = 0;
   return true;
+}
+
+/* The free spans taken may keep guards of their own (hardened blocks freed before, next
+ * to each other): those are lifted, an mprotect each, which costs less than moving the
+ * block. The new last page is made the guard before anything is taken, so a kernel that
+ * refuses it (out of mappings) leaves s as it was; the old guard is lifted last. */
+bool st__pageheap_grow_guarded_locked(st_pageheap_t *ph, st_span_t *s, size_t pages) {
+  ST_ASSERT(1, s->kind == ST_SPAN_LARGE && s->guarded && pages > s->pages);
+  size_t found;
+  st_span_t *last = free_run_after(ph, s, pages - s->pages, &found, true);
+  if (last == NULL) return false;
+  for (st_span_t *n = free_span_at(ph, st__span_end(s), true);; n = free_span_at(ph, st__span_end(n), true)) {
+    st__pageheap_guard(n, false);
+    if (n == last) break;
+  }
+  char *old_guard = (char *)last_page(s), *new_guard = (char *)s->start + st__pages_to_bytes(pages - 1);
+  if (!st__os_protect(new_guard, ST_PAGE_SIZE, false)) return false;
+  s->guarded = 0; /* as st__pageheap_grow_locked wants it: the guard moves below */
+  bool grown = st__pageheap_grow_locked(ph, s, pages);
+  char *lift = grown ? old_guard : new_guard;
+  if (!st__os_protect(lift, ST_PAGE_SIZE, true))
+    st__fatal("heap: cannot lift the guard page at %p of the span at %p", (void *)lift, (void *)s->start);
+  s->guarded = 1;
+  return grown;
 }
 
 /* ---- validation and fork --------------------------------------------------------------- */

@@ -92,6 +92,10 @@ ST_HIDDEN void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *span, si
 /* Grows a LARGE span in place to `pages` by taking a free right neighbour; false if not
  * possible. */
 ST_HIDDEN bool st__pageheap_grow_locked(st_pageheap_t *ph, st_span_t *span, size_t pages);
+/* Hardened mode: the same for a LARGE span whose last page is a guard; the guard moves to
+ * the new last page. False, span unchanged, when the pages are not free or the kernel
+ * refuses the new guard. */
+ST_HIDDEN bool st__pageheap_grow_guarded_locked(st_pageheap_t *ph, st_span_t *span, size_t pages);
 
 /* Descriptors (also used by the huge layer for its blocks). */
 ST_HIDDEN st_span_t *st__pageheap_desc_alloc_locked(st_pageheap_t *ph);

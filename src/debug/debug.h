@@ -45,6 +45,9 @@ ST_HIDDEN void *st__harden_malloc(size_t size, size_t align, bool zero);
 ST_HIDDEN void st__harden_free(void *p, st_span_t *span, const char *fn);
 /* The requested size of live block p, after the same checks as free. */
 ST_HIDDEN size_t st__harden_size(const void *p, const char *fn);
+/* p != NULL, 0 < size <= PTRDIFF_MAX: the checks of free, then in place when the block
+ * allows (its canary and size word moved) or moved, the old block freed as by free. */
+ST_HIDDEN void *st__harden_realloc(void *p, size_t size);
 
 /* What the api calls when st__debug_routing(): hardened mode alone (no records to keep)
  * goes straight to harden.c, a call less per malloc and per free than through route.c. */
@@ -56,6 +59,10 @@ ST_INLINE void *st__debug_route_malloc(size_t size, size_t align, bool zero) {
 ST_INLINE void st__debug_route_free(void *p, st_span_t *span, const char *fn) {
   if (st__thread_hardened_only()) st__harden_free(p, span, fn);
   else st__debug_free(p, span, fn);
+}
+
+ST_INLINE void *st__debug_route_realloc(void *p, size_t size) {
+  return st__thread_hardened_only() ? st__harden_realloc(p, size) : st__debug_realloc(p, size);
 }
 
 /* Block records (track.c). */

@@ -19,16 +19,22 @@
  * secret, and one that reaches the size word makes it decode to nonsense.
  *
  * A freed slab block keeps its canary and size word; its first word becomes the quarantine
- * mark (the complement of its mix, which only this file can compute) and the rest of the
- * program's bytes FILL_BYTE. It then waits in the freeing thread's quarantine, which needs
+ * mark (the complement of its mix, which only this file can compute) and the program's
+ * bytes after it FILL_BYTE, up to STRATA_HARDENED_FILL bytes from the start (256 unless set;
+ * 0: all of them). It then waits in the freeing thread's quarantine, which needs
  * no lock. A newcomer evicts a random resident once the quarantine is full (in blocks or
  * in bytes), so reuse order is not predictable; the evicted block must still read exactly
- * as it was left, else a write after free is reported, before the core reuses it. A free
- * that finds the mark is a double free. A freed LARGE block goes through the same
- * quarantine, marked and filled alike; when it leaves, it is kept as one of the thread's
- * spares for the next request of its length, or goes back to the page heap with its guard
- * page still set. HUGE blocks are unmapped at once (a later write faults, and the core
- * remembers the last few for double frees).
+ * as it was left (mark, fill, canary, size word), else a write after free is reported,
+ * before the core reuses it. A free that finds the mark is a double free. A freed LARGE
+ * block goes through the same quarantine, marked and filled alike; when it leaves, it is
+ * kept as one of the thread's spares for the next request of its length, or goes back to
+ * the page heap with its guard page still set. HUGE blocks are unmapped at once (a later
+ * write faults, and the core remembers the last few for double frees).
+ *
+ * realloc checks the block as free does, then keeps it in place when its core size allows
+ * (sealing it again for the new size), or grows a guarded LARGE block into the free pages
+ * after it, its guard page moving to the new end; otherwise it moves and the old block is
+ * freed as by free.
  */
 #include <pthread.h>
 #include <string.h>
@@ -76,6 +82,9 @@ typedef struct quarantine {
 } quarantine;
 
 static uint64_t secret;           /* const after harden_init */
+/* How many bytes from a freed block's start are filled and checked (STRATA_HARDENED_FILL;
+ * SIZE_MAX for the whole block): const after harden_init. */
+static size_t fill_limit;
 static st_atomic_int xinit_state; /* 0 none, 1 running, 2 done */
 static pthread_key_t exit_key;    /* its destructor empties the exiting thread's quarantine */
 /* The thread's quarantine, a block of the core's made at its first free; initial-exec TLS
@@ -92,6 +101,8 @@ static void harden_init(void) {
     return;
   }
   secret = st__os_random_seed() | 1;
+  long fill = st_option(ST_OPTION_HARDENED_FILL);
+  fill_limit = fill == 0 ? SIZE_MAX : (size_t)fill;
   pthread_key_create(&exit_key, quarantine_drain);
   st_store_release(&xinit_state, 2);
 }
@@ -127,6 +138,13 @@ find: /* the mismatching word, or the tail shorter than a word (never read past 
   for (; i < to; i++)
     if (b[i] != (uint8_t)(pattern >> (i & 7) * 8)) return i;
   return to;
+}
+
+/* Where the fill of a freed block of `size` requested bytes ends: at the request's end, or
+ * fill_limit bytes in, and never before the mark's end (the check starts there). */
+static size_t filled_bytes(size_t size) {
+  size_t filled = size < fill_limit ? size : fill_limit;
+  return filled > 8 ? filled : 8;
 }
 
 /* The fill as the quarantine checks it: memcmp against this compares many bytes per step. */
@@ -311,9 +329,9 @@ static void quarantine_release(quarantined q) {
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
   if (ST_UNLIKELY(size > usable - OVERHEAD)) written_after_free(b, usable, usable - SIZE_WORD);
-  size_t from = size > 8 ? size : 8;
-  size_t bad = fill_mismatch(b, 8, from);
-  if (ST_UNLIKELY(bad != from)) written_after_free(b, usable, bad);
+  size_t from = size > 8 ? size : 8, filled = filled_bytes(size);
+  size_t bad = fill_mismatch(b, 8, filled);
+  if (ST_UNLIKELY(bad != filled)) written_after_free(b, usable, bad);
   size_t end = canary_end(size, usable);
   if (ST_UNLIKELY(!canary_intact(b, from, end, mix)))
     written_after_free(b, usable, pattern_mismatch(b, mix, from, end));
@@ -390,33 +408,83 @@ static void quarantine_drain(void *arg) {
 
 /* ---- free ------------------------------------------------------------------------------ */
 
-/* Fills what the program asked for, marks the block and quarantines it. */
+/* Fills the first fill_limit bytes of what the program asked for, marks the block and
+ * quarantines it. */
 static void quarantine_block(void *p, st_span_t *span, size_t size, uint64_t mix, size_t usable) {
-  memset(p, FILL_BYTE, size);
+  memset(p, FILL_BYTE, filled_bytes(size));
   uint64_t mark = ~mix;
   memcpy(p, &mark, sizeof mark);
   quarantine_put(p, span, usable);
 }
 
-static void harden_free_pages(void *p, st_span_t *span, const char *fn) {
-  size_t core_size = st__core_usable_size(p, fn); /* invalid pointers end here */
-  size_t usable = usable_of(core_size);
-  uint64_t mix = block_mix(p);
-  size_t size = checked_size(p, usable, mix, fn);
-  if (span == NULL) span = st__pagemap_lookup(p);
-  if (span->kind == ST_SPAN_LARGE && usable <= QUARANTINE_LARGE_MAX) {
+/* Checked block p of span (`size` requested, `usable` bytes) leaves the program: slab
+ * blocks and LARGE blocks up to QUARANTINE_LARGE_MAX are quarantined, the others go back. */
+static void release_checked(void *p, st_span_t *span, size_t size, uint64_t mix, size_t usable) {
+  if (span->kind == ST_SPAN_SLAB || (span->kind == ST_SPAN_LARGE && usable <= QUARANTINE_LARGE_MAX))
     quarantine_block(p, span, size, mix, usable);
-    return;
-  }
-  large_release(p, span);
+  else
+    large_release(p, span);
+}
+
+/* A LARGE or HUGE block the program passes in, checked: its span, usable bytes and size. */
+static size_t pages_checked_size(const void *p, st_span_t **span, size_t *usable, uint64_t mix,
+                                 const char *fn) {
+  *usable = usable_of(st__core_usable_size(p, fn)); /* invalid pointers end here */
+  size_t size = checked_size(p, *usable, mix, fn);
+  if (*span == NULL) *span = st__pagemap_lookup(p);
+  return size;
 }
 
 void st__harden_free(void *p, st_span_t *span, const char *fn) {
   harden_ready();
-  if (ST_UNLIKELY(span == NULL || span->kind != ST_SPAN_SLAB)) {
-    harden_free_pages(p, span, fn);
+  uint64_t mix = block_mix(p);
+  if (ST_LIKELY(span != NULL && span->kind == ST_SPAN_SLAB)) {
+    quarantine_block(p, span, small_checked_size(p, span, mix, fn), mix, span->block_size);
     return;
   }
+  size_t usable, size = pages_checked_size(p, &span, &usable, mix, fn);
+  release_checked(p, span, size, mix, usable);
+}
+
+/* ---- realloc --------------------------------------------------------------------------- */
+
+/* Whether checked block p of span (`usable` bytes without its guard) takes `need` bytes
+ * (request and overhead) where it is; then it is sealed for its new size. In place: within
+ * the block unless that would waste more than half of it (slab blocks of up to 128 bytes
+ * whatever the waste, as the core's realloc), and LARGE blocks growing into the free pages
+ * after them, their guard page moving along. */
+static bool resized_in_place(void *p, st_span_t *span, size_t size, size_t need, size_t usable) {
+  bool slab = span->kind == ST_SPAN_SLAB;
+  if (need <= usable && (need >= usable / 2 || (slab && usable <= 128)) && (slab || need > ST_SMALL_MAX)) {
+    seal(p, size, usable);
+    return true;
+  }
+  size_t bytes = st_align_up(need, ST_PAGE_SIZE) + ST_PAGE_SIZE; /* with the guard */
+  if (slab || need <= usable || usable <= GUARDED_MIN || !st__core_large_grow_guarded(span, bytes))
+    return false;
+  seal(p, size, usable_of(bytes));
+  return true;
+}
+
+void *st__harden_realloc(void *p, size_t size) {
+  harden_ready();
+  st_span_t *span = st__pagemap_lookup(p);
   uint64_t mix = block_mix(p);
-  quarantine_block(p, span, small_checked_size(p, span, mix, fn), mix, span->block_size);
+  size_t usable, old;
+  if (span != NULL && span->kind == ST_SPAN_SLAB) {
+    usable = span->block_size;
+    old = small_checked_size(p, span, mix, "realloc");
+  } else {
+    span = NULL;
+    old = pages_checked_size(p, &span, &usable, mix, "realloc");
+  }
+  size_t need = size + OVERHEAD;
+  bool in_place = need > size && resized_in_place(p, span, size, need, usable);
+  st__core_count_realloc(in_place);
+  if (in_place) return p;
+  void *q = st__harden_malloc(size, 0, false);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old < size ? old : size);
+  release_checked(p, span, old, mix, usable);
+  return q;
 }

@@ -13,6 +13,9 @@
 #include "strata.h"
 
 enum { DEFAULT = 1, HARDENED = 2, CLASSIC = 4, ALL = 7 };
+/* Cases that only the hardened mode with every freed byte filled catches
+ * (STRATA_HARDENED_FILL=0 in the environment: the misuse-hardened-fill-all test). */
+enum { HARDENED_FILL_ALL = 8 };
 
 #define SMALL 32
 #define MEDIUM (100 * 1024)
@@ -211,6 +214,45 @@ static void write_after_free_medium(void *arg) {
   for (int i = 0; i < 2000; i++) st_free(st_malloc(MEDIUM + 4096));
 }
 
+/* Hardened, with the whole block filled: a write far from the start of a freed block. By
+ * default only the first STRATA_HARDENED_FILL (256) bytes are filled and checked. */
+static void write_after_free_deep(void *arg) {
+  (void)arg;
+  char *p = st_malloc(MEDIUM);
+  st_free(p);
+  opaque(p)[MEDIUM / 2] = 'A';
+  for (int i = 0; i < 2000; i++) st_free(st_malloc(MEDIUM + 4096));
+}
+
+/* Hardened: realloc in place moves the canary to the new end, grown or shrunk. */
+static void overflow_1_byte_after_realloc_grow(void *arg) {
+  (void)arg;
+  char *p = st_realloc(st_malloc(40), 50); /* the same 64-byte block, with its overhead */
+  opaque(p)[50] = 'A';
+  st_free(p);
+}
+
+static void overflow_1_byte_after_realloc_shrink(void *arg) {
+  (void)arg;
+  char *p = st_realloc(st_malloc(100), 60);
+  opaque(p)[60] = 'A';
+  st_free(p);
+}
+
+static void overflow_1_byte_after_large_grow(void *arg) {
+  (void)arg;
+  char *p = st_realloc(st_malloc(MEDIUM), 3 * MEDIUM); /* grows into the pages after it */
+  opaque(p)[3 * MEDIUM] = 'A';
+  st_free(p);
+}
+
+/* Hardened: the guard page moves with a LARGE block grown in place. */
+static void overflow_into_guard_page_after_grow(void *arg) {
+  (void)arg;
+  char *p = opaque(st_realloc(st_malloc(MEDIUM), 3 * MEDIUM));
+  memset(p, 'A', 3 * MEDIUM + 8192);
+}
+
 /* Hardened: the guard page at the end of each slab span stops an overflow that runs off
  * the span's last block (at most one span, 64 KiB for this class, away). */
 static void overflow_off_slab_span(void *arg) {
@@ -272,10 +314,20 @@ static const death_case cases[] = {
     {"overflow_1_byte", overflow_1_byte, HARDENED, {"", "free(): heap overflow", ""}},
     {"overflow_1_byte_medium", overflow_1_byte_medium, HARDENED, {"", "free(): heap overflow", ""}},
     {"overflow_into_guard_page", overflow_into_guard_page, HARDENED, {"", "", ""}},
+    {"overflow_into_guard_page_after_grow", overflow_into_guard_page_after_grow, HARDENED,
+     {"", "", ""}},
+    {"overflow_1_byte_after_realloc_grow", overflow_1_byte_after_realloc_grow, HARDENED,
+     {"", "free(): heap overflow", ""}},
+    {"overflow_1_byte_after_realloc_shrink", overflow_1_byte_after_realloc_shrink, HARDENED,
+     {"", "free(): heap overflow", ""}},
+    {"overflow_1_byte_after_large_grow", overflow_1_byte_after_large_grow, HARDENED,
+     {"", "free(): heap overflow", ""}},
     {"overflow_off_slab_span", overflow_off_slab_span, HARDENED, {"", "", ""}},
     {"aim_free_list", aim_free_list, DEFAULT | HARDENED,
      {"malloc(): corrupted free block", "malloc(): corrupted free list", ""}},
     {"write_after_free_medium", write_after_free_medium, HARDENED, {"", "free(): use after free", ""}},
+    {"write_after_free_deep", write_after_free_deep, HARDENED_FILL_ALL,
+     {"", "free(): use after free", ""}},
 };
 
 /* A guard page ends the program with SIGSEGV, not a diagnostic: checked apart. */
@@ -302,11 +354,14 @@ int main(int argc, char **argv) {
   }
   /* Before the first st_* call, which reads the options (the strategy comes from CTest). */
   if (index < 2) setenv("STRATA_HARDENED", index == 1 ? "1" : "0", 1);
+  const char *fill = getenv("STRATA_HARDENED_FILL");
+  int modes = 1 << index | (index == 1 && fill != NULL && strcmp(fill, "0") == 0 ? HARDENED_FILL_ALL : 0);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const death_case *c = &cases[i];
-    if (!(c->modes & (1 << index))) continue;
+    if (!(c->modes & modes)) continue;
     check_case_failed = 0;
-    if (c->fn == overflow_into_guard_page || c->fn == overflow_off_slab_span)
+    if (c->fn == overflow_into_guard_page || c->fn == overflow_off_slab_span ||
+        c->fn == overflow_into_guard_page_after_grow)
       CHECK(dies_of_segv(c->fn));
     else check_expect_death_(__FILE__, __LINE__, c->name, c->fn, NULL, c->expected[index]);
     check_case_failed ? check_cases_failed++ : check_cases_passed++;
