@@ -73,6 +73,7 @@
 #include "base/options.h"
 #include "os/os.h"
 #include "special/chunk.h"
+#include "special/fork.h"
 #include "special/handle.h"
 #include "strata.h"
 
@@ -123,11 +124,16 @@ typedef struct pool_binding {
 
 typedef struct pool_thread {
   pool_binding way[POOL_WAYS]; /* by the pool's gen % POOL_WAYS */
+  st_list_t link;              /* on pool_threads; pool_threads_lock */
 } pool_thread;
 
 static __thread pool_thread *tls_pool_thread __attribute__((tls_model("initial-exec")));
 /* The state of a thread after its exit destructor: no caches, every call takes the lock. */
 static pool_thread pool_thread_exited;
+/* Every thread's pool_thread, so that a forked child can give back the caches of the
+ * threads that did not survive the fork (pool_fork_child). A leaf lock. */
+static st_lock_t pool_threads_lock = ST_LOCK_INIT;
+static st_list_t pool_threads = {&pool_threads, &pool_threads};
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static pthread_key_t pool_exit_key;
 static st_pool_t *pool_thread_pool; /* where pool_threads come from (uncached); once */
@@ -146,7 +152,15 @@ static uintptr_t pool_new_key(const void *p, uint64_t gen) {
   return (uintptr_t)(x ^ (x >> 31)) | 1;
 }
 
+static const st_special_fork_kind pool_fork_kind;
+static void pool_init_once(void);
+
 static st_pool_t *pool_create(size_t object_size, size_t align, unsigned flags) {
+  st__special_fork_register(ST_SPECIAL_FORK_POOL, &pool_fork_kind);
+  /* The per-thread caches' own pool, made now rather than at a first alloc that may come
+   * with a slab cache's lock held (it takes the registry lock: fork.h's order). */
+  if ((flags & ST_POOL_THREAD_SAFE) && !(flags & POOL_UNCACHED))
+    pthread_once(&pool_once, pool_init_once);
   if (align < sizeof(void *)) align = sizeof(void *);
   st_chunk_geometry geo;
   if (align > ST_CHUNK_MAX_SIZE || object_size > ST_CHUNK_MAX_SIZE ||
@@ -396,11 +410,19 @@ static void pool_unbind(pool_binding *b) {
   *b = (pool_binding){0};
 }
 
+/* Gives back t's caches and t itself, a thread's that exits or did not survive a fork. */
+static void pool_thread_retire(pool_thread *t) {
+  for (int i = 0; i < POOL_WAYS; i++) pool_unbind(&t->way[i]);
+  st_pool_free(pool_thread_pool, t);
+}
+
 static void pool_thread_exit(void *arg) {
   pool_thread *t = arg;
   tls_pool_thread = &pool_thread_exited;
-  for (int i = 0; i < POOL_WAYS; i++) pool_unbind(&t->way[i]);
-  st_pool_free(pool_thread_pool, t);
+  st_lock_acquire(&pool_threads_lock);
+  st_list_remove(&t->link);
+  st_lock_release(&pool_threads_lock);
+  pool_thread_retire(t);
 }
 
 static void pool_init_once(void) {
@@ -420,6 +442,9 @@ static pool_thread *pool_thread_get(void) {
     return &pool_thread_exited;
   }
   *t = (pool_thread){0};
+  st_lock_acquire(&pool_threads_lock);
+  st_list_push_front(&pool_threads, &t->link);
+  st_lock_release(&pool_threads_lock);
   return tls_pool_thread = t;
 }
 
@@ -590,3 +615,36 @@ size_t st_pool_trim(st_pool_t *p) {
   st_lock_release(&p->lock);
   return released * p->geo.chunk_size;
 }
+
+/* ---- fork (fork.h) ----------------------------------------------------------------------- */
+
+static void pool_fork_lock(void *h) { st_lock_acquire(&((st_pool_t *)h)->lock); }
+static void pool_fork_unlock(void *h) { st_lock_release(&((st_pool_t *)h)->lock); }
+static void pool_fork_lock_threads(void) { st_lock_acquire(&pool_threads_lock); }
+static void pool_fork_unlock_threads(void) { st_lock_release(&pool_threads_lock); }
+
+/* In a forked child: the caches of the threads that did not survive the fork (every
+ * pool_thread but the forking thread's) go back to their pools, as at those threads' exit. */
+static void pool_fork_child(void) {
+  pool_thread *self = tls_pool_thread;
+  st_list_t dead;
+  st_list_init(&dead);
+  st_lock_acquire(&pool_threads_lock);
+  st_list_t *pos, *tmp;
+  st_list_for_each_safe(pos, tmp, &pool_threads) {
+    if (ST_CONTAINER_OF(pos, pool_thread, link) == self) continue;
+    st_list_remove(pos);
+    st_list_push_front(&dead, pos);
+  }
+  st_lock_release(&pool_threads_lock);
+  st_list_for_each_safe(pos, tmp, &dead) pool_thread_retire(ST_CONTAINER_OF(pos, pool_thread, link));
+}
+
+static const st_special_fork_kind pool_fork_kind = {
+    .magic = {ST_MAGIC_POOL, ST_MAGIC_POOL_SHARED},
+    .lock = pool_fork_lock,
+    .unlock = pool_fork_unlock,
+    .lock_globals = pool_fork_lock_threads,
+    .unlock_globals = pool_fork_unlock_threads,
+    .child = pool_fork_child,
+};
