@@ -292,27 +292,30 @@ ST_API size_t st_pool_trim(st_pool_t *p);
 ST_API void st_pool_stats_get(st_pool_t *p, st_pool_stats *out);
 
 /* The inline fast paths. Not part of the API: struct st_pool_fastpath is the head of every
- * pool as this header's version lays it out, and ST_POOL_FASTPATH_MAGIC names that layout.
- * Only an unshared live pool carries that magic; any other pool (shared, destroyed, or made
- * by a library whose pools are laid out differently) fails the first test, so the inline
- * code calls the library, which checks everything. A free is pushed inline only when the
- * pointer is the start of a slot handed out from a chunk of the pool's `known` table and
- * does not show the double-free key: the same checks as the library's, without a call. */
-#define ST_POOL_FASTPATH_MAGIC 0x6c6f6f7074733121ull
+ * pool as this header's version lays it out. The inline code reads no magic word: two of
+ * the head's words close it instead. `free` is NULL whenever st_pool_alloc must call the
+ * library (an empty list, a shared pool, a destroyed one) and `divisible` is 0 whenever
+ * st_pool_free must (a shared or destroyed pool: the slot test below then always fails);
+ * the library checks the magic, which names this layout (a library that lays pools out
+ * otherwise keeps those two words so). A free is pushed inline only when the pointer is the
+ * start of a slot handed out from a chunk of the pool's `known` table and does not show
+ * the double-free key: the same checks as the library's, without a call. */
 #define ST_POOL_FASTPATH_KNOWN 32u
+#define ST_POOL_FASTPATH_SHIFT 16u /* known is indexed by 64 KiB granule */
 struct st_pool_fastpath {
-  unsigned long long magic; /* ST_POOL_FASTPATH_MAGIC while a live unshared pool */
+  unsigned long long magic; /* the library's check (the inline paths do not read it) */
   void *free;               /* the free list: word 0 of a free slot links the next one */
   uintptr_t key;            /* word 1 of every free slot (odd); allocation clears it */
   unsigned long long divisible; /* ~0 / slot + 1: off % slot == 0 iff off * divisible < it */
   unsigned checks_due;      /* frees until the next release check */
-  unsigned shift;           /* log2(chunk size): chunks are aligned to their size */
-  /* Chunks of the pool by number (address >> shift) % KNOWN: the address of slot 0 (0:
-   * none) and the end of the slots handed out so far, as an offset from slot 0. A pointer
-   * into another chunk with the same entry is at least KNOWN chunks away from that slot 0,
-   * so one unsigned compare of its offset against the end also tells the chunks apart. */
+  /* Chunks of the pool by granule, (address >> SHIFT) % KNOWN (a chunk larger than a
+   * granule may hold several entries): the address of slot 0 (0: none) and the end of the
+   * slots handed out so far, as an offset from slot 0 (0 for an empty entry). A pointer
+   * into another chunk with the same entry is at least KNOWN granules, so a whole chunk,
+   * away from that slot 0: one unsigned compare of its offset against the end also tells
+   * the chunks apart. */
   uintptr_t known_slot0[ST_POOL_FASTPATH_KNOWN];
-  unsigned known_end[ST_POOL_FASTPATH_KNOWN];
+  uintptr_t known_end[ST_POOL_FASTPATH_KNOWN];
 };
 #if defined(__GNUC__) && !defined(STRATA_NO_INLINE)
 /* gnu_inline: a definition for inlining only; calls not inlined, and the address of the
@@ -324,9 +327,7 @@ typedef uintptr_t __attribute__((__may_alias__)) st_pool_word; /* a slot's words
 ST_POOL_INLINE void *st_pool_alloc(st_pool_t *p) {
   struct st_pool_fastpath *f = (struct st_pool_fastpath *)(void *)p;
   st_pool_word *s;
-  /* the low half of the magic word tells strata's descriptors apart: a shorter compare */
-  if (__builtin_expect(p == NULL || (unsigned)f->magic != (unsigned)ST_POOL_FASTPATH_MAGIC ||
-                           (s = (st_pool_word *)f->free) == NULL, 0))
+  if (__builtin_expect(p == NULL || (s = (st_pool_word *)f->free) == NULL, 0))
     return st_pool_alloc_slow(p);
   f->free = (void *)s[0];
   s[1] = 0; /* a live object never shows the key */
@@ -336,23 +337,25 @@ ST_POOL_INLINE void st_pool_free(st_pool_t *p, void *obj) {
   struct st_pool_fastpath *f = (struct st_pool_fastpath *)(void *)p;
   st_pool_word *s = (st_pool_word *)obj;
   unsigned i;
-  uintptr_t off;
-  if (__builtin_expect(p == NULL || (unsigned)f->magic != (unsigned)ST_POOL_FASTPATH_MAGIC, 0)) {
+  uintptr_t off, key;
+  if (__builtin_expect(p == NULL, 0)) {
     st_pool_free_slow(p, obj);
     return;
   }
-  i = (unsigned)((uintptr_t)obj >> f->shift) % ST_POOL_FASTPATH_KNOWN;
+  i = (unsigned)((uintptr_t)obj >> ST_POOL_FASTPATH_SHIFT) % ST_POOL_FASTPATH_KNOWN;
   off = (uintptr_t)obj - f->known_slot0[i]; /* huge below slot 0 (NULL too) */
+  key = f->key; /* once: the stores below may alias it */
   /* s is read only for an offset below the end of an entry, which has a slot 0 (an empty
    * entry's end is 0): never for NULL, which the analyzer cannot see. */
   if (__builtin_expect(off >= f->known_end[i] || off * f->divisible >= f->divisible ||
-                           s[1] == f->key || /* NOLINT(clang-analyzer-core.NullDereference) */
+                           s[1] == key || /* NOLINT(clang-analyzer-core.NullDereference) */
                            --f->checks_due == 0, 0)) {
     st_pool_free_slow(p, obj);
     return;
   }
+  s[1] = key; /* first: f->free is then read after it, so the two words are not stored
+                 together (a vector store that costs more than it saves) */
   s[0] = (uintptr_t)f->free;
-  s[1] = f->key;
   f->free = obj;
 }
 #endif

@@ -31,6 +31,7 @@
 
 #include "base/check.h"
 #include "os/os.h"
+#include "special/fork.h"
 #include "special/handle.h"
 #include "strata.h"
 
@@ -83,6 +84,8 @@ st_arena_t *st_arena_create(const st_arena_options *opts) {
     errno = ENOMEM;
     return NULL;
   }
+  /* arenas take no lock of their own, but create and destroy take the registry's */
+  st__special_fork_register(ST_SPECIAL_FORK_POOL, NULL);
   st_arena_t *a = st__handle_new();
   if (a == NULL) return NULL;
   a->next_size = st_align_up(chunk < page ? page : chunk, page);

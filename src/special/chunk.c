@@ -11,6 +11,9 @@
 _Atomic(st_chunk_index_word *) st__chunk_index_top[ST_CHUNK_INDEX_TOP];
 static st_lock_t chunk_index_lock = ST_LOCK_INIT; /* serialises the mapping of leaves */
 
+void st__chunk_index_fork_lock(void) { st_lock_acquire(&chunk_index_lock); }
+void st__chunk_index_fork_unlock(void) { st_lock_release(&chunk_index_lock); }
+
 #define CHUNK_LEAF_BYTES (((size_t)1 << ST_CHUNK_LEAF_SHIFT) / 8)
 
 /* The index word and bit of base's granule, mapping its leaf if need be; NULL when the

@@ -100,6 +100,11 @@ typedef _Atomic(uint64_t) st_chunk_index_word;
 ST_HIDDEN extern _Atomic(st_chunk_index_word *) st__chunk_index_top[ST_CHUNK_INDEX_TOP];
 _Static_assert(ST_CHUNK_MIN_SIZE == (size_t)1 << ST_CHUNK_GRANULE_SHIFT, "one granule per chunk");
 
+/* The lock that serialises the mapping of index leaves, taken and released around fork
+ * (fork.c). */
+ST_HIDDEN void st__chunk_index_fork_lock(void);
+ST_HIDDEN void st__chunk_index_fork_unlock(void);
+
 /* True while a live chunk (of any owner) starts at base. Lock free; safe for any value. */
 ST_INLINE bool st__chunk_index_has(uintptr_t base) {
   if (ST_UNLIKELY(base >> ST_CHUNK_INDEX_BITS != 0)) return false;

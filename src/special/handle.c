@@ -87,8 +87,7 @@ void st__handle_retire(void *h) {
   st_lock_release(&registry.lock);
 }
 
-void st__handle_foreach(uint64_t magic, void (*visit)(void *h, void *arg), void *arg) {
-  st_lock_acquire(&registry.lock);
+void st__handle_foreach_locked(uint64_t magic, void (*visit)(void *h, void *arg), void *arg) {
   for (block_header *b = registry.blocks; b != NULL; b = b->next) {
     size_t used = b == registry.blocks ? registry.carved : SLOTS_PER_BLOCK;
     for (size_t i = 1; i < used; i++) {
@@ -96,8 +95,16 @@ void st__handle_foreach(uint64_t magic, void (*visit)(void *h, void *arg), void 
       if (st__handle_magic(slot) == magic) visit(slot, arg);
     }
   }
+}
+
+void st__handle_foreach(uint64_t magic, void (*visit)(void *h, void *arg), void *arg) {
+  st_lock_acquire(&registry.lock);
+  st__handle_foreach_locked(magic, visit, arg);
   st_lock_release(&registry.lock);
 }
+
+void st__handle_fork_lock(void) { st_lock_acquire(&registry.lock); }
+void st__handle_fork_unlock(void) { st_lock_release(&registry.lock); }
 
 void st__handle_fatal_not_live(const char *fn, const void *h, uint64_t magic) {
   const char *kind = magic == ST_MAGIC_ARENA ? "arena" : magic == ST_MAGIC_POOL ? "pool"

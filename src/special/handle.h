@@ -25,7 +25,10 @@ enum {
 };
 /* Distinct 64-bit tags, ASCII so that a memory dump shows them. */
 #define ST_MAGIC_ARENA UINT64_C(0x616e657261747321)
-#define ST_MAGIC_POOL UINT64_C(0x6c6f6f7074733121) /* strata.h: ST_POOL_FASTPATH_MAGIC */
+/* An unshared pool whose head is strata.h's struct st_pool_fastpath as laid out now; the
+ * value changes with that layout ("!1stpool" before the inline paths stopped reading it,
+ * which sends the inline code of programs built against older headers to the library). */
+#define ST_MAGIC_POOL UINT64_C(0x6c6f6f7074733221)
 #define ST_MAGIC_POOL_SHARED UINT64_C(0x6c6f6f7074732122) /* a pool with ST_POOL_THREAD_SAFE */
 #define ST_MAGIC_SLAB UINT64_C(0x62616c7374732121)
 #define ST_MAGIC_DEAD UINT64_C(0x646165647374dead)
@@ -40,6 +43,12 @@ ST_HIDDEN void st__handle_retire(void *h);
 /* Calls visit(h, arg) for every live descriptor of the given magic, under the registry
  * lock: visit must not create or destroy handles. */
 ST_HIDDEN void st__handle_foreach(uint64_t magic, void (*visit)(void *h, void *arg), void *arg);
+/* The same walk, the registry lock held by the caller (fork.c). */
+ST_HIDDEN void st__handle_foreach_locked(uint64_t magic, void (*visit)(void *h, void *arg),
+                                         void *arg);
+/* The registry lock, taken and released around fork (fork.c). */
+ST_HIDDEN void st__handle_fork_lock(void);
+ST_HIDDEN void st__handle_fork_unlock(void);
 
 /* The magic word of a handle, read without a lock: a stale handle reads ST_MAGIC_DEAD. */
 ST_INLINE uint64_t st__handle_magic(const void *h) { return *(const uint64_t *)h; }

@@ -7,7 +7,10 @@
  * The common cases of st_pool_alloc and st_pool_free are inline in strata.h and read the
  * pool's head, struct st_pool_fastpath (this file defines ST_POOL_INLINE empty so that the
  * header's text also gives the library's own definitions of the two functions). Everything
- * else comes here through st_pool_alloc_slow and st_pool_free_slow.
+ * else comes here through st_pool_alloc_slow and st_pool_free_slow. The inline code reads
+ * no magic: `fast.free` NULL sends an alloc here, `fast.divisible` 0 a free (its slot test
+ * fails), so a shared pool keeps both so for its life and st_pool_destroy sets both; every
+ * call that comes here checks the magic first.
  *
  * One free list for the whole pool, linked through word 0 of each free slot, so alloc and
  * free are a pop and a push whatever the order of frees. Word 1 of a free slot holds the
@@ -16,8 +19,9 @@
  * the word). When the list is empty, slots are carved from the fresh end of the current
  * chunk `cur`, then from a new chunk.
  *
- * Fast free: `known` is a direct-mapped table (by chunk number) of this pool's chunks, each
- * with the end of its slots handed out so far (`known_end`, which follows `fresh`). A
+ * Fast free: `known` is a direct-mapped table (by 64 KiB granule; a larger chunk takes
+ * the free entries of its granules) of this pool's chunks, each with the end of its slots
+ * handed out so far (`known_end`, which follows `fresh`). A
  * pointer whose chunk is in it is in a live chunk of this pool, so the slot test (offset
  * below the end, a multiple of the slot size by one multiplication) needs no header and no
  * chunk index; anything else (chunks colliding in the table, foreign pointers, NULL) takes
@@ -25,9 +29,10 @@
  *
  * Release of empty chunks, kept off the fast paths: nothing counts objects per operation.
  * A release check runs when `checks_due` frees have been made since the last one (at least
- * POOL_CHECK_EVERY, and at least twice as many as there were free slots, so the check's
- * walk of the free list costs O(1) per free). It recounts each chunk's live objects (`used`:
- * carved slots minus the free ones found on the list), times the empty chunks it finds
+ * POOL_CHECK_EVERY, and at least POOL_CHECK_SPREAD times as many as there were free slots,
+ * so the check's walk of the free list costs O(1) per free, a quarter of a step). It
+ * recounts each chunk's live objects (`used`: carved slots minus the free ones found on
+ * the list), times the empty chunks it finds
  * (`empty_since_ms`, reset when it finds one in use), and gives back those found empty
  * again STRATA_PURGE_DELAY_MS later (the core's purge delay; -1: never), unlinking their
  * slots from the free list in one sweep. One empty chunk is always kept, so a pool that
@@ -35,9 +40,10 @@
  * empty chunk at once. Chunk fields used here: `used` (as of the last recount), `fresh`,
  * `empty_since_ms`; `free` is NULL, or non-NULL while a sweep dooms the chunk.
  *
- * ST_POOL_THREAD_SAFE: such a pool carries its own magic (ST_MAGIC_POOL_SHARED), so the
- * inline paths' test of the magic sends it here, and `free`, the chunks and the counters
- * are guarded by the pool's lock (lock order: registry, pool). Each thread keeps, per
+ * ST_POOL_THREAD_SAFE: such a pool carries its own magic (ST_MAGIC_POOL_SHARED) and keeps
+ * the inline paths closed (above): its free list is `shared_free`, its table of chunks
+ * `shared_slot0`; those, the chunks and the counters are guarded by the pool's lock (lock
+ * order: registry, pool). Each thread keeps, per
  * shared pool it uses, a cache of up to POOL_CACHE_MAX free objects (linked through word 0,
  * the key in word 1, exactly as on the pool's list): alloc pops from it and free pushes to
  * it without the lock; an empty cache takes POOL_CACHE_BATCH objects from the pool under
@@ -67,11 +73,13 @@
 #include "base/options.h"
 #include "os/os.h"
 #include "special/chunk.h"
+#include "special/fork.h"
 #include "special/handle.h"
 #include "strata.h"
 
 #define POOL_MIN_SLOT (2 * sizeof(void *)) /* the free-list link and the key */
 #define POOL_CHECK_EVERY 1024u              /* the fewest frees between release checks */
+#define POOL_CHECK_SPREAD 4u /* frees between checks per free slot or chunk the walk visits */
 #define POOL_UNCACHED 0x80000000u /* flags: a shared pool without per-thread caches (internal) */
 
 enum { POOL_WAYS = 8, POOL_CACHE_MAX = 64, POOL_CACHE_BATCH = 32 };
@@ -84,7 +92,16 @@ typedef struct free_slot {
 struct st_pool {
   struct st_pool_fastpath fast; /* magic (handle.h), free list and the inline paths' checks:
                                    free, checks_due and known change under the lock (or the
-                                   owning thread), the rest is const */
+                                   owning thread), key and divisible are const while live;
+                                   a shared pool keeps free NULL and divisible 0 (strata.h) */
+  void *shared_free;        /* a shared pool's free list (`fast.free` closes its inline
+                               alloc); lock */
+  uint64_t divisible;       /* the slot test's multiplier (fast.divisible is 0 while the
+                               inline free must not run); const */
+  /* A shared pool's table of chunks, as fast.known_slot0 (which stays empty, so that the
+   * inline free never reads what its threads write); written under the lock, read lock
+   * free (pool_free_known). */
+  uintptr_t shared_slot0[ST_POOL_FASTPATH_KNOWN];
   unsigned flags;           /* ST_POOL_THREAD_SAFE or 0; const */
   st_chunk_geometry geo;    /* const */
   st_chunk_t *cur;          /* the chunk fresh slots are carved from, or NULL; lock */
@@ -107,23 +124,24 @@ typedef struct pool_binding {
 
 typedef struct pool_thread {
   pool_binding way[POOL_WAYS]; /* by the pool's gen % POOL_WAYS */
+  st_list_t link;              /* on pool_threads; pool_threads_lock */
 } pool_thread;
 
 static __thread pool_thread *tls_pool_thread __attribute__((tls_model("initial-exec")));
 /* The state of a thread after its exit destructor: no caches, every call takes the lock. */
 static pool_thread pool_thread_exited;
+/* Every thread's pool_thread, so that a forked child can give back the caches of the
+ * threads that did not survive the fork (pool_fork_child). A leaf lock. */
+static st_lock_t pool_threads_lock = ST_LOCK_INIT;
+static st_list_t pool_threads = {&pool_threads, &pool_threads};
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static pthread_key_t pool_exit_key;
 static st_pool_t *pool_thread_pool; /* where pool_threads come from (uncached); once */
 static st_atomic_size xpools_created;
 _Static_assert(sizeof(struct st_pool) <= ST_HANDLE_SLOT_SIZE, "a pool fits a handle slot");
 _Static_assert(offsetof(struct st_pool, fast) == 0, "the magic is the descriptor's first word");
-_Static_assert(ST_MAGIC_POOL == ST_POOL_FASTPATH_MAGIC, "inline paths take unshared pools");
-_Static_assert((uint32_t)ST_MAGIC_POOL != (uint32_t)ST_MAGIC_POOL_SHARED &&
-                   (uint32_t)ST_MAGIC_POOL != (uint32_t)ST_MAGIC_DEAD &&
-                   (uint32_t)ST_MAGIC_POOL != (uint32_t)ST_MAGIC_ARENA &&
-                   (uint32_t)ST_MAGIC_POOL != (uint32_t)ST_MAGIC_SLAB,
-               "the inline paths compare the magic's low half (strata.h)");
+_Static_assert(ST_CHUNK_MIN_SIZE == (size_t)1 << ST_POOL_FASTPATH_SHIFT,
+               "known is indexed by the smallest chunk (strata.h)");
 _Static_assert(offsetof(free_slot, key) == sizeof(uintptr_t), "the key is word 1 (strata.h)");
 
 static uintptr_t pool_new_key(const void *p, uint64_t gen) {
@@ -134,7 +152,15 @@ static uintptr_t pool_new_key(const void *p, uint64_t gen) {
   return (uintptr_t)(x ^ (x >> 31)) | 1;
 }
 
+static const st_special_fork_kind pool_fork_kind;
+static void pool_init_once(void);
+
 static st_pool_t *pool_create(size_t object_size, size_t align, unsigned flags) {
+  st__special_fork_register(ST_SPECIAL_FORK_POOL, &pool_fork_kind);
+  /* The per-thread caches' own pool, made now rather than at a first alloc that may come
+   * with a slab cache's lock held (it takes the registry lock: fork.h's order). */
+  if ((flags & ST_POOL_THREAD_SAFE) && !(flags & POOL_UNCACHED))
+    pthread_once(&pool_once, pool_init_once);
   if (align < sizeof(void *)) align = sizeof(void *);
   st_chunk_geometry geo;
   if (align > ST_CHUNK_MAX_SIZE || object_size > ST_CHUNK_MAX_SIZE ||
@@ -148,9 +174,10 @@ static st_pool_t *pool_create(size_t object_size, size_t align, unsigned flags) 
   if (p == NULL) return NULL;
   p->gen = st_fetch_add_relaxed(&xpools_created, 1) + 1;
   p->fast.key = pool_new_key(p, p->gen);
-  p->fast.divisible = UINT64_MAX / geo.slot + 1; /* exact for offsets below 2^32 */
+  p->divisible = UINT64_MAX / geo.slot + 1; /* exact for offsets below 2^32 */
+  /* 0 keeps a shared pool's frees out of the inline path (its known is read lock free) */
+  p->fast.divisible = flags & ST_POOL_THREAD_SAFE ? 0 : p->divisible;
   p->fast.checks_due = POOL_CHECK_EVERY;
-  p->fast.shift = geo.shift;
   p->flags = flags;
   p->geo = geo;
   p->object_size = object_size;
@@ -175,42 +202,61 @@ static void pool_check(const st_pool_t *p, const char *fn) {
     st__handle_check(p, ST_MAGIC_POOL, fn);
 }
 
-static unsigned pool_known_index(const st_pool_t *p, st_chunk_t *c) {
-  return (unsigned)((st__chunk_base(c, &p->geo) >> p->geo.shift) % ST_POOL_FASTPATH_KNOWN);
+/* The entries of `known` that c's granules map to: c's granules from the first, at most
+ * ST_POOL_FASTPATH_KNOWN of them (every entry, for a chunk of that many granules or more). */
+#define POOL_FOR_EACH_ENTRY(p, c, i)                                                            \
+  for (size_t i##_g = st__chunk_base(c, &(p)->geo) >> ST_POOL_FASTPATH_SHIFT, i##_n = 0, i;     \
+       i##_n < (p)->geo.chunk_size >> ST_POOL_FASTPATH_SHIFT && i##_n < ST_POOL_FASTPATH_KNOWN && \
+       (i = (i##_g + i##_n) % ST_POOL_FASTPATH_KNOWN, true);                                    \
+       i##_n++)
+
+/* The slot-0 column of the pool's table of chunks: the inline paths' for an unshared
+ * pool, a private one for a shared pool (whose known_end stays 0). */
+ST_INLINE uintptr_t *pool_known_slot0(st_pool_t *p) {
+  return p->flags & ST_POOL_THREAD_SAFE ? p->shared_slot0 : p->fast.known_slot0;
 }
 
-/* c was mapped: it takes its entry of `known` if the entry is free. */
+/* c was mapped: it takes those of its entries of `known` that are free. */
 static void pool_know(st_pool_t *p, st_chunk_t *c) {
-  unsigned i = pool_known_index(p, c);
-  if (p->fast.known_slot0[i] != 0) return;
-  /* atomic: a shared pool's frees read it without the lock (pool_free_known) */
-  __atomic_store_n(&p->fast.known_slot0[i], (uintptr_t)st__chunk_slots(c, &p->geo),
-                   __ATOMIC_RELEASE);
-  p->fast.known_end[i] = 0;
+  uintptr_t slot0 = (uintptr_t)st__chunk_slots(c, &p->geo), *known = pool_known_slot0(p);
+  POOL_FOR_EACH_ENTRY(p, c, i) {
+    if (known[i] != 0) continue;
+    /* atomic: a shared pool's frees read it without the lock (pool_free_known) */
+    __atomic_store_n(&known[i], slot0, __ATOMIC_RELEASE);
+  }
 }
 
-/* c handed out a fresh slot: its entry's end follows, if c has the entry. */
+/* c handed out a fresh slot: the ends of its entries follow (an unshared pool's). */
 static void pool_know_fresh(st_pool_t *p, st_chunk_t *c) {
-  unsigned i = pool_known_index(p, c);
-  if (p->fast.known_slot0[i] == (uintptr_t)st__chunk_slots(c, &p->geo))
-    p->fast.known_end[i] = (unsigned)(c->fresh - st__chunk_slots(c, &p->geo));
+  uintptr_t slot0 = (uintptr_t)st__chunk_slots(c, &p->geo);
+  if (p->flags & ST_POOL_THREAD_SAFE) return;
+  POOL_FOR_EACH_ENTRY(p, c, i)
+    if (p->fast.known_slot0[i] == slot0) p->fast.known_end[i] = (uintptr_t)c->fresh - slot0;
 }
 
 static void pool_unmap(st_pool_t *p, st_chunk_t *c) {
-  unsigned i = pool_known_index(p, c);
-  if (p->fast.known_slot0[i] == (uintptr_t)st__chunk_slots(c, &p->geo)) {
-    __atomic_store_n(&p->fast.known_slot0[i], 0, __ATOMIC_RELAXED);
-    p->fast.known_end[i] = 0;
+  uintptr_t slot0 = (uintptr_t)st__chunk_slots(c, &p->geo), *known = pool_known_slot0(p);
+  POOL_FOR_EACH_ENTRY(p, c, i) {
+    if (known[i] != slot0) continue;
+    p->fast.known_end[i] = 0; /* first: the inline free tests the end first */
+    __atomic_store_n(&known[i], 0, __ATOMIC_RELAXED);
   }
   st__chunk_unmap(c, &p->geo);
+}
+
+/* The free list: `fast.free` for an unshared pool, where the inline paths find it;
+ * `shared_free` for a shared one, whose fast.free stays NULL. */
+ST_INLINE void **pool_list(st_pool_t *p) {
+  return p->flags & ST_POOL_THREAD_SAFE ? &p->shared_free : &p->fast.free;
 }
 
 /* A slot: from the free list, else carved from cur or a new chunk. The caller holds the
  * lock or owns the pool. */
 static void *pool_alloc_owned(st_pool_t *p) {
-  free_slot *s = p->fast.free;
+  void **list = pool_list(p);
+  free_slot *s = *list;
   if (s != NULL) {
-    p->fast.free = s->next;
+    *list = s->next;
     s->key = 0;
     return s;
   }
@@ -239,16 +285,17 @@ static size_t pool_recount(st_pool_t *p) {
     c->used = (uint32_t)((size_t)(c->fresh - st__chunk_slots(c, &p->geo)) / p->geo.slot);
   }
   size_t free_slots = 0;
-  for (free_slot *s = p->fast.free; s != NULL; s = s->next, free_slots++)
+  for (free_slot *s = *pool_list(p); s != NULL; s = s->next, free_slots++)
     st__chunk_of(s, &p->geo)->used--;
   return free_slots;
 }
 
 /* Unlinks the free slots of doomed chunks (chunk->free != NULL), then unmaps those chunks. */
 static void pool_sweep_doomed(st_pool_t *p, size_t doomed) {
-  for (free_slot **link = (free_slot **)&p->fast.free; *link != NULL;) {
-    if (st__chunk_of(*link, &p->geo)->free != NULL) *link = (*link)->next;
-    else link = &(*link)->next;
+  for (void **link = pool_list(p); *link != NULL;) {
+    free_slot *s = *link;
+    if (st__chunk_of(s, &p->geo)->free != NULL) *link = s->next;
+    else link = (void **)&s->next;
   }
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &p->chunks) {
@@ -292,7 +339,8 @@ static size_t pool_release_empty(st_pool_t *p, uint64_t now, uint64_t cutoff, si
 }
 
 /* checks_due frees were made since the last check: check again, and schedule the next one
- * after at least twice as many frees as there are free slots (the walk's cost, spread). */
+ * after at least POOL_CHECK_SPREAD times as many frees as there are free slots and chunks
+ * (the walk's cost, spread). */
 static ST_NOINLINE void pool_check_release(st_pool_t *p) {
   size_t free_slots = 0;
   long delay = st_option(ST_OPTION_PURGE_DELAY_MS);
@@ -300,7 +348,7 @@ static ST_NOINLINE void pool_check_release(st_pool_t *p) {
     uint64_t now = st__os_now_ms();
     free_slots = pool_release_empty(p, now, now >= (uint64_t)delay ? now - (uint64_t)delay : 0, 1);
   }
-  size_t next = 2 * (free_slots + p->nchunks);
+  size_t next = POOL_CHECK_SPREAD * (free_slots + p->nchunks);
   p->fast.checks_due = next < POOL_CHECK_EVERY ? POOL_CHECK_EVERY
                        : next > UINT32_MAX    ? UINT32_MAX
                                               : (unsigned)next;
@@ -308,7 +356,7 @@ static ST_NOINLINE void pool_check_release(st_pool_t *p) {
 
 /* word 1 of obj held the key: aborts if obj is on the free list. */
 static ST_COLD ST_NOINLINE void pool_check_double_free(st_pool_t *p, void *obj) {
-  for (free_slot *s = p->fast.free; s != NULL; s = s->next)
+  for (free_slot *s = *pool_list(p); s != NULL; s = s->next)
     if (s == (free_slot *)obj) st__fatal("st_pool_free(): double free of %p (pool %p)", obj, p);
 }
 
@@ -323,10 +371,11 @@ static void pool_free_owned(st_pool_t *p, void *obj) {
   const char *why = st__chunk_misfit(obj, p, &p->geo); /* reads c->fresh: under the lock */
   if (ST_UNLIKELY(why != NULL)) pool_fatal_misfit(p, obj, why);
   free_slot *s = obj;
+  void **list = pool_list(p);
   if (ST_UNLIKELY(s->key == p->fast.key)) pool_check_double_free(p, obj);
-  s->next = p->fast.free;
+  s->next = *list;
   s->key = p->fast.key;
-  p->fast.free = s;
+  *list = s;
   /* 0 when the inline path counted this free down to the check */
   if (p->fast.checks_due == 0 || --p->fast.checks_due == 0) pool_check_release(p);
 }
@@ -342,8 +391,8 @@ static void pool_cache_drain_locked(st_pool_t *p, pool_binding *b, unsigned coun
     if (ST_UNLIKELY((char *)s >= st__chunk_of(s, &p->geo)->fresh))
       pool_fatal_misfit(p, s, "not the start of an object of");
     b->head = s->next;
-    s->next = p->fast.free;
-    p->fast.free = s;
+    s->next = p->shared_free;
+    p->shared_free = s;
   }
   b->n -= count;
   if (p->fast.checks_due <= count) pool_check_release(p);
@@ -361,11 +410,19 @@ static void pool_unbind(pool_binding *b) {
   *b = (pool_binding){0};
 }
 
+/* Gives back t's caches and t itself, a thread's that exits or did not survive a fork. */
+static void pool_thread_retire(pool_thread *t) {
+  for (int i = 0; i < POOL_WAYS; i++) pool_unbind(&t->way[i]);
+  st_pool_free(pool_thread_pool, t);
+}
+
 static void pool_thread_exit(void *arg) {
   pool_thread *t = arg;
   tls_pool_thread = &pool_thread_exited;
-  for (int i = 0; i < POOL_WAYS; i++) pool_unbind(&t->way[i]);
-  st_pool_free(pool_thread_pool, t);
+  st_lock_acquire(&pool_threads_lock);
+  st_list_remove(&t->link);
+  st_lock_release(&pool_threads_lock);
+  pool_thread_retire(t);
 }
 
 static void pool_init_once(void) {
@@ -385,6 +442,9 @@ static pool_thread *pool_thread_get(void) {
     return &pool_thread_exited;
   }
   *t = (pool_thread){0};
+  st_lock_acquire(&pool_threads_lock);
+  st_list_push_front(&pool_threads, &t->link);
+  st_lock_release(&pool_threads_lock);
   return tls_pool_thread = t;
 }
 
@@ -453,11 +513,11 @@ static ST_COLD ST_NOINLINE _Noreturn void pool_fatal_double_free(st_pool_t *p, v
 /* True when obj is a slot of a chunk of p's `known` table, handed out or not (known_end
  * changes under the lock: pool_cache_drain_locked checks it later). Lock free. */
 ST_INLINE bool pool_free_known(const st_pool_t *p, const void *obj) {
-  unsigned i = (unsigned)(((uintptr_t)obj >> p->geo.shift) % ST_POOL_FASTPATH_KNOWN);
-  uintptr_t slot0 = __atomic_load_n(&p->fast.known_slot0[i], __ATOMIC_RELAXED);
+  unsigned i = (unsigned)(((uintptr_t)obj >> ST_POOL_FASTPATH_SHIFT) % ST_POOL_FASTPATH_KNOWN);
+  uintptr_t slot0 = __atomic_load_n(&p->shared_slot0[i], __ATOMIC_RELAXED);
   uintptr_t offset = (uintptr_t)obj - slot0;
   return slot0 != 0 && offset < p->geo.capacity * p->geo.slot &&
-         offset * p->fast.divisible < p->fast.divisible;
+         offset * p->divisible < p->divisible;
 }
 
 static void pool_free_shared(st_pool_t *p, void *obj) {
@@ -520,6 +580,8 @@ void st_pool_destroy(st_pool_t *p) {
   st_list_for_each_safe(pos, tmp, &p->chunks)
       st__chunk_unmap(ST_CONTAINER_OF(pos, st_chunk_t, link), &p->geo);
   st__chunk_reserve_release(&p->reserve, &p->geo);
+  p->fast.free = NULL; /* the inline paths call the library, which finds the pool dead */
+  p->fast.divisible = 0;
   st__handle_retire(p);
 }
 
@@ -553,3 +615,36 @@ size_t st_pool_trim(st_pool_t *p) {
   st_lock_release(&p->lock);
   return released * p->geo.chunk_size;
 }
+
+/* ---- fork (fork.h) ----------------------------------------------------------------------- */
+
+static void pool_fork_lock(void *h) { st_lock_acquire(&((st_pool_t *)h)->lock); }
+static void pool_fork_unlock(void *h) { st_lock_release(&((st_pool_t *)h)->lock); }
+static void pool_fork_lock_threads(void) { st_lock_acquire(&pool_threads_lock); }
+static void pool_fork_unlock_threads(void) { st_lock_release(&pool_threads_lock); }
+
+/* In a forked child: the caches of the threads that did not survive the fork (every
+ * pool_thread but the forking thread's) go back to their pools, as at those threads' exit. */
+static void pool_fork_child(void) {
+  pool_thread *self = tls_pool_thread;
+  st_list_t dead;
+  st_list_init(&dead);
+  st_lock_acquire(&pool_threads_lock);
+  st_list_t *pos, *tmp;
+  st_list_for_each_safe(pos, tmp, &pool_threads) {
+    if (ST_CONTAINER_OF(pos, pool_thread, link) == self) continue;
+    st_list_remove(pos);
+    st_list_push_front(&dead, pos);
+  }
+  st_lock_release(&pool_threads_lock);
+  st_list_for_each_safe(pos, tmp, &dead) pool_thread_retire(ST_CONTAINER_OF(pos, pool_thread, link));
+}
+
+static const st_special_fork_kind pool_fork_kind = {
+    .magic = {ST_MAGIC_POOL, ST_MAGIC_POOL_SHARED},
+    .lock = pool_fork_lock,
+    .unlock = pool_fork_unlock,
+    .lock_globals = pool_fork_lock_threads,
+    .unlock_globals = pool_fork_unlock_threads,
+    .child = pool_fork_child,
+};

@@ -70,6 +70,7 @@
 #include "base/lock.h"
 #include "base/report.h"
 #include "special/chunk.h"
+#include "special/fork.h"
 #include "special/handle.h"
 #include "strata.h"
 
@@ -97,6 +98,7 @@ typedef struct slab_binding {
 
 typedef struct slab_thread {
   slab_binding way[SLAB_WAYS]; /* by the cache's gen % SLAB_WAYS */
+  st_list_t link;              /* on slab_threads; slab_threads_lock */
 } slab_thread;
 
 /* fast: magic (ST_MAGIC_SLAB while live, handle.h), key, bufctl, span, divisible, shift:
@@ -126,6 +128,10 @@ static __thread slab_thread *tls_slab_thread __attribute__((tls_model("initial-e
 /* The state of a thread after its exit destructor: no magazines, every call goes to the
  * slabs under the lock. */
 static slab_thread slab_thread_exited;
+/* Every thread's slab_thread, so that a forked child can flush the magazines of the threads
+ * that did not survive the fork (slab_fork_child). A leaf lock. */
+static st_lock_t slab_threads_lock = ST_LOCK_INIT;
+static st_list_t slab_threads = {&slab_threads, &slab_threads};
 
 static pthread_once_t slab_once = PTHREAD_ONCE_INIT;
 static pthread_key_t slab_exit_key;
@@ -149,6 +155,7 @@ static void slab_move_locked(st_slab_cache_t *c, st_chunk_t *slab, enum slab_sta
 }
 
 static void slab_thread_exit(void *arg);
+static const st_special_fork_kind slab_fork_kind;
 
 static void slab_init_once(void) {
   magazine_pool = st_pool_create(sizeof(magazine), 0, ST_POOL_THREAD_SAFE);
@@ -171,6 +178,7 @@ st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t align,
     errno = ENOMEM;
     return NULL;
   }
+  st__special_fork_register(ST_SPECIAL_FORK_SLAB, &slab_fork_kind);
   pthread_once(&slab_once, slab_init_once);
   st_slab_cache_t *c = st__handle_new();
   if (c == NULL) return NULL;
@@ -320,15 +328,16 @@ static void slab_front_release_locked(st_slab_cache_t *c) {
 }
 
 /* Flushes b into its cache (if that is still live): full magazines to the depot, other
- * objects to the slabs, counters added, the front given up if the caller (always b's
- * thread) owns it; then b is unbound. */
-static void slab_unbind(slab_binding *b) {
+ * objects to the slabs, counters added, the front given up if the caller owns it and b is
+ * its own (`own`: false for a binding of a thread that did not survive a fork); then b is
+ * unbound. */
+static void slab_unbind_as(slab_binding *b, bool own) {
   if (b->gen == 0) return;
   st_slab_cache_t *c = b->cache;
   magazine *spare = NULL;
   if (st__handle_magic(c) == ST_MAGIC_SLAB && c->gen == b->gen) {
     st_lock_acquire(&c->lock);
-    if (slab_front_mine(c)) slab_front_release_locked(c);
+    if (own && slab_front_mine(c)) slab_front_release_locked(c);
     magazine *mags[2] = {b->loaded, b->prev};
     for (int i = 0; i < 2; i++) {
       magazine *m = mags[i];
@@ -349,6 +358,9 @@ static void slab_unbind(slab_binding *b) {
   *b = (slab_binding){0};
 }
 
+/* slab_unbind_as for the calling thread's own binding b. */
+static void slab_unbind(slab_binding *b) { slab_unbind_as(b, true); }
+
 /* The calling thread's slab_thread, made on first use; &slab_thread_exited when it has
  * none (exited, or no memory). */
 static slab_thread *slab_thread_get(void) {
@@ -360,12 +372,18 @@ static slab_thread *slab_thread_get(void) {
     return &slab_thread_exited;
   }
   *t = (slab_thread){0};
+  st_lock_acquire(&slab_threads_lock);
+  st_list_push_front(&slab_threads, &t->link);
+  st_lock_release(&slab_threads_lock);
   return tls_slab_thread = t;
 }
 
 static void slab_thread_exit(void *arg) {
   slab_thread *t = arg;
   tls_slab_thread = &slab_thread_exited;
+  st_lock_acquire(&slab_threads_lock);
+  st_list_remove(&t->link);
+  st_lock_release(&slab_threads_lock);
   for (int i = 0; i < SLAB_WAYS; i++) slab_unbind(&t->way[i]);
   st_pool_free(thread_pool, t);
 }
@@ -826,3 +844,53 @@ void st_slab_foreach(void (*visit)(const st_slab_stats *stats, void *arg), void 
   slab_visit v = {visit, arg};
   st__handle_foreach(ST_MAGIC_SLAB, slab_visit_one, &v);
 }
+
+/* ---- fork (fork.h) ----------------------------------------------------------------------- */
+
+static void slab_fork_lock(void *h) { st_lock_acquire(&((st_slab_cache_t *)h)->lock); }
+static void slab_fork_unlock(void *h) { st_lock_release(&((st_slab_cache_t *)h)->lock); }
+static void slab_fork_lock_threads(void) { st_lock_acquire(&slab_threads_lock); }
+static void slab_fork_unlock_threads(void) { st_lock_release(&slab_threads_lock); }
+
+/* A front whose owner did not survive the fork goes back to the slabs, so that no thread
+ * of the child that gets the same thread pointer finds it its own. */
+static void slab_fork_release_front(void *h, void *arg) {
+  st_slab_cache_t *c = h;
+  (void)arg;
+  st_lock_acquire(&c->lock);
+  void *owner = __atomic_load_n(&c->fast.front_owner, __ATOMIC_RELAXED);
+  if (owner != NULL && owner != ST_SLAB_THREAD_SELF()) slab_front_release_locked(c);
+  st_lock_release(&c->lock);
+}
+
+/* In a forked child: the fronts and magazines of the threads that did not survive the fork
+ * (every slab_thread but the forking thread's) go back to their caches, as at those
+ * threads' exit. */
+static void slab_fork_child(void) {
+  st__handle_foreach(ST_MAGIC_SLAB, slab_fork_release_front, NULL);
+  slab_thread *self = tls_slab_thread;
+  st_list_t dead;
+  st_list_init(&dead);
+  st_lock_acquire(&slab_threads_lock);
+  st_list_t *pos, *tmp;
+  st_list_for_each_safe(pos, tmp, &slab_threads) {
+    if (ST_CONTAINER_OF(pos, slab_thread, link) == self) continue;
+    st_list_remove(pos);
+    st_list_push_front(&dead, pos);
+  }
+  st_lock_release(&slab_threads_lock);
+  st_list_for_each_safe(pos, tmp, &dead) {
+    slab_thread *t = ST_CONTAINER_OF(pos, slab_thread, link);
+    for (int i = 0; i < SLAB_WAYS; i++) slab_unbind_as(&t->way[i], false);
+    st_pool_free(thread_pool, t);
+  }
+}
+
+static const st_special_fork_kind slab_fork_kind = {
+    .magic = {ST_MAGIC_SLAB, 0},
+    .lock = slab_fork_lock,
+    .unlock = slab_fork_unlock,
+    .lock_globals = slab_fork_lock_threads,
+    .unlock_globals = slab_fork_unlock_threads,
+    .child = slab_fork_child,
+};
