@@ -156,13 +156,13 @@ static void tcache_sweep_abandoned_if_due(void) {
   st__pageheap_purge_after_collapse();
 }
 
-/* A thread's first span of a class: the page heap hands out resident memory first, and
- * carving touches a span a page at a time, so a span laid on a freed block's resident pages
- * keeps them all resident however few blocks its owner ever carves. A thread's first span
- * of a class is where that is likely (a program with many threads each using many classes a
- * little: 16 threads x 63 classes in `server`, where such pages were 5 MiB of a 29 MiB peak),
- * so it gives the pages past its first carve back at once; later spans of the class are
- * those of a thread that used the class up, which carves them through (docs/memory.md). */
+/* The page heap hands out resident memory first, and carving touches a span a page at a
+ * time, so a span laid on a freed block's resident pages keeps them all resident however
+ * few blocks its owner ever carves. A thread's first span of a class is where that is
+ * likely (many threads each using many classes a little: 16 threads x 63 classes in
+ * `server`, where such pages were 5 MiB of a 29 MiB peak), so it gives the pages past its
+ * first carve back. A later span of the class follows one the thread filled, and is likely
+ * to be carved through: purging it would only fault its pages in again (docs/memory.md). */
 static void tcache_prepare_span(st_tcache_t *tc, st_span_t *span, unsigned cls) {
   if (!tc->took_span[cls] && !span->zeroed) st__page_release_uncarved(span);
   tc->took_span[cls] = true;
