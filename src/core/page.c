@@ -39,13 +39,15 @@ void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner) {
   uint32_t block_size = st__class_size[cls];
   st__span_set_block_size(span, block_size,
                           (uint32_t)((st__span_bytes(span) - guard_last_page(span)) / block_size));
+  ST_CHECK(span->capacity <= ST_REMOTE_MAX_BLOCKS,
+           "internal error: a span of %u blocks overflows the remote count", span->capacity);
   span->carved = 0;
   span->free = ST_FREE_LIST_END;
   st__span_set_used(span, 0);
   st_store_relaxed(&span->xused_bias, 0);
   span->in_full = 0;
   span->reclaim_next = NULL;
-  st_store_relaxed(&span->xthread_free, ST_REMOTE_NORMAL);
+  st_store_relaxed(&span->xthread_free, st__page_remote_empty(ST_REMOTE_NORMAL));
   st_store_relaxed(&span->xowner, owner);
   st_store_relaxed(&span->xfast_thread, owner->fast_thread);
 }
@@ -117,22 +119,29 @@ void st__page_release_uncarved(st_span_t *span) {
 }
 
 /* secret: st__block_link_secret, or 0 for the default mode's plain links. Hardened mode
- * checks each link before following it. */
+ * checks each link before following it, so it always walks. */
 ST_INLINE uint32_t collect_with(st_span_t *span, uintptr_t secret) {
   uintptr_t old = st_load_relaxed(&span->xthread_free);
   do {
-    if ((old & ~ST_REMOTE_TAG_MASK) == 0) return 0;
-  } while (!st_cas_weak_acq_rel(&span->xthread_free, &old, old & ST_REMOTE_TAG_MASK));
-  st_block_t *head = (st_block_t *)(old & ~ST_REMOTE_TAG_MASK), *tail = head, *next;
-  uint32_t count = 1;
-  while ((next = st__block_next_with(tail, secret)) != NULL) {
-    if (secret != 0 && ST_UNLIKELY(!st__page_link_ok(span, next))) st__page_corrupt_link(span, tail);
-    tail = next;
-    count++;
-  }
+    if (st__page_remote_count(old) == 0) return 0;
+  } while (!st_cas_weak_acq_rel(&span->xthread_free, &old,
+                                st__page_remote_empty(old & ST_REMOTE_TAG_MASK)));
+  st_block_t *head = st__page_remote_list(old);
+  uint32_t count = st__page_remote_count(old);
   ST_CHECK(count <= st__span_used(span), "free(): double free detected in a %u-byte block span at %p",
            span->block_size, (void *)span->start);
-  st__block_set_next_with(tail, span->free, secret);
+  if (secret != 0 || span->free != ST_FREE_LIST_END) {
+    st_block_t *tail = head;
+    for (uint32_t i = 1; i < count; i++) {
+      st_block_t *next = st__block_next_with(tail, secret);
+      if (secret != 0 && ST_UNLIKELY(next == ST_FREE_LIST_END || !st__page_link_ok(span, next)))
+        st__page_corrupt_link(span, tail);
+      tail = next;
+    }
+    if (secret != 0 && ST_UNLIKELY(st__block_next_with(tail, secret) != ST_FREE_LIST_END))
+      st__page_corrupt_link(span, tail);
+    st__block_set_next_with(tail, span->free, secret);
+  }
   span->free = head;
   st__span_add_used(span, -(int32_t)count);
   return count;
@@ -161,13 +170,17 @@ ST_INLINE void free_mt_with(st_span_t *span, st_block_t *block, uintptr_t secret
    * descriptor address could forge the mark. */
   if (ST_UNLIKELY(block->key == st__block_key(span))) st__page_double_free(span, block, "free");
   block->key = st__block_key(span);
-  uintptr_t old = st_load_relaxed(&span->xthread_free), tag;
+  /* One addition counts the block and turns NOTIFY into BUSY (NORMAL and BUSY add 0). */
+  _Static_assert(ST_REMOTE_NOTIFY + ST_REMOTE_NOTIFY == ST_REMOTE_BUSY && (ST_REMOTE_BUSY & ST_REMOTE_NOTIFY) == 0,
+                 "the remote free's addition relies on these tag values");
+  uintptr_t old = st_load_relaxed(&span->xthread_free);
   do {
-    tag = old & ST_REMOTE_TAG_MASK;
-    st__block_set_next_with(block, (st_block_t *)(old & ~ST_REMOTE_TAG_MASK), secret);
+    st__block_set_next_with(block, st__page_remote_list(old), secret);
   } while (!st_cas_weak_release(&span->xthread_free, &old,
-                                (uintptr_t)block | (tag == ST_REMOTE_NOTIFY ? ST_REMOTE_BUSY : tag)));
-  if (ST_UNLIKELY(tag == ST_REMOTE_NOTIFY)) page_notify_owner(span);
+                                ((uintptr_t)block << ST_REMOTE_LIST_SHIFT) |
+                                    ((old & (ST_REMOTE_COUNT_MASK | ST_REMOTE_TAG_MASK)) +
+                                     ST_REMOTE_COUNT_ONE + (old & ST_REMOTE_NOTIFY))));
+  if (ST_UNLIKELY(old & ST_REMOTE_NOTIFY)) page_notify_owner(span);
 }
 
 void st__page_free_mt(st_span_t *span, st_block_t *block) { free_mt_with(span, block, 0); }
@@ -182,9 +195,9 @@ void st__page_wait_not_busy(st_span_t *span) {
 }
 
 bool st__page_try_park(st_span_t *span) {
-  uintptr_t expected = ST_REMOTE_NORMAL;
+  uintptr_t expected = st__page_remote_empty(ST_REMOTE_NORMAL);
   return atomic_compare_exchange_strong_explicit(&span->xthread_free, &expected,
-                                                 ST_REMOTE_NOTIFY, memory_order_acq_rel,
+                                                 expected | ST_REMOTE_NOTIFY, memory_order_acq_rel,
                                                  memory_order_relaxed);
 }
 
@@ -241,8 +254,7 @@ static bool list_holds(const st_block_t *list, const st_block_t *block, uint32_t
 void st__page_check_double_free(const st_span_t *span, const st_block_t *block, const char *fn) {
   /* Remote frees only push in front of the remote list, and only the owner (the caller)
    * takes it, so its links are stable while it is walked. */
-  const st_block_t *remote =
-      (const st_block_t *)(st_load_acquire(&span->xthread_free) & ~ST_REMOTE_TAG_MASK);
+  const st_block_t *remote = st__page_remote_list(st_load_acquire(&span->xthread_free));
   if (list_holds(span->free, block, span->carved) || list_holds(remote, block, span->carved))
     st__page_double_free(span, block, fn);
 }

@@ -5,8 +5,9 @@
  * free list and its hand-over to the owner. Every operation except st__page_free_mt runs
  * on the owner thread (or under the home shard's lock for an abandoned span).
  *
- * Cross-thread free is one CAS on span->xthread_free, a pointer whose low two bits
- * carry a tag:
+ * Cross-thread free is one CAS on span->xthread_free, the remote word: the first block of
+ * the remote list shifted up by ST_REMOTE_LIST_SHIFT, the number of blocks on the list in
+ * the bits below (ST_REMOTE_COUNT_ONE), and a tag in the low two bits:
  *   NORMAL  remote frees push onto the list; the owner collects it when it runs dry.
  *   NOTIFY  the owner parked the span on its full list (it stopped looking at it). The
  *           first remote free flips the tag to BUSY in the same CAS, pushes the span onto
@@ -28,6 +29,30 @@
 #define ST_REMOTE_NOTIFY ((uintptr_t)1)
 #define ST_REMOTE_BUSY ((uintptr_t)2)
 #define ST_REMOTE_TAG_MASK ((uintptr_t)3)
+
+/* The count lets the owner take the remote list without walking it: the list ends in
+ * ST_FREE_LIST_END like a free list, so when the span's own free list is empty (the usual
+ * time to collect) the remote list becomes it as it stands. A walk would read every block
+ * that other threads just wrote, one cache miss after another with nothing to overlap
+ * them. Blocks lie below 2^47 (the page map covers no more), so the shifted pointer fits;
+ * a span holds at most ST_REMOTE_MAX_BLOCKS blocks (st__page_format checks), so the count
+ * never carries into it. The masks fit in 32-bit immediates, which keeps the remote free
+ * short enough to need no stack frame. */
+#define ST_REMOTE_LIST_SHIFT 16
+#define ST_REMOTE_COUNT_ONE ((uintptr_t)4)
+#define ST_REMOTE_COUNT_MASK ((((uintptr_t)1 << ST_REMOTE_LIST_SHIFT) - 1) & ~ST_REMOTE_TAG_MASK)
+#define ST_REMOTE_MAX_BLOCKS ((uint32_t)(ST_REMOTE_COUNT_MASK / ST_REMOTE_COUNT_ONE))
+
+ST_INLINE st_block_t *st__page_remote_list(uintptr_t word) {
+  return (st_block_t *)(word >> ST_REMOTE_LIST_SHIFT);
+}
+ST_INLINE uint32_t st__page_remote_count(uintptr_t word) {
+  return (uint32_t)((word & ST_REMOTE_COUNT_MASK) / ST_REMOTE_COUNT_ONE);
+}
+/* The word of an empty list with the given tag. */
+ST_INLINE uintptr_t st__page_remote_empty(uintptr_t tag) {
+  return ((uintptr_t)ST_FREE_LIST_END << ST_REMOTE_LIST_SHIFT) | tag;
+}
 
 /* Nonzero in hardened mode (set once at init, with st__block_link_secret): carving
  * shuffles each batch of blocks, links are encoded, and each slab span ends in a guard page. */

@@ -45,8 +45,8 @@ typedef struct st_block {
 
 /* The last link of every span's free list (never NULL): its mark matches no span, so the
  * malloc fast path's mark compare also finds the end of the list, with no test of its own.
- * Read-only: a write through a list that reaches it faults. Remote-free lists (xthread_free)
- * end in NULL until they are joined to a free list. */
+ * Read-only: a write through a list that reaches it faults. Remote-free lists (xthread_free,
+ * page.h) end in it too. */
 ST_HIDDEN extern const st_block_t st__block_end;
 #define ST_FREE_LIST_END ((st_block_t *)&st__block_end)
 

@@ -174,7 +174,6 @@ bool st__core_slab_free_map(const st_span_t *span, const st_tcache_t *self, uint
   memset(is_free, 0, cap);
   for (uint32_t i = span->carved; i < cap; i++) is_free[i] = 2;
   mark_list(span, span->free, is_free, cap);
-  uintptr_t remote = st_load_acquire(&span->xthread_free) & ~ST_REMOTE_TAG_MASK;
-  mark_list(span, (const st_block_t *)remote, is_free, cap);
+  mark_list(span, st__page_remote_list(st_load_acquire(&span->xthread_free)), is_free, cap);
   return true;
 }

@@ -146,6 +146,46 @@ static void remote_frees_from_many_threads_lose_nothing(void) {
   drop_slab(s);
 }
 
+static size_t list_length(const st_block_t *b) {
+  size_t n = 0;
+  for (; b != ST_FREE_LIST_END; b = b->next) n++;
+  return n;
+}
+
+/* The owner takes a remote list by the count in the remote word, without walking it: into an
+ * empty free list the remote list becomes the free list as it stands, into a non-empty one it
+ * is joined in front. Either way every block comes back once, the counts agree and the list
+ * ends in the terminator (which the fast pop relies on). */
+static void a_collected_remote_list_becomes_or_joins_the_free_list(void) {
+  st_span_owner owner = {NULL, 0};
+  st_span_t *s = new_slab(2 /* 48 bytes */, &owner);
+  REQUIRE(s != NULL);
+  st_block_t *out[8];
+  for (int i = 0; i < 8; i++) out[i] = pop(s);
+  while (s->free != ST_FREE_LIST_END) REQUIRE(pop(s) != NULL); /* the carved page, all out */
+  uint32_t used = st__span_used(s);
+  CHECK_EQ(st__page_remote_count(st_load_relaxed(&s->xthread_free)), 0);
+  for (int i = 0; i < 3; i++) st__page_free_mt(s, out[i]);
+  CHECK_EQ(st__page_remote_count(st_load_relaxed(&s->xthread_free)), 3);
+  CHECK(st__page_remote_list(st_load_relaxed(&s->xthread_free)) == out[2]);
+  CHECK_EQ(st__page_collect(s), 3);
+  CHECK(s->free == out[2]); /* taken as it stood */
+  CHECK_EQ(list_length(s->free), 3);
+  CHECK_EQ(st__span_used(s), used - 3);
+  CHECK_EQ(st__page_remote_count(st_load_relaxed(&s->xthread_free)), 0);
+  CHECK_EQ(st__page_collect(s), 0);
+
+  CHECK(pop(s) == out[2]); /* two left on the free list; five more arrive remotely */
+  for (int i = 3; i < 8; i++) st__page_free_mt(s, out[i]);
+  CHECK_EQ(st__page_collect(s), 5);
+  CHECK(s->free == out[7]);
+  CHECK_EQ(list_length(s->free), 7);
+  CHECK_EQ(st__span_used(s), used - 7);
+  CHECK(st__page_validate(s, 0));
+  st__span_set_used(s, 0);
+  drop_slab(s);
+}
+
 typedef struct park_job {
   st_span_t *span;
   _Atomic(st_block_t *) block; /* handed over by the owner, NULL once freed */
@@ -221,6 +261,7 @@ int main(void) {
   RUN_CASE(a_recount_matches_the_free_list_wherever_the_owner_stopped);
   RUN_CASE(blocks_are_carved_a_page_at_a_time);
   RUN_CASE(remote_frees_from_many_threads_lose_nothing);
+  RUN_CASE(a_collected_remote_list_becomes_or_joins_the_free_list);
   RUN_CASE(a_remote_free_hands_a_parked_span_back_to_its_owner);
   RUN_CASE(unparking_stops_the_hand_over);
   return check_summary();
