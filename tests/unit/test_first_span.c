@@ -108,14 +108,15 @@ static void first_span_on_clean_pages_is_left_alone(void) { run_in_new_thread(cl
 static void refused_thread(void) {
   st_free(st_malloc(16));
   char *dirty = leave_dirty_span();
+  REQUIRE(dirty != NULL);
   fake.purge_fails = true;
   char *blocks[16];
+  for (int i = 0; i < 16; i++) blocks[i] = st_malloc(BLOCK);
+  fake.purge_fails = false;
   for (int i = 0; i < 16; i++) {
-    blocks[i] = st_malloc(BLOCK);
     REQUIRE(blocks[i] != NULL);
     memset(blocks[i], i, BLOCK);
   }
-  fake.purge_fails = false;
   CHECK(blocks[0] == dirty);
   CHECK_EQ(resident_pages(dirty, span_pages()), span_pages());
   for (int i = 0; i < 16; i++) {
