@@ -88,7 +88,7 @@ ST_API void st_core_counters_get(st_core_counters *out);
 #define ST_STATS_FIELDS(X)                                                                     \
   X(live_bytes, "bytes of blocks handed out and not freed (block sizes, not requests)")       \
   X(live_blocks, "blocks handed out and not freed")                                            \
-  X(small_live_bytes, "of live_bytes, in slab blocks (<= 16 KiB)")                             \
+  X(small_live_bytes, "of live_bytes, in slab blocks (<= 8 KiB)")                              \
   X(large_live_bytes, "of live_bytes, in page-heap spans")                                     \
   X(huge_live_bytes, "of live_bytes, in direct mappings")                                      \
   X(large_requested_bytes, "bytes requested for live large and huge blocks (exact)")           \

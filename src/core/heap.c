@@ -1,7 +1,7 @@
 /*
  * heap.c — the core backend behind the fast paths (see heap.h).
  *
- * Size routing: n <= ST_SMALL_MAX (16 KiB) → a slab class in the thread cache;
+ * Size routing: n <= ST_SMALL_MAX (8 KiB) → a slab class in the thread cache;
  * n <= huge threshold (STRATA_HUGE_THRESHOLD_KB) → a LARGE span of whole pages from the
  * page heap of the current CPU; larger → a HUGE mapping of its own.
  */

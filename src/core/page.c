@@ -7,6 +7,7 @@
 #include "core/page.h"
 
 #include "base/check.h"
+#include "base/options.h"
 #include "base/valgrind.h"
 #include "core/pageheap.h"
 #include "core/sizeclass.h"
@@ -72,12 +73,17 @@ static void extend_shuffled(st_span_t *span, char *first, uint32_t batch) {
   }
 }
 
-bool st__page_extend(st_span_t *span) {
+/* Blocks the next carve threads onto the free list: a page's worth, at least one. */
+static uint32_t carve_batch(const st_span_t *span) {
   uint32_t left = span->capacity - span->carved;
-  if (left == 0) return false;
   uint32_t batch = (uint32_t)(CARVE_BYTES / span->block_size);
   if (batch == 0) batch = 1;
-  if (batch > left) batch = left;
+  return batch < left ? batch : left;
+}
+
+bool st__page_extend(st_span_t *span) {
+  uint32_t batch = carve_batch(span);
+  if (batch == 0) return false;
   /* Under memcheck these bytes may still be unaddressable from an earlier life (the slack
    * of a block of another size, a freed large block): they are strata's to write now. */
   ST_VG_UNDEFINED((char *)span->start + (size_t)span->carved * span->block_size,
@@ -100,6 +106,16 @@ bool st__page_extend(st_span_t *span) {
   span->free = (st_block_t *)first;
   span->carved += batch;
   return true;
+}
+
+void st__page_release_uncarved(st_span_t *span) {
+  ST_ASSERT(1, span->carved == 0);
+  size_t first = (size_t)carve_batch(span) * span->block_size;
+  size_t blocks = (size_t)span->capacity * span->block_size; /* ends before a guard page */
+  uintptr_t from = st_align_up(span->start + first, ST_PAGE_SIZE);
+  uintptr_t to = st_align_up(span->start + blocks, ST_PAGE_SIZE);
+  /* A refusal leaves the pages resident, as they were: nothing else depends on it. */
+  if (from < to) st__os_purge((void *)from, to - from, st_option(ST_OPTION_PURGE_LAZY) != 0);
 }
 
 /* secret: st__block_link_secret, or 0 for the default mode's plain links. Hardened mode

@@ -65,6 +65,11 @@ ST_HIDDEN void st__page_harden(uint64_t shuffle_seed, uintptr_t link_secret);
 ST_HIDDEN void st__page_format(st_span_t *span, unsigned cls, st_span_owner *owner);
 /* Carves a batch of untouched blocks onto span->free; false when none are left. */
 ST_HIDDEN bool st__page_extend(st_span_t *span);
+/* For a freshly formatted span (nothing carved yet) whose pages may be resident (reused
+ * from the page heap, not known zero): gives back to the kernel the pages past the first
+ * carve, so that a span of which only a few blocks will ever be carved does not keep the
+ * rest of a freed neighbour's memory resident. Carving later faults fresh zero pages in. */
+ST_HIDDEN void st__page_release_uncarved(st_span_t *span);
 /* Moves remotely freed blocks onto span->free; returns how many. */
 ST_HIDDEN uint32_t st__page_collect(st_span_t *span);
 /* Frees a block from a thread that does not own the span (any thread). The _encoded

@@ -5,11 +5,12 @@
  * number of pages of its slab spans. Classes step by 16 bytes up to 128, then by 1/8 of
  * the power of two below (8 classes per doubling) up to ST_SMALL_MAX, so a request
  * n >= 128 wastes at most (step - 1) / n < 12.5%; below 128 the waste is under the
- * 16-byte alignment quantum. Larger requests are whole pages (waste < 4 KiB / 16 KiB).
- * ST_SMALL_MAX is 16 KiB rather than more because a slab span of bigger blocks holds so
- * few of them (8 blocks, 256 KiB for 32 KiB) that the free blocks of partly used spans
+ * 16-byte alignment quantum. Larger requests are whole pages (waste < 4 KiB / 8 KiB).
+ * ST_SMALL_MAX is 8 KiB rather than more because a slab span of bigger blocks holds so
+ * few of them (8 blocks, 128 KiB for 16 KiB) that the free blocks of partly used spans
  * dominated resident memory under random frees and cross-thread traffic; as whole pages
- * from the page heap, a freed block's pages serve any size at once (docs/memory.md).
+ * from the page heap, a freed block's pages serve any size at once (blocks of 8..16 KiB
+ * as pages lowered the peak of `server` from 23.6 to 20.4 MiB: docs/memory.md).
  * The tables are generated at compile time from the formulas below; docs/memory.md
  * lists every class's waste and metadata (tools/sizeclass_doc.c).
  */
@@ -23,9 +24,9 @@
 
 #define ST_PAGE_SHIFT 12
 #define ST_PAGE_SIZE ((size_t)1 << ST_PAGE_SHIFT)
-#define ST_SMALL_MAX ((size_t)16384)      /* largest size served from slab spans */
+#define ST_SMALL_MAX ((size_t)8192)       /* largest size served from slab spans */
 #define ST_SMALL_FAST_MAX ((size_t)1024)  /* largest size whose class is one table load */
-#define ST_NUM_CLASSES 64
+#define ST_NUM_CLASSES 56
 #define ST_SLAB_MIN_BYTES ((size_t)65536) /* smallest slab span */
 #define ST_SLAB_MIN_BLOCKS 8              /* bounds the unusable tail to 1/8 of a span */
 

@@ -7,14 +7,17 @@
  * are whole pages rather than slab blocks because a slab span holds only 8 of them per
  * class and thread: their free blocks pinned most of the resident memory of multi-threaded
  * programs (docs/memory.md). The stock keeps their malloc/free about as cheap as a slab
- * refill. Spans of 1..4 pages are blocks of at most ST_SMALL_MAX bytes aligned beyond a
+ * refill. Spans of 1..2 pages are blocks of at most ST_SMALL_MAX bytes aligned beyond a
  * page (memalign): they serve later requests of that page count whose boundary their start
  * happens to lie on (a span aligned to 64 KiB serves every alignment up to 64 KiB).
  *
  * Bounds: at most ST_SPANCACHE_DEPTH spans per page count and ST_SPANCACHE_BUDGET_PAGES
- * pages per thread; a free past them goes to the page heap. The stock goes back to the
- * page heap at st_trim (the calling thread's), when its thread exits, and in a forked child
- * for every thread that did not survive the fork; the child's own thread keeps its stock.
+ * pages per thread; a free past them goes to the page heap. The bounds were raised from 16
+ * spans and 128 pages when blocks of 8..16 KiB became pages: with the old ones a quarter of
+ * their frees missed the stock, and the page heap's lock and search cost `threads 20 1`
+ * 5.7% more instructions in all (docs/memory.md). The stock goes back to the page heap at
+ * st_trim (the calling thread's), when its thread exits, and in a forked child for every
+ * thread that did not survive the fork; the child's own thread keeps its stock.
  *
  * A cached span stays LARGE with its pagemap entries (the page heap counts it in use);
  * `xcached` marks it free, so free/realloc/malloc_usable_size of it report a double free
@@ -32,8 +35,8 @@
 #define ST_SPANCACHE_MIN_PAGES ((size_t)1)
 #define ST_SPANCACHE_MAX_PAGES ((size_t)8)
 #define ST_SPANCACHE_KINDS (ST_SPANCACHE_MAX_PAGES - ST_SPANCACHE_MIN_PAGES + 1)
-#define ST_SPANCACHE_DEPTH 16
-#define ST_SPANCACHE_BUDGET_PAGES 128 /* 512 KiB per thread */
+#define ST_SPANCACHE_DEPTH 32
+#define ST_SPANCACHE_BUDGET_PAGES 256 /* 1 MiB per thread */
 
 _Static_assert(ST_SPANCACHE_MAX_PAGES > ST_SMALL_MAX / ST_PAGE_SIZE, "plain malloc uses the stock");
 

@@ -37,6 +37,8 @@ typedef struct st_tcache {
   st_list_t partial[ST_NUM_CLASSES];  /* owner only */
   st_list_t full[ST_NUM_CLASSES];     /* owner only */
   st_spancache_t spans;               /* owner only: freed LARGE spans of a few pages */
+  bool took_span[ST_NUM_CLASSES];     /* owner only: a span of the class came from the page
+                                         heap before (see tcache_prepare_span) */
   st_pageheap_t *heap;                /* const after init: this cache's shard; NULL in sentinels */
   st_list_t registry_link;            /* registry lock (thread.c) */
   bool live;                          /* registry lock: belongs to a running thread */

@@ -166,8 +166,8 @@ static size_t fill_mismatch(const uint8_t *b, size_t from, size_t to) {
 
 /* Blocks up to this size have no guard page of their own: a guard costs an mprotect pair
  * (and a TLB shootdown) per block, which made hardened threads-1 12 times slower than the
- * default mode once 16..32 KiB blocks became whole pages; like slab blocks, they keep the
- * canary and size word, checked on free. */
+ * default mode once 16..32 KiB blocks became whole pages (8..32 KiB now, sizeclass.h);
+ * like slab blocks, they keep the canary and size word, checked on free. */
 #define GUARDED_MIN ((size_t)32 << 10)
 
 /* What the program may use of a core block: all of it but the guard page. */

@@ -204,7 +204,7 @@ static void *free_when_handed(void *arg) {
 
 static void a_remote_free_hands_a_parked_span_back_to_its_owner(void) {
   st_span_owner owner = {NULL, 0};
-  st_span_t *s = new_slab(ST_NUM_CLASSES - 1 /* 16 KiB: few blocks */, &owner);
+  st_span_t *s = new_slab(ST_NUM_CLASSES - 1 /* 8 KiB: few blocks */, &owner);
   REQUIRE(s != NULL);
   park_job job = {.span = s};
   pthread_t t;
