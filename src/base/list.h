@@ -47,4 +47,15 @@ ST_INLINE void st_list_remove(st_list_t *node) {
 #define st_list_for_each_safe(pos, tmp, head)                                                   \
   for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
 
+/* Moves every node of `from` except `keep` (which may be NULL or not on the list) to the
+ * front of `into`. */
+ST_INLINE void st_list_move_all_but(st_list_t *from, st_list_t *into, const st_list_t *keep) {
+  st_list_t *pos, *tmp;
+  st_list_for_each_safe(pos, tmp, from) {
+    if (pos == keep) continue;
+    st_list_remove(pos);
+    st_list_push_front(into, pos);
+  }
+}
+
 #endif

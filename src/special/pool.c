@@ -630,13 +630,9 @@ static void pool_fork_child(void) {
   st_list_t dead;
   st_list_init(&dead);
   st_lock_acquire(&pool_threads_lock);
-  st_list_t *pos, *tmp;
-  st_list_for_each_safe(pos, tmp, &pool_threads) {
-    if (ST_CONTAINER_OF(pos, pool_thread, link) == self) continue;
-    st_list_remove(pos);
-    st_list_push_front(&dead, pos);
-  }
+  st_list_move_all_but(&pool_threads, &dead, self != NULL ? &self->link : NULL);
   st_lock_release(&pool_threads_lock);
+  st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &dead) pool_thread_retire(ST_CONTAINER_OF(pos, pool_thread, link));
 }
 

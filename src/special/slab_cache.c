@@ -872,13 +872,9 @@ static void slab_fork_child(void) {
   st_list_t dead;
   st_list_init(&dead);
   st_lock_acquire(&slab_threads_lock);
-  st_list_t *pos, *tmp;
-  st_list_for_each_safe(pos, tmp, &slab_threads) {
-    if (ST_CONTAINER_OF(pos, slab_thread, link) == self) continue;
-    st_list_remove(pos);
-    st_list_push_front(&dead, pos);
-  }
+  st_list_move_all_but(&slab_threads, &dead, self != NULL ? &self->link : NULL);
   st_lock_release(&slab_threads_lock);
+  st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &dead) {
     slab_thread *t = ST_CONTAINER_OF(pos, slab_thread, link);
     for (int i = 0; i < SLAB_WAYS; i++) slab_unbind_as(&t->way[i], false);
