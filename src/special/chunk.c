@@ -20,6 +20,8 @@ void st__chunk_index_fork_unlock(void) { st_lock_release(&chunk_index_lock); }
  * kernel refuses the leaf. */
 static st_chunk_index_word *chunk_index_word(uintptr_t base, uint64_t *bit) {
   uintptr_t granule = base >> ST_CHUNK_GRANULE_SHIFT;
+  size_t index = granule & (((uintptr_t)1 << ST_CHUNK_LEAF_SHIFT) - 1);
+  *bit = UINT64_C(1) << (index % 64);
   _Atomic(st_chunk_index_word *) *slot = &st__chunk_index_top[granule >> ST_CHUNK_LEAF_SHIFT];
   st_chunk_index_word *leaf = st_load_acquire(slot);
   if (leaf == NULL) {
@@ -30,8 +32,6 @@ static st_chunk_index_word *chunk_index_word(uintptr_t base, uint64_t *bit) {
     st_lock_release(&chunk_index_lock);
     if (leaf == NULL) return NULL;
   }
-  size_t index = granule & (((uintptr_t)1 << ST_CHUNK_LEAF_SHIFT) - 1);
-  *bit = UINT64_C(1) << (index % 64);
   return &leaf[index / 64];
 }
 
