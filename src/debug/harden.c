@@ -149,10 +149,22 @@ find: /* the mismatching word, or the tail shorter than a word (never read past 
   return to;
 }
 
-/* Where the fill of a freed block of `size` requested bytes ends: at the request's end, or
- * fill_limit bytes in, and never before the mark's end (the check starts there). */
-ST_INLINE size_t filled_bytes(size_t size) {
-  size_t filled = size < fill_limit ? size : fill_limit;
+/* The canary: the CANARY_MAX bytes after the request, or fewer up to the size word. A
+ * linear overflow changes its first byte; the rest of the slack is neither written nor
+ * checked (it would cost a pass over up to a quarter of the block on every malloc and free). */
+#define CANARY_MAX 8
+
+ST_INLINE size_t canary_end(size_t size, size_t usable) {
+  return size + CANARY_MAX < usable - SIZE_WORD ? size + CANARY_MAX : usable - SIZE_WORD;
+}
+
+/* Where the fill of a freed block of `size` requested bytes (`usable` in all) ends: past
+ * the canary when the request is at most fill_limit bytes (the fill covers the request and
+ * then the canary, checked at free just before, so the quarantine's check of the block is
+ * one pass), else fill_limit bytes in; never before the mark's end (the check starts
+ * there). */
+ST_INLINE size_t filled_bytes(size_t size, size_t usable) {
+  size_t filled = size <= fill_limit ? canary_end(size, usable) : fill_limit;
   return filled > 8 ? filled : 8;
 }
 
@@ -161,7 +173,7 @@ static const uint8_t fill_bytes[1024] = {[0 ... 1023] = FILL_BYTE};
 
 /* Fills up to this many bytes are written and compared a word at a time, inline: for the
  * small blocks most programs free, the calls to memset and memcmp cost more than the work. */
-#define FILL_INLINE_MAX 64
+#define FILL_INLINE_MAX 72
 
 /* Fills bytes [8, filled) of a freed block (filled >= 8); its first word is the mark's,
  * written after. Up to FILL_INLINE_MAX bytes, words are stored from both ends towards the
@@ -224,15 +236,6 @@ static size_t usable_of(size_t core_size) {
   return core_size > GUARDED_MIN ? core_size - ST_PAGE_SIZE : core_size;
 }
 
-/* The canary: the CANARY_MAX bytes after the request, or fewer up to the size word. A
- * linear overflow changes its first byte; the rest of the slack is neither written nor
- * checked (it would cost a pass over up to a quarter of the block on every malloc and free). */
-#define CANARY_MAX 8
-
-ST_INLINE size_t canary_end(size_t size, size_t usable) {
-  return size + CANARY_MAX < usable - SIZE_WORD ? size + CANARY_MAX : usable - SIZE_WORD;
-}
-
 static void seal(void *p, size_t size, size_t usable) {
   uint64_t mix = block_mix(p);
   uint8_t *b = p;
@@ -254,16 +257,18 @@ ST_INLINE bool canary_intact(const uint8_t *b, size_t from, size_t end, uint64_t
   uint64_t want = shift == 0 ? mix : mix >> shift | mix << (64 - shift), word;
   memcpy(&word, b + from, sizeof word);
   size_t bytes = end - from;
-  uint64_t mask = bytes == sizeof word ? ~0ULL : (1ULL << bytes * 8) - 1;
-  return ((word ^ want) & mask) == 0;
+  if (bytes >= sizeof word) return word == want;
+  return ((word ^ want) << (64 - bytes * 8)) == 0; /* the first `bytes` bytes only */
 }
 
 /* LARGE and HUGE blocks, and aligned ones: through the core's general entry points. */
-/* A spare LARGE block of exactly `bytes` (guard included), or NULL. */
-static void *take_spare(size_t bytes) {
+/* A spare LARGE block of exactly `bytes` (guard included) on an `align` boundary (0 for
+ * malloc's), or NULL. */
+static void *take_spare(size_t bytes, size_t align) {
   quarantine *q = tls_quarantine;
   for (uint32_t i = 0; q != NULL && i < q->spare_count; i++) {
-    if (st__span_bytes(q->spare[i].span) != bytes) continue;
+    if (st__span_bytes(q->spare[i].span) != bytes || ((uintptr_t)q->spare[i].p & (align - 1)) != 0)
+      continue;
     void *p = q->spare[i].p;
     q->spare_bytes -= q->spare[i].usable;
     q->spare[i] = q->spare[--q->spare_count];
@@ -283,8 +288,8 @@ static bool set_guard(void *p, size_t core_size, bool on) {
 
 static void *harden_malloc_pages(size_t need, size_t size, size_t align, bool zero) {
   if (need > GUARDED_MIN && __builtin_add_overflow(need, ST_PAGE_SIZE, &need)) return NULL;
-  void *p = align == 0 && need <= QUARANTINE_LARGE_MAX + ST_PAGE_SIZE
-                ? take_spare(st_align_up(need, ST_PAGE_SIZE))
+  void *p = need > ST_SMALL_MAX && need <= QUARANTINE_LARGE_MAX + ST_PAGE_SIZE
+                ? take_spare(st_align_up(need, ST_PAGE_SIZE), align == 0 ? 1 : align)
                 : NULL;
   if (p != NULL) {
     if (zero) memset(p, 0, size);
@@ -381,10 +386,11 @@ ST_INLINE void check_untouched(const uint8_t *b, size_t usable) {
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
   if (ST_UNLIKELY(size > usable - OVERHEAD)) written_after_free(b, usable, usable - SIZE_WORD);
-  size_t from = size > 8 ? size : 8, filled = filled_bytes(size);
+  size_t filled = filled_bytes(size, usable);
   size_t bad = fill_mismatch(b, filled);
   if (ST_UNLIKELY(bad != filled)) written_after_free(b, usable, bad);
-  size_t end = canary_end(size, usable);
+  if (size <= fill_limit) return; /* the fill covered the canary */
+  size_t from = size > 8 ? size : 8, end = canary_end(size, usable);
   if (ST_UNLIKELY(!canary_intact(b, from, end, mix)))
     written_after_free(b, usable, pattern_mismatch(b, mix, from, end));
 }
@@ -495,10 +501,9 @@ static void quarantine_drain(void *arg) {
 
 /* ---- free ------------------------------------------------------------------------------ */
 
-/* Fills the first fill_limit bytes of what the program asked for, marks the block and
- * quarantines it. */
+/* Fills the block (filled_bytes), marks it and quarantines it. */
 ST_INLINE void quarantine_block(void *p, st_span_t *span, size_t size, uint64_t mix, size_t usable) {
-  fill_freed(p, filled_bytes(size));
+  fill_freed(p, filled_bytes(size, usable));
   uint64_t mark = ~mix;
   memcpy(p, &mark, sizeof mark);
   quarantine_put(p, span, usable);
