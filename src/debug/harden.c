@@ -236,7 +236,7 @@ static size_t usable_of(size_t core_size) {
   return core_size > GUARDED_MIN ? core_size - ST_PAGE_SIZE : core_size;
 }
 
-static void seal(void *p, size_t size, size_t usable) {
+ST_INLINE void seal(void *p, size_t size, size_t usable) {
   uint64_t mix = block_mix(p);
   uint8_t *b = p;
   /* One word from the request's end (size + 8 <= usable): canary bytes, then the size word
@@ -308,22 +308,36 @@ static void *harden_malloc_pages(size_t need, size_t size, size_t align, bool ze
   return p;
 }
 
-void *st__harden_malloc(size_t size, size_t align, bool zero) {
+/* Every hardened malloc but the common case below. */
+ST_NOINLINE static void *harden_malloc_general(size_t size, size_t align, bool zero) {
   harden_ready();
   size_t need = size + OVERHEAD;
-  unsigned cls;
-  if (ST_LIKELY(align == 0 && size <= ST_SMALL_FAST_MAX - OVERHEAD)) {
-    cls = st__class_of_small[need]; /* a table load, where st__size_to_class computes */
-  } else {
-    if (need < size) return NULL;
-    if (align != 0 || need > ST_SMALL_MAX) return harden_malloc_pages(need, size, align, zero);
-    cls = st__size_to_class(need);
-  }
+  if (need < size) return NULL;
+  if (align != 0 || need > ST_SMALL_MAX) return harden_malloc_pages(need, size, align, zero);
+  unsigned cls = st__size_to_class(need);
   void *p = st__core_small_alloc_hardened(cls);
   if (p == NULL) return NULL;
   if (zero) memset(p, 0, size);
   seal(p, size, st__class_size[cls]);
   return p;
+}
+
+/* The common case, a small malloc whose class's current span has a free block, calls
+ * nothing but what ends the program (a corrupted list), so it needs no stack frame; any
+ * other case goes to harden_malloc_general. */
+void *st__harden_malloc(size_t size, size_t align, bool zero) {
+  st_tcache_t *tc = st__tls_hidden_tcache;
+  if (ST_LIKELY(tc != NULL && st_load_acquire(&xinit_state) == 2 && align == 0 && !zero &&
+                size <= ST_SMALL_FAST_MAX - OVERHEAD)) {
+    unsigned cls = st__class_of_small[size + OVERHEAD]; /* a load, where st__size_to_class computes */
+    st_span_t *span = tc->current[cls];
+    if (ST_LIKELY(span->free != ST_FREE_LIST_END)) {
+      void *p = st__tcache_pop_encoded(span);
+      seal(p, size, st__class_size[cls]);
+      return p;
+    }
+  }
+  return harden_malloc_general(size, align, zero);
 }
 
 ST_COLD ST_NOINLINE _Noreturn static void quarantined_twice(const void *p, const char *fn) {
@@ -337,6 +351,19 @@ ST_COLD ST_NOINLINE _Noreturn static void written_after_free(const void *p, size
             p, bytes, offset);
 }
 
+ST_COLD ST_NOINLINE _Noreturn static void size_word_overwritten(const void *p, size_t usable,
+                                                                const char *fn) {
+  st__fatal("%s(): heap overflow past block %p: its size word at offset %zu was overwritten", fn,
+            p, usable - SIZE_WORD);
+}
+
+ST_COLD ST_NOINLINE _Noreturn static void written_past_end(const void *p, size_t size,
+                                                           size_t usable, uint64_t mix,
+                                                           const char *fn) {
+  st__fatal("%s(): heap overflow: block %p of %zu bytes was written at offset %zu, past its end",
+            fn, p, size, pattern_mismatch(p, mix, size, canary_end(size, usable)));
+}
+
 /* The requested size of live block p of `usable` bytes (no guard) after checking that it
  * is not in the quarantine, then its size word and canary. */
 ST_INLINE size_t checked_size(const void *p, size_t usable, uint64_t mix, const char *fn) {
@@ -346,20 +373,22 @@ ST_INLINE size_t checked_size(const void *p, size_t usable, uint64_t mix, const 
   if (ST_UNLIKELY(first == ~mix)) quarantined_twice(p, fn);
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
-  if (ST_UNLIKELY(size > usable - OVERHEAD))
-    st__fatal("%s(): heap overflow past block %p: its size word at offset %zu was overwritten",
-              fn, p, usable - SIZE_WORD);
+  if (ST_UNLIKELY(size > usable - OVERHEAD)) size_word_overwritten(p, usable, fn);
   if (ST_UNLIKELY(!canary_intact(b, size, canary_end(size, usable), mix)))
-    st__fatal("%s(): heap overflow: block %p of %zu bytes was written at offset %zu, past its end",
-              fn, p, size, pattern_mismatch(b, mix, size, canary_end(size, usable)));
+    written_past_end(p, size, usable, mix, fn);
   return size;
+}
+
+ST_COLD ST_NOINLINE _Noreturn static void invalid_pointer(const void *p, const st_span_t *span,
+                                                         const char *fn) {
+  st__fatal("%s(): invalid pointer %p (inside a %u-byte block)", fn, p, span->block_size);
 }
 
 /* Slab block p of span: the checks every use of a block the program passes in makes
  * (invalid pointer, double free, overflow); returns its requested size. */
 ST_INLINE size_t small_checked_size(const void *p, st_span_t *span, uint64_t mix, const char *fn) {
   if (ST_UNLIKELY(!st__span_is_block(span, (uintptr_t)p))) /* p is on span: no range check */
-    st__fatal("%s(): invalid pointer %p (inside a %u-byte block)", fn, p, span->block_size);
+    invalid_pointer(p, span, fn);
   if (ST_UNLIKELY(((const st_block_t *)p)->key == st__block_key(span)))
     st__core_small_check_not_free(p, span, fn);
   return checked_size(p, span->block_size, mix, fn);
@@ -533,7 +562,8 @@ ST_NOINLINE static void harden_free_pages(void *p, st_span_t *span, const char *
   release_checked(p, span, size, mix, usable);
 }
 
-void st__harden_free(void *p, st_span_t *span, const char *fn) {
+/* Every hardened free but the common case below. */
+ST_NOINLINE static void harden_free_general(void *p, st_span_t *span, const char *fn) {
   harden_ready();
   if (ST_LIKELY(span != NULL && span->kind == ST_SPAN_SLAB)) {
     uint64_t mix = block_mix(p);
@@ -541,6 +571,44 @@ void st__harden_free(void *p, st_span_t *span, const char *fn) {
     return;
   }
   harden_free_pages(p, span, fn);
+}
+
+/* Checked slab block p of span whose fill is longer than FILL_INLINE_MAX (memset). */
+ST_NOINLINE static void quarantine_long_block(void *p, st_span_t *span, size_t size, uint64_t mix) {
+  quarantine_block(p, span, size, mix, span->block_size);
+}
+
+/* The common case, the free of a slab block that does not carry the free mark while the
+ * thread's filling batch has room, calls nothing but what ends the program (so it needs no
+ * stack frame): the checks of small_checked_size, the fill stored inline, the block put in
+ * the batch. Any other case goes to harden_free_general. A thread has a quarantine only
+ * after harden_init. */
+void st__harden_free(void *p, st_span_t *span, const char *fn) {
+  quarantine *q = tls_quarantine;
+  if (ST_LIKELY(q != NULL && span != NULL && span->kind == ST_SPAN_SLAB)) {
+    uint32_t k = q->filling, n = q->count[k];
+    size_t usable = span->block_size;
+    if (ST_LIKELY(n < QUARANTINE_BATCH && q->bytes + usable <= QUARANTINE_BYTES)) {
+      if (ST_UNLIKELY(!st__span_is_block(span, (uintptr_t)p))) invalid_pointer(p, span, fn);
+      if (ST_LIKELY(((const st_block_t *)p)->key != st__block_key(span))) {
+        uint64_t mix = block_mix(p);
+        size_t size = checked_size(p, usable, mix, fn);
+        size_t filled = filled_bytes(size, usable);
+        if (ST_UNLIKELY(filled > FILL_INLINE_MAX)) {
+          quarantine_long_block(p, span, size, mix);
+          return;
+        }
+        fill_freed(p, filled);
+        uint64_t mark = ~mix;
+        memcpy(p, &mark, sizeof mark);
+        q->slot[k][n] = (quarantined){p, span, usable};
+        q->count[k] = n + 1;
+        q->bytes += usable;
+        return;
+      }
+    }
+  }
+  harden_free_general(p, span, fn);
 }
 
 /* ---- realloc --------------------------------------------------------------------------- */
