@@ -70,25 +70,28 @@ typedef struct quarantined {
                     reads it without the descriptor */
 } quarantined;
 
-/* One thread's quarantine (owner only: no lock), two batches of QUARANTINE_BATCH blocks:
- * frees fill one while the other, older one waits; when the filling batch is full the
- * waiting one is checked and released whole, in a random order, and the full one waits in
- * its place. So every block waits for at least QUARANTINE_BATCH and fewer than
- * QUARANTINE_SLOTS later frees of the thread, and the random order of each release makes
- * the order of reuse unpredictable; the batch's checks and core frees run in one loop. A
- * free that would pass QUARANTINE_BYTES releases the waiting batch early (and, when that
- * is not enough, the filling one). `bytes` counts the usable bytes held. */
-#define QUARANTINE_BATCH (QUARANTINE_SLOTS / 2)
+/* One thread's quarantine (owner only: no lock): a ring of QUARANTINE_SLOTS blocks in the
+ * order they were freed. A free that finds it full (in blocks, or QUARANTINE_BYTES in
+ * bytes) releases its oldest QUARANTINE_BATCH blocks at once, checked and given back in a
+ * random order, so a block waits for at least QUARANTINE_SLOTS - QUARANTINE_BATCH later
+ * frees of the thread, the order of reuse is unpredictable, and the free that finds room
+ * (all but one in QUARANTINE_BATCH) only stores. The batch is small on purpose: releasing
+ * half the ring at once emptied whole slab spans, which went back to the page heap and
+ * were taken again (a malloc(1024)+free loop: 17,189 new spans instead of 3). `bytes`
+ * counts the usable bytes held. */
+#define QUARANTINE_BATCH 8
 typedef struct quarantine {
-  uint32_t filling;  /* the batch frees go into: 0 or 1 */
-  uint32_t count[2]; /* blocks in each batch */
+  uint32_t head;  /* the oldest block's slot */
+  uint32_t count; /* blocks held, from head on (modulo QUARANTINE_SLOTS) */
   size_t bytes;
   uint64_t random; /* xorshift64 state: the order of a batch's release */
-  quarantined slot[2][QUARANTINE_BATCH];
+  quarantined slot[QUARANTINE_SLOTS];
   uint32_t spare_count;
   size_t spare_bytes; /* the usable bytes of the spares */
   quarantined spare[SPARE_SLOTS]; /* LARGE blocks out of the quarantine, guard page kept */
 } quarantine;
+
+_Static_assert((QUARANTINE_SLOTS & (QUARANTINE_SLOTS - 1)) == 0, "the ring's index is masked");
 
 static uint64_t secret;           /* const after harden_init */
 /* How many bytes from a freed block's start are filled and checked (STRATA_HARDENED_FILL;
@@ -328,8 +331,10 @@ ST_NOINLINE static void *harden_malloc_general(size_t size, size_t align, bool z
 void *st__harden_malloc(size_t size, size_t align, bool zero) {
   st_tcache_t *tc = st__tls_hidden_tcache;
   if (ST_LIKELY(tc != NULL && st_load_acquire(&xinit_state) == 2 && align == 0 && !zero &&
-                size <= ST_SMALL_FAST_MAX - OVERHEAD)) {
-    unsigned cls = st__class_of_small[size + OVERHEAD]; /* a load, where st__size_to_class computes */
+                size <= ST_SMALL_MAX - OVERHEAD)) {
+    size_t need = size + OVERHEAD;
+    /* A table load where it can, for the sizes most programs ask for. */
+    unsigned cls = need <= ST_SMALL_FAST_MAX ? st__class_of_small[need] : st__size_to_class(need);
     st_span_t *span = tc->current[cls];
     if (ST_LIKELY(span->free != ST_FREE_LIST_END)) {
       void *p = st__tcache_pop_encoded(span);
@@ -474,33 +479,39 @@ ST_NOINLINE static void release_unquarantined(void *p, st_span_t *span, size_t b
   quarantine_release((quarantined){p, span, bytes});
 }
 
-/* Batch k leaves the quarantine, its blocks checked and released in a random order: each
- * step takes a random one of the blocks left, its index from 16 bits of a random word (one
- * word per four blocks). */
-static void release_batch(quarantine *q, uint32_t k) {
-  uint32_t n = q->count[k];
-  q->count[k] = 0;
+/* The oldest QUARANTINE_BATCH blocks (or all, if fewer) leave the quarantine, checked and
+ * released in a random order: each step takes a random one of those left, its index from
+ * 16 bits of a random word (one word per four blocks). */
+static void release_oldest(quarantine *q) {
+  uint32_t n = q->count < QUARANTINE_BATCH ? q->count : QUARANTINE_BATCH, head = q->head;
+  q->head = (head + n) % QUARANTINE_SLOTS;
+  q->count -= n;
   uint64_t bits = 0;
   for (uint32_t step = 0; n > 0; n--, step++) {
     if (step % 4 == 0) bits = next_random(q);
-    uint32_t i = (uint32_t)(((bits & 0xffff) * n) >> 16);
+    uint32_t i = (head + (uint32_t)(((bits & 0xffff) * n) >> 16)) % QUARANTINE_SLOTS;
     bits >>= 16;
-    quarantined out = q->slot[k][i];
-    q->slot[k][i] = q->slot[k][n - 1];
+    quarantined out = q->slot[i];
+    q->slot[i] = q->slot[(head + n - 1) % QUARANTINE_SLOTS];
     q->bytes -= out.usable;
     quarantine_release(out);
   }
 }
 
-/* The filling batch is full, or a block of `bytes` would pass QUARANTINE_BYTES: the waiting
- * batch leaves and the filling one waits in its place (and leaves too while the bytes
- * still would not fit). Returns the batch to fill, now empty. */
-ST_NOINLINE static uint32_t quarantine_make_room(quarantine *q, size_t bytes) {
-  uint32_t filling = q->filling;
-  release_batch(q, filling ^ 1);
-  q->filling = filling ^= 1;
-  if (q->bytes + bytes > QUARANTINE_BYTES) release_batch(q, filling ^ 1);
-  return filling;
+/* Makes room for a block of `bytes`: the oldest leave while the ring is full or the bytes
+ * would pass QUARANTINE_BYTES. */
+ST_NOINLINE static void quarantine_make_room(quarantine *q, size_t bytes) {
+  do release_oldest(q);
+  while (q->count > 0 && q->bytes + bytes > QUARANTINE_BYTES);
+}
+
+ST_INLINE bool quarantine_has_room(const quarantine *q, size_t bytes) {
+  return q->count < QUARANTINE_SLOTS && q->bytes + bytes <= QUARANTINE_BYTES;
+}
+
+ST_INLINE void quarantine_add(quarantine *q, quarantined in) {
+  q->slot[(q->head + q->count++) % QUARANTINE_SLOTS] = in;
+  q->bytes += in.usable;
 }
 
 /* Holds block p of span (`bytes` usable); without a quarantine it goes back at once. */
@@ -510,19 +521,15 @@ ST_INLINE void quarantine_put(void *p, st_span_t *span, size_t bytes) {
     release_unquarantined(p, span, bytes);
     return;
   }
-  uint32_t k = q->filling;
-  if (ST_UNLIKELY(q->count[k] == QUARANTINE_BATCH || q->bytes + bytes > QUARANTINE_BYTES))
-    k = quarantine_make_room(q, bytes);
-  q->slot[k][q->count[k]++] = (quarantined){p, span, bytes};
-  q->bytes += bytes;
+  if (ST_UNLIKELY(!quarantine_has_room(q, bytes))) quarantine_make_room(q, bytes);
+  quarantine_add(q, (quarantined){p, span, bytes});
 }
 
 /* Thread exit: every block goes back (as remote frees once the core dropped the cache). */
 static void quarantine_drain(void *arg) {
   quarantine *q = arg;
   tls_quarantine = NULL;
-  release_batch(q, q->filling ^ 1);
-  release_batch(q, q->filling);
+  while (q->count > 0) release_oldest(q);
   for (uint32_t i = 0; i < q->spare_count; i++)
     large_release(q->spare[i].p, q->spare[i].span);
   st__core_small_free_checked(q, st__pagemap_lookup(q));
@@ -579,16 +586,15 @@ ST_NOINLINE static void quarantine_long_block(void *p, st_span_t *span, size_t s
 }
 
 /* The common case, the free of a slab block that does not carry the free mark while the
- * thread's filling batch has room, calls nothing but what ends the program (so it needs no
+ * thread's quarantine has room, calls nothing but what ends the program (so it needs no
  * stack frame): the checks of small_checked_size, the fill stored inline, the block put in
- * the batch. Any other case goes to harden_free_general. A thread has a quarantine only
+ * the ring. Any other case goes to harden_free_general. A thread has a quarantine only
  * after harden_init. */
 void st__harden_free(void *p, st_span_t *span, const char *fn) {
   quarantine *q = tls_quarantine;
   if (ST_LIKELY(q != NULL && span != NULL && span->kind == ST_SPAN_SLAB)) {
-    uint32_t k = q->filling, n = q->count[k];
     size_t usable = span->block_size;
-    if (ST_LIKELY(n < QUARANTINE_BATCH && q->bytes + usable <= QUARANTINE_BYTES)) {
+    if (ST_LIKELY(quarantine_has_room(q, usable))) {
       if (ST_UNLIKELY(!st__span_is_block(span, (uintptr_t)p))) invalid_pointer(p, span, fn);
       if (ST_LIKELY(((const st_block_t *)p)->key != st__block_key(span))) {
         uint64_t mix = block_mix(p);
@@ -601,9 +607,7 @@ void st__harden_free(void *p, st_span_t *span, const char *fn) {
         fill_freed(p, filled);
         uint64_t mark = ~mix;
         memcpy(p, &mark, sizeof mark);
-        q->slot[k][n] = (quarantined){p, span, usable};
-        q->count[k] = n + 1;
-        q->bytes += usable;
+        quarantine_add(q, (quarantined){p, span, usable});
         return;
       }
     }
