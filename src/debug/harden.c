@@ -18,14 +18,15 @@
  * the canary bytes come from the same mix: an overflow cannot restore them without the
  * secret, and one that reaches the size word makes it decode to nonsense.
  *
- * A freed slab block keeps its canary and size word; its first word becomes the quarantine
- * mark (the complement of its mix, which only this file can compute) and the program's
- * bytes after it FILL_BYTE, up to STRATA_HARDENED_FILL bytes from the start (256 unless set;
- * 0: all of them). It then waits in the freeing thread's quarantine, which needs
- * no lock. A newcomer evicts a random resident once the quarantine is full (in blocks or
- * in bytes), so reuse order is not predictable; the evicted block must still read exactly
- * as it was left (mark, fill, canary, size word), else a write after free is reported,
- * before the core reuses it. A free that finds the mark is a double free. A freed LARGE
+ * A freed slab block keeps its size word; its first word becomes the quarantine mark (the
+ * complement of its mix, which only this file can compute) and the program's bytes after
+ * it FILL_BYTE, up to STRATA_HARDENED_FILL bytes from the start (256 unless set; 0: all of
+ * them), through the canary when the request is no longer. It then waits in the freeing
+ * thread's quarantine, a ring that needs no lock; once it is full (in blocks or in bytes)
+ * its oldest blocks leave in a batch, in a random order, so reuse order is not
+ * predictable; each must still read exactly as it was left (mark, fill, canary, size
+ * word), else a write after free is reported, before the core reuses it. The common slab
+ * malloc and free take paths that need no stack frame (st__harden_malloc, st__harden_free). A free that finds the mark is a double free. A freed LARGE
  * block goes through the same quarantine, marked and filled alike; when it leaves, it is
  * kept as one of the thread's spares for the next request of its length, or goes back to
  * the page heap with its guard page still set. HUGE blocks are unmapped at once (a later
