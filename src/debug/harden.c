@@ -18,14 +18,15 @@
  * the canary bytes come from the same mix: an overflow cannot restore them without the
  * secret, and one that reaches the size word makes it decode to nonsense.
  *
- * A freed slab block keeps its canary and size word; its first word becomes the quarantine
- * mark (the complement of its mix, which only this file can compute) and the program's
- * bytes after it FILL_BYTE, up to STRATA_HARDENED_FILL bytes from the start (256 unless set;
- * 0: all of them). It then waits in the freeing thread's quarantine, which needs
- * no lock. A newcomer evicts a random resident once the quarantine is full (in blocks or
- * in bytes), so reuse order is not predictable; the evicted block must still read exactly
- * as it was left (mark, fill, canary, size word), else a write after free is reported,
- * before the core reuses it. A free that finds the mark is a double free. A freed LARGE
+ * A freed slab block keeps its size word; its first word becomes the quarantine mark (the
+ * complement of its mix, which only this file can compute) and the program's bytes after
+ * it FILL_BYTE, up to STRATA_HARDENED_FILL bytes from the start (256 unless set; 0: all of
+ * them), through the canary when the request is no longer. It then waits in the freeing
+ * thread's quarantine, a ring that needs no lock; once it is full (in blocks or in bytes)
+ * its oldest blocks leave in a batch, in a random order, so reuse order is not
+ * predictable; each must still read exactly as it was left (mark, fill, canary, size
+ * word), else a write after free is reported, before the core reuses it. The common slab
+ * malloc and free take paths that need no stack frame (st__harden_malloc, st__harden_free). A free that finds the mark is a double free. A freed LARGE
  * block goes through the same quarantine, marked and filled alike; when it leaves, it is
  * kept as one of the thread's spares for the next request of its length, or goes back to
  * the page heap with its guard page still set. HUGE blocks are unmapped at once (a later
@@ -70,16 +71,28 @@ typedef struct quarantined {
                     reads it without the descriptor */
 } quarantined;
 
-/* One thread's quarantine (owner only: no lock). `bytes` counts the core sizes held. */
+/* One thread's quarantine (owner only: no lock): a ring of QUARANTINE_SLOTS blocks in the
+ * order they were freed. A free that finds it full (in blocks, or QUARANTINE_BYTES in
+ * bytes) releases its oldest QUARANTINE_BATCH blocks at once, checked and given back in a
+ * random order, so a block waits for at least QUARANTINE_SLOTS - QUARANTINE_BATCH later
+ * frees of the thread, the order of reuse is unpredictable, and the free that finds room
+ * (all but one in QUARANTINE_BATCH) only stores. The batch is small on purpose: releasing
+ * half the ring at once emptied whole slab spans, which went back to the page heap and
+ * were taken again (a malloc(1024)+free loop: 17,189 new spans instead of 3). `bytes`
+ * counts the usable bytes held. */
+#define QUARANTINE_BATCH 8
 typedef struct quarantine {
-  uint32_t count;
+  uint32_t head;  /* the oldest block's slot */
+  uint32_t count; /* blocks held, from head on (modulo QUARANTINE_SLOTS) */
   size_t bytes;
-  uint64_t random; /* xorshift64 state: which resident a newcomer evicts */
+  uint64_t random; /* xorshift64 state: the order of a batch's release */
   quarantined slot[QUARANTINE_SLOTS];
   uint32_t spare_count;
   size_t spare_bytes; /* the usable bytes of the spares */
   quarantined spare[SPARE_SLOTS]; /* LARGE blocks out of the quarantine, guard page kept */
 } quarantine;
+
+_Static_assert((QUARANTINE_SLOTS & (QUARANTINE_SLOTS - 1)) == 0, "the ring's index is masked");
 
 static uint64_t secret;           /* const after harden_init */
 /* How many bytes from a freed block's start are filled and checked (STRATA_HARDENED_FILL;
@@ -115,7 +128,7 @@ ST_INLINE void harden_ready(void) {
 bool st__harden_enabled(void) { return st__page_hardened(); }
 
 /* The block's own mix of the secret: its canary bytes and the key of its size word. */
-static uint64_t block_mix(const void *p) {
+ST_INLINE uint64_t block_mix(const void *p) {
   uint64_t x = ((uint64_t)(uintptr_t)p ^ secret) * 0xbf58476d1ce4e5b9ULL;
   return x ^ (x >> 31);
 }
@@ -140,28 +153,80 @@ find: /* the mismatching word, or the tail shorter than a word (never read past 
   return to;
 }
 
-/* Where the fill of a freed block of `size` requested bytes ends: at the request's end, or
- * fill_limit bytes in, and never before the mark's end (the check starts there). */
-static size_t filled_bytes(size_t size) {
-  size_t filled = size < fill_limit ? size : fill_limit;
+/* The canary: the CANARY_MAX bytes after the request, or fewer up to the size word. A
+ * linear overflow changes its first byte; the rest of the slack is neither written nor
+ * checked (it would cost a pass over up to a quarter of the block on every malloc and free). */
+#define CANARY_MAX 8
+
+ST_INLINE size_t canary_end(size_t size, size_t usable) {
+  return size + CANARY_MAX < usable - SIZE_WORD ? size + CANARY_MAX : usable - SIZE_WORD;
+}
+
+/* Where the fill of a freed block of `size` requested bytes (`usable` in all) ends: past
+ * the canary when the request is at most fill_limit bytes (the fill covers the request and
+ * then the canary, checked at free just before, so the quarantine's check of the block is
+ * one pass), else fill_limit bytes in; never before the mark's end (the check starts
+ * there). */
+ST_INLINE size_t filled_bytes(size_t size, size_t usable) {
+  size_t filled = size <= fill_limit ? canary_end(size, usable) : fill_limit;
   return filled > 8 ? filled : 8;
 }
 
 /* The fill as the quarantine checks it: memcmp against this compares many bytes per step. */
 static const uint8_t fill_bytes[1024] = {[0 ... 1023] = FILL_BYTE};
 
-/* Fills up to this many bytes are compared a word at a time, inline: for the small blocks
- * most programs free, the call to memcmp cost more than the compare. */
-#define FILL_INLINE_MAX 64
+/* Fills up to this many bytes are written and compared a word at a time, inline: for the
+ * small blocks most programs free, the calls to memset and memcmp cost more than the work. */
+#define FILL_INLINE_MAX 72
 
-/* The first offset in [from, to) that does not hold the fill, or `to`. */
-static size_t fill_mismatch(const uint8_t *b, size_t from, size_t to) {
-  if (to - from <= FILL_INLINE_MAX) return pattern_mismatch(b, FILL_WORD, from, to);
-  for (size_t i = from; i < to; i += sizeof fill_bytes) {
-    size_t n = to - i < sizeof fill_bytes ? to - i : sizeof fill_bytes;
+/* Fills bytes [8, filled) of a freed block (filled >= 8); its first word is the mark's,
+ * written after. Up to FILL_INLINE_MAX bytes, words are stored from both ends towards the
+ * middle, overlapping where they meet: no loop, and nothing written at `filled` or past it
+ * (the canary may start there). The word that ends at `filled` may reach into the mark. */
+ST_INLINE void fill_freed(uint8_t *b, size_t filled) {
+  if (filled > FILL_INLINE_MAX) {
+    memset(b + 8, FILL_BYTE, filled - 8);
+    return;
+  }
+  const uint64_t word = FILL_WORD;
+  memcpy(b + filled - 8, &word, 8);
+  if (filled <= 16) return;
+  memcpy(b + 8, &word, 8); /* [8, 16) and [filled - 8, filled): all of it up to 24 */
+  if (filled <= 24) return;
+  memcpy(b + 16, &word, 8), memcpy(b + filled - 16, &word, 8); /* up to 40 */
+  if (filled <= 40) return;
+  memcpy(b + 24, &word, 8), memcpy(b + 32, &word, 8); /* up to 72 */
+  memcpy(b + filled - 24, &word, 8), memcpy(b + filled - 32, &word, 8);
+}
+
+ST_INLINE uint64_t fill_diff_at(const uint8_t *b, size_t offset) {
+  uint64_t word;
+  memcpy(&word, b + offset, sizeof word);
+  return word ^ FILL_WORD;
+}
+
+/* fill_mismatch of a fill longer than FILL_INLINE_MAX: memcmp against the fill. */
+ST_NOINLINE static size_t long_fill_mismatch(const uint8_t *b, size_t filled) {
+  for (size_t i = 8; i < filled; i += sizeof fill_bytes) {
+    size_t n = filled - i < sizeof fill_bytes ? filled - i : sizeof fill_bytes;
     if (ST_UNLIKELY(memcmp(b + i, fill_bytes, n) != 0)) return pattern_mismatch(b, FILL_WORD, i, i + n);
   }
-  return to;
+  return filled;
+}
+
+/* The first offset in [8, filled) that does not hold the fill, or `filled` (filled >= 8):
+ * the words fill_freed stored, compared inline. */
+ST_INLINE size_t fill_mismatch(const uint8_t *b, size_t filled) {
+  if (filled > FILL_INLINE_MAX) return long_fill_mismatch(b, filled);
+  if (filled == 8) return filled;
+  /* The word ending at `filled` without the bytes of the mark it may cover. */
+  uint64_t diff = fill_diff_at(b, filled - 8) >> (filled < 16 ? (16 - filled) * 8 : 0);
+  if (filled > 16) diff |= fill_diff_at(b, 8);
+  if (filled > 24) diff |= fill_diff_at(b, 16) | fill_diff_at(b, filled - 16);
+  if (filled > 40)
+    diff |= fill_diff_at(b, 24) | fill_diff_at(b, 32) | fill_diff_at(b, filled - 24) |
+            fill_diff_at(b, filled - 32);
+  return ST_LIKELY(diff == 0) ? filled : pattern_mismatch(b, FILL_WORD, 8, filled);
 }
 
 /* Blocks up to this size have no guard page of their own: a guard costs an mprotect pair
@@ -175,16 +240,7 @@ static size_t usable_of(size_t core_size) {
   return core_size > GUARDED_MIN ? core_size - ST_PAGE_SIZE : core_size;
 }
 
-/* The canary: the CANARY_MAX bytes after the request, or fewer up to the size word. A
- * linear overflow changes its first byte; the rest of the slack is neither written nor
- * checked (it would cost a pass over up to a quarter of the block on every malloc and free). */
-#define CANARY_MAX 8
-
-static size_t canary_end(size_t size, size_t usable) {
-  return size + CANARY_MAX < usable - SIZE_WORD ? size + CANARY_MAX : usable - SIZE_WORD;
-}
-
-static void seal(void *p, size_t size, size_t usable) {
+ST_INLINE void seal(void *p, size_t size, size_t usable) {
   uint64_t mix = block_mix(p);
   uint8_t *b = p;
   /* One word from the request's end (size + 8 <= usable): canary bytes, then the size word
@@ -199,22 +255,24 @@ static void seal(void *p, size_t size, size_t usable) {
 /* Whether bytes [from, end) of a canary read as seal left them (end - from <= 8): one word
  * at `from`, masked to them. The word lies inside the block for every caller (from + 8 is
  * at most the size word's offset, or 16 for the quarantine's check of a block's second word). */
-static bool canary_intact(const uint8_t *b, size_t from, size_t end, uint64_t mix) {
+ST_INLINE bool canary_intact(const uint8_t *b, size_t from, size_t end, uint64_t mix) {
   if (from >= end) return true;
   unsigned shift = (unsigned)(from & 7) * 8;
   uint64_t want = shift == 0 ? mix : mix >> shift | mix << (64 - shift), word;
   memcpy(&word, b + from, sizeof word);
   size_t bytes = end - from;
-  uint64_t mask = bytes == sizeof word ? ~0ULL : (1ULL << bytes * 8) - 1;
-  return ((word ^ want) & mask) == 0;
+  if (bytes >= sizeof word) return word == want;
+  return ((word ^ want) << (64 - bytes * 8)) == 0; /* the first `bytes` bytes only */
 }
 
 /* LARGE and HUGE blocks, and aligned ones: through the core's general entry points. */
-/* A spare LARGE block of exactly `bytes` (guard included), or NULL. */
-static void *take_spare(size_t bytes) {
+/* A spare LARGE block of exactly `bytes` (guard included) on an `align` boundary (0 for
+ * malloc's), or NULL. */
+static void *take_spare(size_t bytes, size_t align) {
   quarantine *q = tls_quarantine;
   for (uint32_t i = 0; q != NULL && i < q->spare_count; i++) {
-    if (st__span_bytes(q->spare[i].span) != bytes) continue;
+    if (st__span_bytes(q->spare[i].span) != bytes || ((uintptr_t)q->spare[i].p & (align - 1)) != 0)
+      continue;
     void *p = q->spare[i].p;
     q->spare_bytes -= q->spare[i].usable;
     q->spare[i] = q->spare[--q->spare_count];
@@ -234,8 +292,8 @@ static bool set_guard(void *p, size_t core_size, bool on) {
 
 static void *harden_malloc_pages(size_t need, size_t size, size_t align, bool zero) {
   if (need > GUARDED_MIN && __builtin_add_overflow(need, ST_PAGE_SIZE, &need)) return NULL;
-  void *p = align == 0 && need <= QUARANTINE_LARGE_MAX + ST_PAGE_SIZE
-                ? take_spare(st_align_up(need, ST_PAGE_SIZE))
+  void *p = need > ST_SMALL_MAX && need <= QUARANTINE_LARGE_MAX + ST_PAGE_SIZE
+                ? take_spare(st_align_up(need, ST_PAGE_SIZE), align == 0 ? 1 : align)
                 : NULL;
   if (p != NULL) {
     if (zero) memset(p, 0, size);
@@ -254,7 +312,8 @@ static void *harden_malloc_pages(size_t need, size_t size, size_t align, bool ze
   return p;
 }
 
-void *st__harden_malloc(size_t size, size_t align, bool zero) {
+/* Every hardened malloc but the common case below. */
+ST_NOINLINE static void *harden_malloc_general(size_t size, size_t align, bool zero) {
   harden_ready();
   size_t need = size + OVERHEAD;
   if (need < size) return NULL;
@@ -265,6 +324,26 @@ void *st__harden_malloc(size_t size, size_t align, bool zero) {
   if (zero) memset(p, 0, size);
   seal(p, size, st__class_size[cls]);
   return p;
+}
+
+/* The common case, a small malloc whose class's current span has a free block, calls
+ * nothing but what ends the program (a corrupted list), so it needs no stack frame; any
+ * other case goes to harden_malloc_general. */
+void *st__harden_malloc(size_t size, size_t align, bool zero) {
+  st_tcache_t *tc = st__tls_hidden_tcache;
+  if (ST_LIKELY(tc != NULL && st_load_acquire(&xinit_state) == 2 && align == 0 && !zero &&
+                size <= ST_SMALL_MAX - OVERHEAD)) {
+    size_t need = size + OVERHEAD;
+    /* A table load where it can, for the sizes most programs ask for. */
+    unsigned cls = need <= ST_SMALL_FAST_MAX ? st__class_of_small[need] : st__size_to_class(need);
+    st_span_t *span = tc->current[cls];
+    if (ST_LIKELY(span->free != ST_FREE_LIST_END)) {
+      void *p = st__tcache_pop_encoded(span);
+      seal(p, size, st__class_size[cls]);
+      return p;
+    }
+  }
+  return harden_malloc_general(size, align, zero);
 }
 
 ST_COLD ST_NOINLINE _Noreturn static void quarantined_twice(const void *p, const char *fn) {
@@ -278,29 +357,44 @@ ST_COLD ST_NOINLINE _Noreturn static void written_after_free(const void *p, size
             p, bytes, offset);
 }
 
+ST_COLD ST_NOINLINE _Noreturn static void size_word_overwritten(const void *p, size_t usable,
+                                                                const char *fn) {
+  st__fatal("%s(): heap overflow past block %p: its size word at offset %zu was overwritten", fn,
+            p, usable - SIZE_WORD);
+}
+
+ST_COLD ST_NOINLINE _Noreturn static void written_past_end(const void *p, size_t size,
+                                                           size_t usable, uint64_t mix,
+                                                           const char *fn) {
+  st__fatal("%s(): heap overflow: block %p of %zu bytes was written at offset %zu, past its end",
+            fn, p, size, pattern_mismatch(p, mix, size, canary_end(size, usable)));
+}
+
 /* The requested size of live block p of `usable` bytes (no guard) after checking that it
  * is not in the quarantine, then its size word and canary. */
-static size_t checked_size(const void *p, size_t usable, uint64_t mix, const char *fn) {
+ST_INLINE size_t checked_size(const void *p, size_t usable, uint64_t mix, const char *fn) {
   const uint8_t *b = p;
   uint64_t first, word;
   memcpy(&first, b, sizeof first);
   if (ST_UNLIKELY(first == ~mix)) quarantined_twice(p, fn);
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
-  if (ST_UNLIKELY(size > usable - OVERHEAD))
-    st__fatal("%s(): heap overflow past block %p: its size word at offset %zu was overwritten",
-              fn, p, usable - SIZE_WORD);
+  if (ST_UNLIKELY(size > usable - OVERHEAD)) size_word_overwritten(p, usable, fn);
   if (ST_UNLIKELY(!canary_intact(b, size, canary_end(size, usable), mix)))
-    st__fatal("%s(): heap overflow: block %p of %zu bytes was written at offset %zu, past its end",
-              fn, p, size, pattern_mismatch(b, mix, size, canary_end(size, usable)));
+    written_past_end(p, size, usable, mix, fn);
   return size;
+}
+
+ST_COLD ST_NOINLINE _Noreturn static void invalid_pointer(const void *p, const st_span_t *span,
+                                                         const char *fn) {
+  st__fatal("%s(): invalid pointer %p (inside a %u-byte block)", fn, p, span->block_size);
 }
 
 /* Slab block p of span: the checks every use of a block the program passes in makes
  * (invalid pointer, double free, overflow); returns its requested size. */
-static size_t small_checked_size(const void *p, st_span_t *span, uint64_t mix, const char *fn) {
-  if (ST_UNLIKELY(!st__page_is_block_start(span, p)))
-    st__fatal("%s(): invalid pointer %p (inside a %u-byte block)", fn, p, span->block_size);
+ST_INLINE size_t small_checked_size(const void *p, st_span_t *span, uint64_t mix, const char *fn) {
+  if (ST_UNLIKELY(!st__span_is_block(span, (uintptr_t)p))) /* p is on span: no range check */
+    invalid_pointer(p, span, fn);
   if (ST_UNLIKELY(((const st_block_t *)p)->key == st__block_key(span)))
     st__core_small_check_not_free(p, span, fn);
   return checked_size(p, span->block_size, mix, fn);
@@ -318,56 +412,61 @@ size_t st__harden_size(const void *p, const char *fn) {
 
 static void large_release(void *p, st_span_t *span);
 
-/* A block leaves the quarantine: checked to read as it was left, then back to the core. */
-static void quarantine_release(quarantined q) {
-  st_span_t *span = q.span;
-  const uint8_t *b = q.p;
-  size_t usable = q.usable;
+/* Ends the program unless block b (`usable` bytes) reads as quarantine_block left it: the
+ * mark, the fill, the canary and the size word. */
+ST_INLINE void check_untouched(const uint8_t *b, size_t usable) {
   uint64_t mix = block_mix(b), first, word;
   memcpy(&first, b, sizeof first);
   if (ST_UNLIKELY(first != ~mix)) written_after_free(b, usable, pattern_mismatch(b, ~mix, 0, 8));
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
   if (ST_UNLIKELY(size > usable - OVERHEAD)) written_after_free(b, usable, usable - SIZE_WORD);
-  size_t from = size > 8 ? size : 8, filled = filled_bytes(size);
-  size_t bad = fill_mismatch(b, 8, filled);
+  size_t filled = filled_bytes(size, usable);
+  size_t bad = fill_mismatch(b, filled);
   if (ST_UNLIKELY(bad != filled)) written_after_free(b, usable, bad);
-  size_t end = canary_end(size, usable);
+  if (size <= fill_limit) return; /* the fill covered the canary */
+  size_t from = size > 8 ? size : 8, end = canary_end(size, usable);
   if (ST_UNLIKELY(!canary_intact(b, from, end, mix)))
     written_after_free(b, usable, pattern_mismatch(b, mix, from, end));
-  if (span->kind == ST_SPAN_SLAB) {
-    st__core_small_free_hardened(q.p, span);
-    return;
-  }
+}
+
+/* A LARGE block out of the quarantine: kept as a spare, or back to the page heap. */
+ST_NOINLINE static void large_leaves_quarantine(quarantined q) {
   /* The core writes nothing into a LARGE block: the mark must not outlive the quarantine,
    * or the block's next life at this address would look freed. */
-  memset(q.p, 0, sizeof first);
+  memset(q.p, 0, sizeof(uint64_t));
   quarantine *mine = tls_quarantine;
-  if (mine != NULL && mine->spare_count < SPARE_SLOTS && mine->spare_bytes + usable <= SPARE_BYTES) {
-    mine->spare_bytes += usable;
+  bool guarded_as_malloc_sets = q.span->guarded == (st__span_bytes(q.span) > GUARDED_MIN);
+  if (mine != NULL && guarded_as_malloc_sets && mine->spare_count < SPARE_SLOTS &&
+      mine->spare_bytes + q.usable <= SPARE_BYTES) {
+    mine->spare_bytes += q.usable;
     mine->spare[mine->spare_count++] = q;
     return;
   }
-  large_release(q.p, span);
+  large_release(q.p, q.span);
+}
+
+/* A block leaves the quarantine: checked to read as it was left, then back to the core. */
+ST_INLINE void quarantine_release(quarantined q) {
+  check_untouched(q.p, q.usable);
+  if (ST_LIKELY(q.span->kind == ST_SPAN_SLAB)) st__core_small_free_hardened(q.p, q.span);
+  else large_leaves_quarantine(q);
 }
 
 /* LARGE or HUGE block p goes back to the core: a LARGE span keeps its guard page in the
  * page heap, a HUGE block's goes with its mapping. */
 static void large_release(void *p, st_span_t *span) { st__core_free(p, span, "free"); }
 
-static uint32_t random_below(quarantine *q, uint32_t n) {
+ST_INLINE uint64_t next_random(quarantine *q) {
   uint64_t x = q->random;
   x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-  q->random = x;
-  return (uint32_t)(((x >> 32) * n) >> 32);
+  return q->random = x;
 }
 
 /* The calling thread's quarantine, made at its first free; NULL when out of memory. */
-static quarantine *my_quarantine(void) {
-  quarantine *q = tls_quarantine;
-  if (ST_LIKELY(q != NULL)) return q;
-  unsigned cls = st__size_to_class(sizeof *q);
-  q = st__core_small_alloc(cls);
+ST_NOINLINE static quarantine *new_quarantine(void) {
+  unsigned cls = st__size_to_class(sizeof(quarantine));
+  quarantine *q = st__core_small_alloc(cls);
   if (q == NULL) return NULL;
   memset(q, 0, sizeof *q);
   q->random = secret ^ (uint64_t)(uintptr_t)q;
@@ -376,31 +475,62 @@ static quarantine *my_quarantine(void) {
   return q;
 }
 
-/* Holds block p of span (`bytes` of the core's), evicting random residents while the
- * quarantine is full; without a quarantine the block goes back at once. */
-static void quarantine_put(void *p, st_span_t *span, size_t bytes) {
-  quarantine *q = my_quarantine();
-  quarantined in = {p, span, bytes};
-  if (q == NULL) {
-    quarantine_release(in);
-    return;
-  }
-  while (q->count == QUARANTINE_SLOTS || (q->count > 0 && q->bytes + bytes > QUARANTINE_BYTES)) {
-    uint32_t i = random_below(q, q->count);
+/* Out of memory for a quarantine: block p of span goes back at once, checked. */
+ST_NOINLINE static void release_unquarantined(void *p, st_span_t *span, size_t bytes) {
+  quarantine_release((quarantined){p, span, bytes});
+}
+
+/* The oldest QUARANTINE_BATCH blocks (or all, if fewer) leave the quarantine, checked and
+ * released in a random order: each step takes a random one of those left, its index from
+ * 16 bits of a random word (one word per four blocks). */
+static void release_oldest(quarantine *q) {
+  uint32_t n = q->count < QUARANTINE_BATCH ? q->count : QUARANTINE_BATCH, head = q->head;
+  q->head = (head + n) % QUARANTINE_SLOTS;
+  q->count -= n;
+  uint64_t bits = 0;
+  for (uint32_t step = 0; n > 0; n--, step++) {
+    if (step % 4 == 0) bits = next_random(q);
+    uint32_t i = (head + (uint32_t)(((bits & 0xffff) * n) >> 16)) % QUARANTINE_SLOTS;
+    bits >>= 16;
     quarantined out = q->slot[i];
-    q->slot[i] = q->slot[--q->count];
+    q->slot[i] = q->slot[(head + n - 1) % QUARANTINE_SLOTS];
     q->bytes -= out.usable;
     quarantine_release(out);
   }
-  q->slot[q->count++] = in;
-  q->bytes += bytes;
+}
+
+/* Makes room for a block of `bytes`: the oldest leave while the ring is full or the bytes
+ * would pass QUARANTINE_BYTES. */
+ST_NOINLINE static void quarantine_make_room(quarantine *q, size_t bytes) {
+  do release_oldest(q);
+  while (q->count > 0 && q->bytes + bytes > QUARANTINE_BYTES);
+}
+
+ST_INLINE bool quarantine_has_room(const quarantine *q, size_t bytes) {
+  return q->count < QUARANTINE_SLOTS && q->bytes + bytes <= QUARANTINE_BYTES;
+}
+
+ST_INLINE void quarantine_add(quarantine *q, quarantined in) {
+  q->slot[(q->head + q->count++) % QUARANTINE_SLOTS] = in;
+  q->bytes += in.usable;
+}
+
+/* Holds block p of span (`bytes` usable); without a quarantine it goes back at once. */
+ST_INLINE void quarantine_put(void *p, st_span_t *span, size_t bytes) {
+  quarantine *q = tls_quarantine;
+  if (ST_UNLIKELY(q == NULL) && (q = new_quarantine()) == NULL) {
+    release_unquarantined(p, span, bytes);
+    return;
+  }
+  if (ST_UNLIKELY(!quarantine_has_room(q, bytes))) quarantine_make_room(q, bytes);
+  quarantine_add(q, (quarantined){p, span, bytes});
 }
 
 /* Thread exit: every block goes back (as remote frees once the core dropped the cache). */
 static void quarantine_drain(void *arg) {
   quarantine *q = arg;
   tls_quarantine = NULL;
-  while (q->count > 0) quarantine_release(q->slot[--q->count]);
+  while (q->count > 0) release_oldest(q);
   for (uint32_t i = 0; i < q->spare_count; i++)
     large_release(q->spare[i].p, q->spare[i].span);
   st__core_small_free_checked(q, st__pagemap_lookup(q));
@@ -408,10 +538,9 @@ static void quarantine_drain(void *arg) {
 
 /* ---- free ------------------------------------------------------------------------------ */
 
-/* Fills the first fill_limit bytes of what the program asked for, marks the block and
- * quarantines it. */
-static void quarantine_block(void *p, st_span_t *span, size_t size, uint64_t mix, size_t usable) {
-  memset(p, FILL_BYTE, filled_bytes(size));
+/* Fills the block (filled_bytes), marks it and quarantines it. */
+ST_INLINE void quarantine_block(void *p, st_span_t *span, size_t size, uint64_t mix, size_t usable) {
+  fill_freed(p, filled_bytes(size, usable));
   uint64_t mark = ~mix;
   memcpy(p, &mark, sizeof mark);
   quarantine_put(p, span, usable);
@@ -435,15 +564,56 @@ static size_t pages_checked_size(const void *p, st_span_t **span, size_t *usable
   return size;
 }
 
-void st__harden_free(void *p, st_span_t *span, const char *fn) {
-  harden_ready();
+ST_NOINLINE static void harden_free_pages(void *p, st_span_t *span, const char *fn) {
   uint64_t mix = block_mix(p);
+  size_t usable, size = pages_checked_size(p, &span, &usable, mix, fn);
+  release_checked(p, span, size, mix, usable);
+}
+
+/* Every hardened free but the common case below. */
+ST_NOINLINE static void harden_free_general(void *p, st_span_t *span, const char *fn) {
+  harden_ready();
   if (ST_LIKELY(span != NULL && span->kind == ST_SPAN_SLAB)) {
+    uint64_t mix = block_mix(p);
     quarantine_block(p, span, small_checked_size(p, span, mix, fn), mix, span->block_size);
     return;
   }
-  size_t usable, size = pages_checked_size(p, &span, &usable, mix, fn);
-  release_checked(p, span, size, mix, usable);
+  harden_free_pages(p, span, fn);
+}
+
+/* Checked slab block p of span whose fill is longer than FILL_INLINE_MAX (memset). */
+ST_NOINLINE static void quarantine_long_block(void *p, st_span_t *span, size_t size, uint64_t mix) {
+  quarantine_block(p, span, size, mix, span->block_size);
+}
+
+/* The common case, the free of a slab block that does not carry the free mark while the
+ * thread's quarantine has room, calls nothing but what ends the program (so it needs no
+ * stack frame): the checks of small_checked_size, the fill stored inline, the block put in
+ * the ring. Any other case goes to harden_free_general. A thread has a quarantine only
+ * after harden_init. */
+void st__harden_free(void *p, st_span_t *span, const char *fn) {
+  quarantine *q = tls_quarantine;
+  if (ST_LIKELY(q != NULL && span != NULL && span->kind == ST_SPAN_SLAB)) {
+    size_t usable = span->block_size;
+    if (ST_LIKELY(quarantine_has_room(q, usable))) {
+      if (ST_UNLIKELY(!st__span_is_block(span, (uintptr_t)p))) invalid_pointer(p, span, fn);
+      if (ST_LIKELY(((const st_block_t *)p)->key != st__block_key(span))) {
+        uint64_t mix = block_mix(p);
+        size_t size = checked_size(p, usable, mix, fn);
+        size_t filled = filled_bytes(size, usable);
+        if (ST_UNLIKELY(filled > FILL_INLINE_MAX)) {
+          quarantine_long_block(p, span, size, mix);
+          return;
+        }
+        fill_freed(p, filled);
+        uint64_t mark = ~mix;
+        memcpy(p, &mark, sizeof mark);
+        quarantine_add(q, (quarantined){p, span, usable});
+        return;
+      }
+    }
+  }
+  harden_free_general(p, span, fn);
 }
 
 /* ---- realloc --------------------------------------------------------------------------- */
@@ -485,6 +655,11 @@ void *st__harden_realloc(void *p, size_t size) {
   void *q = st__harden_malloc(size, 0, false);
   if (q == NULL) return NULL;
   memcpy(q, p, old < size ? old : size);
+  /* A block that grew out of its LARGE span rarely meets a request of its old length
+   * again, and a free span that keeps its guard page merges with no neighbour: freed so
+   * one after another, they fragmented the page heap (realloc 100: 5 regions mapped
+   * instead of 1). The guard goes (one mprotect beside the copy) and the span merges. */
+  if (span->kind == ST_SPAN_LARGE && span->guarded) st__pageheap_guard(span, false);
   release_checked(p, span, old, mix, usable);
   return q;
 }
