@@ -27,8 +27,10 @@
 #define ST_SMALL_MAX ((size_t)8192)       /* largest size served from slab spans */
 #define ST_SMALL_FAST_MAX ((size_t)1024)  /* largest size whose class is one table load */
 #define ST_NUM_CLASSES 56
-#define ST_SLAB_MIN_BYTES ((size_t)65536) /* smallest slab span */
-#define ST_SLAB_MIN_BLOCKS 8              /* bounds the unusable tail to 1/8 of a span */
+#define ST_SLAB_MIN_BYTES ((size_t)65536)        /* smallest slab span of blocks below 2 KiB */
+#define ST_SLAB_MEDIUM_BLOCK ((size_t)2048)      /* from this block size up, smaller spans: */
+#define ST_SLAB_MEDIUM_MIN_BYTES ((size_t)32768) /* their smallest slab span */
+#define ST_SLAB_MIN_BLOCKS 8                     /* bounds the unusable tail to 1/8 of a span */
 
 /* The tables are constant expressions so that every thread may read them from its very
  * first malloc, before any initialisation has run. */
@@ -38,9 +40,16 @@
 #define ST_CLASS_SIZE(c)                                                                        \
   ((c) < 8 ? (size_t)16 * ((c) + 1)                                                             \
            : ST_CLASS_GROUP_BASE(c) + (ST_SUB0(c, 8) % 8 + 1) * (ST_CLASS_GROUP_BASE(c) / 8))
+/* Blocks of 2 KiB and more get smaller spans: 32 KiB, or 8 blocks where that is more (from
+ * 4 KiB up; a whole number of pages, so no tail). Under random frees a thread's partly used
+ * spans of these classes held most of its free slab memory; spans of 8 to 16 blocks strand
+ * fewer free blocks, at the cost of more refills (docs/memory.md). */
+#define ST_CLASS_MIN_SPAN_BYTES(c)                                                              \
+  (ST_CLASS_SIZE(c) >= ST_SLAB_MEDIUM_BLOCK ? ST_SLAB_MEDIUM_MIN_BYTES : ST_SLAB_MIN_BYTES)
 #define ST_CLASS_SPAN_BYTES(c)                                                                  \
-  (ST_CLASS_SIZE(c) * ST_SLAB_MIN_BLOCKS > ST_SLAB_MIN_BYTES ? ST_CLASS_SIZE(c) * ST_SLAB_MIN_BLOCKS \
-                                                             : ST_SLAB_MIN_BYTES)
+  (ST_CLASS_SIZE(c) * ST_SLAB_MIN_BLOCKS > ST_CLASS_MIN_SPAN_BYTES(c)                           \
+       ? ST_CLASS_SIZE(c) * ST_SLAB_MIN_BLOCKS                                                  \
+       : ST_CLASS_MIN_SPAN_BYTES(c))
 /* Class of n <= ST_SMALL_FAST_MAX as a constant expression (see st__size_to_class). */
 #define ST_SMALL_CLASS_OF(n)                                                                    \
   ((n) <= 128   ? ST_SUB0(n, 1) / 16                                                            \

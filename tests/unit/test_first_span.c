@@ -14,7 +14,8 @@
 #include "fake_os.h"
 #include "strata.h"
 
-#define BLOCK ((size_t)4096) /* a class whose span is 16 pages (64 KiB) */
+#define BLOCK ((size_t)1024) /* a class whose span is 16 pages (64 KiB) */
+#define SPAN_BLOCKS 64        /* blocks in such a span; one page is carved at a time */
 
 static size_t span_pages(void) { return st__class_span_pages[st__size_to_class(BLOCK)]; }
 
@@ -61,6 +62,7 @@ static void first_span_thread(void) {
   char *dirty = leave_dirty_span();
   REQUIRE(dirty != NULL);
   REQUIRE(resident_pages(dirty, span_pages()) == span_pages());
+  REQUIRE(span_pages() * ST_PAGE_SIZE == SPAN_BLOCKS * BLOCK);
   long purges = fake.purges;
   size_t purged = fake.purged_bytes;
   char *block = st_malloc(BLOCK);
@@ -69,8 +71,8 @@ static void first_span_thread(void) {
   CHECK_EQ(fake.purged_bytes, purged + (span_pages() - 1) * ST_PAGE_SIZE);
   CHECK_EQ(resident_pages(dirty, span_pages()), 1); /* the first carve's page */
   /* The rest of the span still serves blocks: fresh zero pages fault in as they are carved. */
-  char *more[15];
-  for (int i = 0; i < 15; i++) {
+  char *more[SPAN_BLOCKS - 1];
+  for (int i = 0; i < SPAN_BLOCKS - 1; i++) {
     more[i] = st_malloc(BLOCK);
     REQUIRE(more[i] != NULL);
     CHECK(st__pagemap_lookup(more[i]) == st__pagemap_lookup(block));
@@ -84,7 +86,7 @@ static void first_span_thread(void) {
   CHECK(next == dirty2);
   CHECK_EQ(fake.purges, purges);
   CHECK_EQ(resident_pages(dirty2, span_pages()), span_pages());
-  for (int i = 0; i < 15; i++) st_free(more[i]);
+  for (int i = 0; i < SPAN_BLOCKS - 1; i++) st_free(more[i]);
   st_free(block);
   st_free(next);
 }
@@ -110,16 +112,16 @@ static void refused_thread(void) {
   char *dirty = leave_dirty_span();
   REQUIRE(dirty != NULL);
   fake.purge_fails = true;
-  char *blocks[16];
-  for (int i = 0; i < 16; i++) blocks[i] = st_malloc(BLOCK);
+  char *blocks[SPAN_BLOCKS];
+  for (int i = 0; i < SPAN_BLOCKS; i++) blocks[i] = st_malloc(BLOCK);
   fake.purge_fails = false;
-  for (int i = 0; i < 16; i++) {
+  for (int i = 0; i < SPAN_BLOCKS; i++) {
     REQUIRE(blocks[i] != NULL);
     memset(blocks[i], i, BLOCK);
   }
   CHECK(blocks[0] == dirty);
   CHECK_EQ(resident_pages(dirty, span_pages()), span_pages());
-  for (int i = 0; i < 16; i++) {
+  for (int i = 0; i < SPAN_BLOCKS; i++) {
     CHECK_EQ((unsigned char)blocks[i][BLOCK - 1], (unsigned)i);
     st_free(blocks[i]);
   }

@@ -57,11 +57,28 @@ static void spans_hold_enough_blocks_with_a_small_tail(void) {
   }
 }
 
+/* Blocks of 2 KiB and more sit in spans of 32 KiB, or of exactly 8 blocks where that is
+ * more (every class from 4 KiB up, whose 8 blocks fill whole pages): few blocks per span, so
+ * a thread's partly used spans of these classes hold few free blocks. */
+static void medium_classes_have_small_spans(void) {
+  for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
+    size_t block = st__class_size[c], bytes = st__pages_to_bytes(st__class_span_pages[c]);
+    if (block < ST_SLAB_MEDIUM_BLOCK) {
+      CHECK_EQ(bytes, ST_SLAB_MIN_BYTES);
+    } else if (block * ST_SLAB_MIN_BLOCKS <= ST_SLAB_MEDIUM_MIN_BYTES) {
+      CHECK_EQ(bytes, ST_SLAB_MEDIUM_MIN_BYTES);
+    } else {
+      CHECK_EQ(bytes, block * ST_SLAB_MIN_BLOCKS);
+    }
+  }
+}
+
 int main(void) {
   RUN_CASE(every_size_gets_the_smallest_fitting_class);
   RUN_CASE(aligned_requests_get_the_smallest_aligned_class);
   RUN_CASE(waste_is_at_most_one_eighth_from_128_bytes);
   RUN_CASE(classes_are_aligned_and_increasing);
   RUN_CASE(spans_hold_enough_blocks_with_a_small_tail);
+  RUN_CASE(medium_classes_have_small_spans);
   return check_summary();
 }
