@@ -29,7 +29,7 @@
   X(PURGE_LAZY, 0, 0, 1,                                                                        \
     "Purge with MADV_FREE (the kernel reclaims the pages only under memory pressure) "          \
     "instead of MADV_DONTNEED")                                                                 \
-  X(HUGE_THRESHOLD_KB, 65536, 256, 1048576,                                                      \
+  X(HUGE_THRESHOLD_KB, 8192, 256, 1048576,                                                       \
     "Requests above this many KiB are mapped directly and unmapped on free")                    \
   X(HUGE_PAGES, 1, 0, 1,                                                                        \
     "Ask the kernel for transparent huge pages (MADV_HUGEPAGE) on blocks mapped directly: "     \

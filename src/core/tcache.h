@@ -39,12 +39,15 @@ typedef struct st_tcache {
   st_spancache_t spans;               /* owner only: freed LARGE spans of a few pages */
   bool took_span[ST_NUM_CLASSES];     /* owner only: a span of the class came from the page
                                          heap before (see tcache_prepare_span) */
+  uint64_t idle_classes;              /* owner only: bit c set when current[c] was empty at the
+                                         thread's last new span (tcache_release_idle) */
   st_pageheap_t *heap;                /* const after init: this cache's shard; NULL in sentinels */
   st_list_t registry_link;            /* registry lock (thread.c) */
   bool live;                          /* registry lock: belongs to a running thread */
   st_event_counters events;           /* owner writes; readers under the registry lock */
 } st_tcache_t;
 
+_Static_assert(ST_NUM_CLASSES <= 64, "idle_classes holds a bit per class");
 _Static_assert(offsetof(st_tcache_t, owner) == 0, "spans compare owners with the cache address");
 
 ST_HIDDEN extern st_span_t st__span_empty;

@@ -58,7 +58,9 @@ static void run_in_new_thread(void (*fn)(void)) {
 }
 
 static void first_span_thread(void) {
-  st_free(st_malloc(16)); /* the thread's cache */
+  /* The thread's cache; the block stays out so that its class's span is not given back
+   * idle (tcache_release_idle) where the next span is expected. */
+  void *keep = st_malloc(16);
   char *dirty = leave_dirty_span();
   REQUIRE(dirty != NULL);
   REQUIRE(resident_pages(dirty, span_pages()) == span_pages());
@@ -89,6 +91,7 @@ static void first_span_thread(void) {
   for (int i = 0; i < SPAN_BLOCKS - 1; i++) st_free(more[i]);
   st_free(block);
   st_free(next);
+  st_free(keep);
 }
 
 static void first_span_on_resident_pages_gives_them_back(void) {
