@@ -86,7 +86,7 @@ st_arena_t *st_arena_create(const st_arena_options *opts) {
   }
   /* arenas take no lock of their own, but create and destroy take the registry's */
   st__special_fork_register(ST_SPECIAL_FORK_POOL, NULL);
-  st_arena_t *a = st__handle_new();
+  st_arena_t *a = st__handle_new(ST_MAGIC_ARENA);
   if (a == NULL) return NULL;
   a->next_size = st_align_up(chunk < page ? page : chunk, page);
   a->max_chunk = a->next_size > ARENA_MAX_CHUNK ? a->next_size : ARENA_MAX_CHUNK;

@@ -3,8 +3,11 @@
  *
  * Layout: blocks of ST_HANDLE_BLOCK bytes from st__os_map_aligned, chained through their
  * first slot (a block_header); the other slots are descriptors. Fresh slots are carved from
- * the newest block; retired slots wait on a FIFO queue (linked through their second word)
- * and are reused only once more than ST_HANDLE_QUARANTINE of them wait.
+ * the newest block; retired slots wait on a FIFO queue per kind (linked through their second
+ * word) and are reused only once more than ST_HANDLE_QUARANTINE of them wait, and only by
+ * the kind that retired them: the inline pool paths of strata.h trust a pool handle's
+ * fields without reading its magic, so a stale pool handle must never alias an arena's or a
+ * slab cache's descriptor.
  * Invariant: a slot's magic is ST_MAGIC_DEAD or zero when it is not a live descriptor, so
  * st__handle_foreach can tell live slots by their magic alone.
  */
@@ -29,15 +32,31 @@ typedef struct retired_slot {
   struct retired_slot *next; /* younger retired slot */
 } retired_slot;
 
+typedef enum handle_kind { KIND_ARENA, KIND_POOL, KIND_SLAB, KIND_COUNT } handle_kind;
+
+typedef struct retired_queue {
+  retired_slot *oldest, *youngest;
+  size_t count;
+} retired_queue;
+
 _Static_assert(sizeof(block_header) <= ST_HANDLE_SLOT_SIZE, "block header fits a slot");
 
 static struct {
   st_lock_t lock;
   block_header *blocks;           /* newest first; guarded by lock */
   size_t carved;                  /* slots used in blocks (newest block); guarded by lock */
-  retired_slot *oldest, *youngest; /* FIFO of retired slots; guarded by lock */
-  size_t retired;                 /* slots on the FIFO; guarded by lock */
-} registry = {ST_LOCK_INIT, NULL, SLOTS_PER_BLOCK, NULL, NULL, 0};
+  retired_queue retired[KIND_COUNT]; /* FIFOs of retired slots by kind; guarded by lock */
+} registry = {.lock = ST_LOCK_INIT, .carved = SLOTS_PER_BLOCK};
+
+static handle_kind kind_of(uint64_t magic) {
+  switch (magic) {
+  case ST_MAGIC_ARENA: return KIND_ARENA;
+  case ST_MAGIC_POOL:
+  case ST_MAGIC_POOL_SHARED: return KIND_POOL;
+  case ST_MAGIC_SLAB: return KIND_SLAB;
+  default: st__fatal("handle registry: %#llx is not a descriptor magic", (unsigned long long)magic);
+  }
+}
 
 static void *registry_carve_locked(void) {
   if (registry.carved == SLOTS_PER_BLOCK) {
@@ -50,18 +69,19 @@ static void *registry_carve_locked(void) {
   return (char *)registry.blocks + registry.carved++ * ST_HANDLE_SLOT_SIZE;
 }
 
-static void *registry_reuse_locked(void) {
-  if (registry.retired <= ST_HANDLE_QUARANTINE) return NULL;
-  retired_slot *s = registry.oldest;
-  registry.oldest = s->next;
-  if (registry.oldest == NULL) registry.youngest = NULL;
-  registry.retired--;
+static void *registry_reuse_locked(retired_queue *q) {
+  if (q->count <= ST_HANDLE_QUARANTINE) return NULL;
+  retired_slot *s = q->oldest;
+  q->oldest = s->next;
+  if (q->oldest == NULL) q->youngest = NULL;
+  q->count--;
   return s;
 }
 
-void *st__handle_new(void) {
+void *st__handle_new(uint64_t magic) {
+  retired_queue *q = &registry.retired[kind_of(magic)];
   st_lock_acquire(&registry.lock);
-  void *slot = registry_reuse_locked();
+  void *slot = registry_reuse_locked(q);
   if (slot == NULL) slot = registry_carve_locked();
   if (slot != NULL) memset(slot, 0, ST_HANDLE_SLOT_SIZE); /* under the lock: foreach reads it */
   st_lock_release(&registry.lock);
@@ -77,13 +97,14 @@ void st__handle_publish(void *h, uint64_t magic) {
 
 void st__handle_retire(void *h) {
   retired_slot *s = h;
+  retired_queue *q = &registry.retired[kind_of(s->magic)];
   st_lock_acquire(&registry.lock);
   s->magic = ST_MAGIC_DEAD;
   s->next = NULL;
-  if (registry.youngest != NULL) registry.youngest->next = s;
-  else registry.oldest = s;
-  registry.youngest = s;
-  registry.retired++;
+  if (q->youngest != NULL) q->youngest->next = s;
+  else q->oldest = s;
+  q->youngest = s;
+  q->count++;
   st_lock_release(&registry.lock);
 }
 

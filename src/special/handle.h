@@ -4,8 +4,9 @@
  * Owns: where st_arena_t, st_pool_t and st_slab_cache_t live, and the check that a handle
  * a caller passes in is live. Descriptors sit in fixed-size slots of blocks mapped from the
  * os layer and never unmapped, so reading a destroyed handle's magic never faults; a retired
- * slot is reused only after ST_HANDLE_QUARANTINE others were retired after it (oldest first),
- * so a stale handle keeps reading as dead for a long while instead of aliasing a new object.
+ * slot is reused only after ST_HANDLE_QUARANTINE others of its kind were retired after it
+ * (oldest first), and only for the same kind (arena, pool, slab cache), so a stale handle
+ * keeps reading as dead for a long while and never aliases another kind of object.
  * Does not own the memory the allocators hand out (chunk.h, arena.c).
  * Calls: os/, base/. Thread safe: one registry lock, taken on create, destroy and iteration
  * only; lock order is registry lock, then a descriptor's own lock.
@@ -33,12 +34,14 @@ enum {
 #define ST_MAGIC_SLAB UINT64_C(0x62616c7374732121)
 #define ST_MAGIC_DEAD UINT64_C(0x646165647374dead)
 
-/* A zeroed slot (magic 0: not yet live); NULL with errno = ENOMEM if the kernel refuses. */
-ST_HIDDEN void *st__handle_new(void);
+/* A zeroed slot (magic 0: not yet live) for a descriptor that will be published with
+ * `magic`; NULL with errno = ENOMEM if the kernel refuses. */
+ST_HIDDEN void *st__handle_new(uint64_t magic);
 /* Makes an initialised descriptor live: sets its magic under the registry lock, so
  * st__handle_foreach never sees a half-built one. */
 ST_HIDDEN void st__handle_publish(void *h, uint64_t magic);
-/* Marks h dead (its magic becomes ST_MAGIC_DEAD) and queues its slot for later reuse. */
+/* Marks the live descriptor h dead (its magic becomes ST_MAGIC_DEAD) and queues its slot
+ * for later reuse by the same kind. */
 ST_HIDDEN void st__handle_retire(void *h);
 /* Calls visit(h, arg) for every live descriptor of the given magic, under the registry
  * lock: visit must not create or destroy handles. */

@@ -170,7 +170,8 @@ static st_pool_t *pool_create(size_t object_size, size_t align, unsigned flags) 
     errno = ENOMEM;
     return NULL;
   }
-  st_pool_t *p = st__handle_new();
+  uint64_t magic = flags & ST_POOL_THREAD_SAFE ? ST_MAGIC_POOL_SHARED : ST_MAGIC_POOL;
+  st_pool_t *p = st__handle_new(magic);
   if (p == NULL) return NULL;
   p->gen = st_fetch_add_relaxed(&xpools_created, 1) + 1;
   p->fast.key = pool_new_key(p, p->gen);
@@ -183,7 +184,7 @@ static st_pool_t *pool_create(size_t object_size, size_t align, unsigned flags) 
   p->object_size = object_size;
   st_list_init(&p->chunks);
   st_lock_init(&p->lock);
-  st__handle_publish(p, flags & ST_POOL_THREAD_SAFE ? ST_MAGIC_POOL_SHARED : ST_MAGIC_POOL);
+  st__handle_publish(p, magic);
   return p;
 }
 

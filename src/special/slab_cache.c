@@ -180,7 +180,7 @@ st_slab_cache_t *st_slab_create(const char *name, size_t size, size_t align,
   }
   st__special_fork_register(ST_SPECIAL_FORK_SLAB, &slab_fork_kind);
   pthread_once(&slab_once, slab_init_once);
-  st_slab_cache_t *c = st__handle_new();
+  st_slab_cache_t *c = st__handle_new(ST_MAGIC_SLAB);
   if (c == NULL) return NULL;
   st_lock_init(&c->lock);
   if (name != NULL) strncpy(c->name, name, sizeof c->name - 1);
