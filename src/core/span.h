@@ -168,7 +168,7 @@ ST_INLINE void st__span_set_block_size(st_span_t *span, uint32_t block_size, uin
 ST_INLINE bool st__span_is_block(const st_span_t *span, uintptr_t p) {
   return (((p - span->start) * span->block_multiplier) & ST_BLOCK_CHECK_MASK) == 0;
 }
-/* The owner's free fast path in one compare: the span's fast thread (span.h) when p starts
+/* The owner's free fast path in one compare: the span's fast thread when p starts
  * one of its blocks, else the fast thread with high bits set. Thread pointers lie below
  * 2^ST_BLOCK_CHECK_BIT (thread.c gives no fast identity to one that does not), so the
  * result equals the calling thread's pointer exactly when that thread is the fast thread
