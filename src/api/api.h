@@ -42,15 +42,15 @@ ST_INLINE void *st__api_malloc(size_t size) {
 }
 
 /* Push onto the span's free list when the calling thread may free into the span without
- * the slow path (span.h: xfast_thread) and the block does not carry the free mark.
+ * the slow path (span.h: xfast_thread), p starts one of its blocks and the block does not
+ * carry the free mark; the first two tests are one compare (st__span_fast_thread_for).
  * Everything else takes the slow path: foreign pointers and NULL (no thread owns
- * st__pagemap.none, the lookup's answer for them) and a marked block (told apart from a
- * program that stored the mark's value, span.h). An interior pointer freed by the owner is
- * not checked here: st__span_is_block would cost 5 instructions per pair (docs/security.md). */
+ * st__pagemap.none, the lookup's answer for them), interior pointers, and a marked block
+ * (told apart from a program that stored the mark's value, span.h). */
 ST_INLINE void st__api_free(void *p) {
   st_span_t *span = st__pagemap_lookup_or_none(p);
   st_block_t *block = p;
-  if (ST_LIKELY(st_is_thread_pointer(st_load_relaxed(&span->xfast_thread)) &&
+  if (ST_LIKELY(st_is_thread_pointer(st__span_fast_thread_for(span, (uintptr_t)p)) &&
                 block->key != st__block_key(span))) {
     block->key = st__block_key(span);
     block->next = span->free;

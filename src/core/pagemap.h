@@ -60,8 +60,8 @@ _Static_assert(ST_PAGEMAP_LEAF_SHIFT == 32, "a leaf index is the low 32 bits shi
  * interior of a large block, past the user address space, ...). No thread owns none, so
  * the free fast path needs no other test before it compares the owner. The root index is
  * compared, not masked: a masked lookup would fold addresses past the user space onto
- * spans, and the free fast path's block check cannot reject every fold (for a block size
- * 2^s, M * 2^47 is a multiple of 2^47 modulo 2^64: tests/unit/test_block_start.c). */
+ * spans, and the free fast path's block check cannot see every fold (for 16-byte blocks
+ * M * 2^47 is 0 modulo 2^64: tests/unit/test_block_start.c). */
 ST_INLINE struct st_span *st__pagemap_lookup_or_none(const void *addr) {
   uintptr_t a = (uintptr_t)addr;
   uintptr_t root_index = a >> ST_PAGEMAP_LEAF_SHIFT;

@@ -99,9 +99,11 @@ typedef struct st_span {
   _Atomic(st_span_owner *) xowner;       /* atomic: owning cache; NULL if abandoned/not SLAB */
   st_atomic_uptr xthread_free;           /* atomic: remotely freed blocks | ST_REMOTE_* tag */
   uintptr_t start;                       /* page heap lock: first byte of the span */
-  uint64_t block_multiplier;             /* const while SLAB: with block_limit, tells block
-                                            starts from other addresses (st__span_is_block) */
-  uint64_t block_limit;                  /* const while SLAB */
+  uint64_t block_multiplier;             /* const while SLAB: tells block starts from other
+                                            addresses (st__span_is_block) */
+  uint64_t block_check_mask;             /* const while SLAB: ST_BLOCK_CHECK_MASK, read from
+                                            here so that the free fast path masks with one
+                                            instruction (a 64-bit constant takes two) */
   /* Cold. */
   size_t pages;                          /* page heap lock: length in pages */
   uint32_t capacity;                     /* const while SLAB: blocks that fit */
@@ -137,28 +139,46 @@ typedef struct st_span {
   st_list_t dirty_link;                  /* FREE: the page heap's purge list, oldest first */
 } st_span_t;
 
-_Static_assert(offsetof(st_span_t, block_limit) + sizeof(uint64_t) <= ST_CACHE_LINE,
+_Static_assert(offsetof(st_span_t, block_check_mask) + sizeof(uint64_t) <= ST_CACHE_LINE,
                "fields of the fast paths must share one cache line");
 
-/* Block starts by one multiply: for block size d, M is the smallest multiplier with
- * M * d > 2^64, and e = M * d - 2^64 (1 <= e <= d). An offset o = m * d + r (r < d) into
- * the span gives o * M = m * e + r * M modulo 2^64, with no wrap for every offset inside a
- * span (m * e + r * M < (m + 1) * e + 2^64 - M, and (m + 1) * e is far below M). So
- * o * M < capacity * e exactly when r = 0 and m < capacity: the offset starts one of the
- * span's blocks, not the inside of one (r > 0 gives at least M) nor the tail past the last
- * block (m >= capacity). tests/unit/test_page.c checks every class, and that addresses
- * past the 47-bit user space, which the free fast path's lookup folds onto a span
- * (pagemap.h), never pass. */
+/* Block starts by one multiply, answered in the bits at and above ST_BLOCK_CHECK_BIT. For
+ * block size d and capacity n, M = ceil((2^64 + ceil(2^47 / n)) / d), so M * d = 2^64 + e
+ * with 2^47 / n <= e < 2^47 / n + d. An offset o = m * d + r (r < d) into the span gives
+ * o * M = m * e + r * M modulo 2^64, with no wrap inside a span (64 KiB: (m + 1) * e stays
+ * below 2^48, far below M >= 2^64 / 8 KiB). So o * M < 2^47, the high bits all clear,
+ * exactly when r = 0 and m < n: r > 0 gives at least M > 2^47, m >= n at least n * e >=
+ * 2^47 (the tail past the last block), and m < n at most (n - 1) * e < 2^47 (e exceeds
+ * 2^47 / n by less than d, and (n - 1) * d < 2^47 / n). tests/unit/test_block_start.c
+ * checks every offset of every class, with and without the hardened guard page. */
+#define ST_BLOCK_CHECK_BIT 47
+#define ST_BLOCK_CHECK_MASK (~(((uint64_t)1 << ST_BLOCK_CHECK_BIT) - 1))
 ST_INLINE void st__span_set_block_size(st_span_t *span, uint32_t block_size, uint32_t capacity) {
-  uint64_t multiplier = UINT64_MAX / block_size + 1 + (UINT64_MAX % block_size == block_size - 1);
+  const uint64_t limit = (uint64_t)1 << ST_BLOCK_CHECK_BIT;
+  uint64_t e_min = (limit + capacity - 1) / capacity;
+  /* ceil((2^64 + e_min) / d) in 64-bit arithmetic: 2^64 = q * d + rem. */
+  uint64_t q = UINT64_MAX / block_size, rem = UINT64_MAX % block_size + 1;
+  if (rem == block_size) q++, rem = 0;
   span->block_size = block_size;
   span->capacity = capacity;
-  span->block_multiplier = multiplier;
-  span->block_limit = capacity * (multiplier * block_size); /* capacity * e */
+  span->block_multiplier = q + (rem + e_min + block_size - 1) / block_size;
+  span->block_check_mask = ST_BLOCK_CHECK_MASK;
 }
-/* Whether p starts one of the blocks of the slab span (any p, in the span or not). */
+/* Whether p, an address inside the slab span, starts one of its blocks. */
 ST_INLINE bool st__span_is_block(const st_span_t *span, uintptr_t p) {
-  return (p - span->start) * span->block_multiplier < span->block_limit;
+  return (((p - span->start) * span->block_multiplier) & ST_BLOCK_CHECK_MASK) == 0;
+}
+/* The owner's free fast path in one compare: the span's fast thread when p starts
+ * one of its blocks, else the fast thread with high bits set. Thread pointers lie below
+ * 2^ST_BLOCK_CHECK_BIT (thread.c gives no fast identity to one that does not), so the
+ * result equals the calling thread's pointer exactly when that thread is the fast thread
+ * and p starts a block: a block check of four instructions (copy, subtract, multiply,
+ * mask) merged into the owner compare, which needs the load of xfast_thread anyway. Any
+ * descriptor but a slab's has no fast thread (0), and never equals a thread pointer.
+ * p must lie in one of the span's pages (the pagemap lookup's answer for p). */
+ST_INLINE uintptr_t st__span_fast_thread_for(const st_span_t *span, uintptr_t p) {
+  uintptr_t check = ((p - span->start) * span->block_multiplier) & span->block_check_mask;
+  return st_xor_load_relaxed_word(check, &span->xfast_thread);
 }
 
 /* Bytes a descriptor takes in its metadata chunk: a cache line multiple, so two threads'

@@ -9,7 +9,8 @@
  * current spans have no free blocks, so a thread's first malloc falls into the slow path,
  * which sets the thread up: there is no init check on the fast path. A malloc is a TLS
  * load, a class-table load, a span load and a list pop; a free of a block of a span the
- * thread owns is a pagemap lookup, one compare and a list push. No atomics, no locks.
+ * thread owns is a pagemap lookup, one compare (owner and block start, span.h), the free
+ * mark's compare and a list push. No atomics, no locks.
  *
  * Invariants: current[c] is &st__span_empty or a SLAB span of class c owned by this cache
  * and on no list; spans on partial[c] are owned, not parked; spans on full[c] are parked

@@ -188,7 +188,11 @@ st_tcache_t *st__thread_cache(void) {
   if (st__thread_slow_paths_only()) {
     st__tls_hidden_tcache = tc; /* fast_thread stays 0: no free takes the fast path */
   } else {
-    tc->owner.fast_thread = st_thread_pointer(); /* thread_exit's abandon takes it back */
+    /* thread_exit's abandon takes it back. A thread pointer at or above the block check's
+     * bits could pass the free fast path's merged compare for an interior pointer
+     * (st__span_fast_thread_for): such a thread frees through the slow path. */
+    uintptr_t self = st_thread_pointer();
+    tc->owner.fast_thread = (self & ST_BLOCK_CHECK_MASK) == 0 ? self : 0;
     st__tls_tcache = tc;
   }
   /* May allocate (keys past the first 32): the cache is already in place. */

@@ -49,19 +49,26 @@ static void free_interior_small(void *arg) {
 }
 
 /* The inside of a slab block, freed by the thread that owns its span (the free fast path,
- * which does not check block starts in the default mode: docs/security.md),
- * for blocks whose size is not a power of two (48, 80, 12288) and one that is (1000 asks
- * for a 1024-byte block): each offset is a multiple of the size's power-of-two factor, so
- * only a check of the whole size catches it. */
+ * whose merged compare sees block starts: span.h, st__span_fast_thread_for), for blocks
+ * whose size is not a power of two (48, 80, 3072, 6144, 12288) and ones that are (16;
+ * 1000 asks for a 1024-byte block): the offsets of the first kind are multiples of the
+ * size's power-of-two factor, so only a check of the whole size catches them; one byte
+ * in is the smallest step inside a block. */
 #define FREE_INTERIOR(size, offset)                                                                \
-  static void free_interior_##size(void *arg) {                                                    \
+  static void free_interior_##size##_at_##offset(void *arg) {                                      \
     (void)arg;                                                                                     \
     char *p = st_malloc(size);                                                                     \
     st_free(opaque(p) + (offset));                                                                 \
   }
+FREE_INTERIOR(16, 1)
+FREE_INTERIOR(48, 1)
 FREE_INTERIOR(48, 32)
 FREE_INTERIOR(80, 64)
+FREE_INTERIOR(1000, 1)
 FREE_INTERIOR(1000, 512)
+FREE_INTERIOR(3000, 1024)
+FREE_INTERIOR(6000, 1)
+FREE_INTERIOR(6000, 2048)
 FREE_INTERIOR(12288, 4096)
 
 static void free_interior_medium(void *arg) {
@@ -283,16 +290,28 @@ static const death_case cases[] = {
      {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
     {"free_foreign_mapping", free_foreign_mapping, ALL,
      {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
-    {"free_interior_small", free_interior_small, HARDENED | CLASSIC,
-     {"", "free(): invalid pointer", "free(): invalid pointer"}},
-    {"free_interior_48", free_interior_48, HARDENED | CLASSIC,
-     {"", "free(): invalid pointer", "free(): invalid pointer"}},
-    {"free_interior_80", free_interior_80, HARDENED | CLASSIC,
-     {"", "free(): invalid pointer", "free(): invalid pointer"}},
-    {"free_interior_1000", free_interior_1000, HARDENED | CLASSIC,
-     {"", "free(): invalid pointer", "free(): invalid pointer"}},
-    {"free_interior_12288", free_interior_12288, HARDENED | CLASSIC,
-     {"", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_small", free_interior_small, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_16_at_1", free_interior_16_at_1, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_48_at_1", free_interior_48_at_1, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_48_at_32", free_interior_48_at_32, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_80_at_64", free_interior_80_at_64, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_1000_at_1", free_interior_1000_at_1, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_1000_at_512", free_interior_1000_at_512, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_3000_at_1024", free_interior_3000_at_1024, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_6000_at_1", free_interior_6000_at_1, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_6000_at_2048", free_interior_6000_at_2048, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
+    {"free_interior_12288_at_4096", free_interior_12288_at_4096, ALL,
+     {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
     {"free_interior_medium", free_interior_medium, ALL,
      {"free(): invalid pointer", "free(): invalid pointer", "free(): invalid pointer"}},
     {"realloc_foreign", realloc_foreign, ALL,

@@ -1,6 +1,7 @@
-/* Unit tests of the block-start check (st__span_is_block, span.h) of the slow paths (one
- * multiply: the form the owner's free fast path would use): exact at every offset of a span of every class; not exact for addresses past the
- * user space folded onto a span (why the fast path's pagemap lookup keeps its bounds compare,
+/* Unit tests of the block-start check (span.h: one multiply, shared by the slow paths and
+ * the owner's free fast path, which merges it into its owner compare): exact at every
+ * offset of a span of every class, merged or not; blind to addresses past the user space
+ * folded onto a span (why the fast path's pagemap lookup keeps its bounds compare,
  * pagemap.h); and, through st_free, the death of a program that frees an address past the
  * user space above a live block. */
 #include "../check.h"
@@ -8,7 +9,7 @@
 #include "core/pagemap.h"
 #include "strata.h"
 
-/* A descriptor that is only read: the check needs start and the two block fields. */
+/* A descriptor that is only read: the check needs start and the block fields. */
 static st_span_t span_of_class(unsigned cls, uintptr_t start, bool guarded) {
   st_span_t s = {.start = start, .pages = st__class_span_pages[cls]};
   uint32_t size = st__class_size[cls];
@@ -35,60 +36,37 @@ static void every_offset_of_every_class_is_judged_exactly(void) {
   }
 }
 
-/* Whether an address k * 2^47 above an offset of the span (k >= 1: past the user space,
- * folded onto the span by the fast path's lookup) can pass. With o = m * d + r, it passes
- * when y + m * e < limit modulo 2^64, y = (k * 2^47 + r) * M; m * e grows by e from y, so
- * this happens when y < limit, or y lies within (count - 1) * e below 2^64 (the sum then
- * wraps into [0, e), below the limit). r * M < 2^64 for r < d, and such a y needs r * M
- * within less than M of -k * 2^47 * M: only r = 0 and the r around that quotient can. */
-static bool folded_may_pass(const st_span_t *s, uint64_t k) {
-  uint64_t d = s->block_size, multiplier = s->block_multiplier, limit = s->block_limit;
-  uint64_t e = multiplier * d, bytes = st__span_bytes(s);
-  uint64_t base = (k << 47) * multiplier, r0 = (0 - base) / multiplier;
-  uint64_t candidates[] = {0, r0 - 1, r0, r0 + 1};
-  for (size_t i = 0; i < ST_ARRAY_LEN(candidates); i++) {
-    uint64_t r = candidates[i];
-    if (r >= d || r >= bytes) continue;
-    uint64_t count = (bytes - r + d - 1) / d; /* offsets m * d + r inside the span */
-    uint64_t y = base + r * multiplier;
-    if (y < limit || 0 - y <= (count - 1) * e) return true;
-  }
-  return false;
-}
-
-/* The same by trying every offset: the reference folded_may_pass is checked against. */
-static bool folded_may_pass_slowly(const st_span_t *s, uint64_t k) {
-  for (uint64_t o = 0; o < st__span_bytes(s); o++)
-    if (st__span_is_block(s, s->start + o + (k << 47))) return true;
-  return false;
-}
-
-/* A lookup that masked its root index instead of comparing it would hand the fast path
- * the span of k * 2^47 + start + o: for 16-byte blocks, M = 2^60 + 1, and k = 15 * 2^13
- * with o = 1 gives k * 2^47 * M + M = 2^64 + 1 + ..., a pass, and the fast path would read
- * the mark at a non-canonical address. So the lookup keeps its compare (pagemap.h). */
-static void folded_addresses_would_pass_a_masked_lookup(void) {
-  const uint64_t folds = (uint64_t)1 << (64 - 47);
-  st_span_t s16 = span_of_class(0, (uintptr_t)0x7f1234500000, false);
-  CHECK(st__span_is_block(&s16, s16.start + 1 + ((uint64_t)15 << (13 + 47))));
-  uint64_t passing = 0;
+/* The free fast path's merged compare (st__span_fast_thread_for) at every offset of every
+ * class: the fast thread exactly at block starts, elsewhere a value with high bits set,
+ * which no thread pointer (all below 2^47, thread.c) equals. */
+static void merged_compare_is_the_fast_thread_only_at_block_starts(void) {
+  const uintptr_t thread = (uintptr_t)0x7f0123456740;
   for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
     st_span_t s = span_of_class(c, (uintptr_t)0x7f1234500000, false);
-    for (uint64_t k = 1; k < folds; k++) passing += folded_may_pass(&s, k);
-  }
-  CHECK(passing > 0);
-  /* The reasoning above against brute force, on a few classes and folds, as is and with a
-   * limit wide enough (M / 2, still below M) that about half the folds pass. */
-  const unsigned classes[] = {0, 2, 4, 9, 31, ST_NUM_CLASSES - 1};
-  const uint64_t ks[] = {1, 2, 3, 0x5555, folds / 2, folds - 1};
-  for (size_t i = 0; i < ST_ARRAY_LEN(classes); i++) {
-    for (size_t j = 0; j < ST_ARRAY_LEN(ks); j++) {
-      st_span_t s = span_of_class(classes[i], (uintptr_t)0x7f1234500000, false);
-      CHECK_EQ(folded_may_pass(&s, ks[j]), folded_may_pass_slowly(&s, ks[j]));
-      s.block_limit = s.block_multiplier / 2;
-      CHECK_EQ(folded_may_pass(&s, ks[j]), folded_may_pass_slowly(&s, ks[j]));
+    st_store_relaxed(&s.xfast_thread, thread);
+    size_t wrong = 0, bytes = st__span_bytes(&s);
+    for (size_t o = 0; o < bytes; o++) {
+      uintptr_t merged = st__span_fast_thread_for(&s, s.start + o);
+      bool is_start = o % s.block_size == 0 && o / s.block_size < s.capacity;
+      wrong += is_start ? merged != thread : (merged & ST_BLOCK_CHECK_MASK) == 0;
     }
+    if (wrong != 0) printf("class %u (%u bytes): %zu offsets judged wrong\n", c, s.block_size, wrong);
+    CHECK_EQ(wrong, 0);
   }
+  /* Descriptors that are not slabs have no fast thread: nothing matches a thread. */
+  CHECK_EQ(st__span_fast_thread_for(&st__pagemap.none, thread), 0);
+}
+
+/* The multiply alone cannot see an address 2^47 above a block (past the user space): for
+ * 16-byte blocks M = 2^60 + 2^31, so 2^47 * M is 0 modulo 2^64. A lookup that masked its
+ * root index instead of comparing it would fold that address onto the span, and the fast
+ * path would read the mark at a non-canonical address; so the lookup keeps its compare
+ * (pagemap.h), and such a free ends in the diagnostic (below). */
+static void folded_addresses_would_pass_a_masked_lookup(void) {
+  st_span_t s16 = span_of_class(0, (uintptr_t)0x7f1234500000, false);
+  CHECK_EQ(s16.block_multiplier, ((uint64_t)1 << 60) + ((uint64_t)1 << 31));
+  uint64_t folded = (32 + ((uint64_t)1 << 47)) * s16.block_multiplier; /* a block's offset */
+  CHECK_EQ(folded & ST_BLOCK_CHECK_MASK, 0);
 }
 
 /* Death cases, through st_free on the thread that owns the span. */
@@ -105,6 +83,7 @@ static void folded_addresses_end_the_program(void) {
 
 int main(void) {
   RUN_CASE(every_offset_of_every_class_is_judged_exactly);
+  RUN_CASE(merged_compare_is_the_fast_thread_only_at_block_starts);
   RUN_CASE(folded_addresses_would_pass_a_masked_lookup);
   RUN_CASE(folded_addresses_end_the_program);
   return check_summary();
