@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "../check.h"
+#include "fresh_thread.h"
 #include "core/pagemap.h"
 #include "core/sizeclass.h"
 #include "fake_os.h"
@@ -39,22 +40,6 @@ static char *leave_dirty_span(void) {
   memset(p, 0x5a, bytes);
   st_free(p);
   return p;
-}
-
-typedef struct body {
-  void (*fn)(void);
-} body;
-
-static void *run_body(void *arg) {
-  ((const body *)arg)->fn();
-  return NULL;
-}
-
-static void run_in_new_thread(void (*fn)(void)) {
-  body b = {fn};
-  pthread_t t;
-  REQUIRE(pthread_create(&t, NULL, run_body, &b) == 0);
-  REQUIRE(pthread_join(t, NULL) == 0);
 }
 
 static void first_span_thread(void) {

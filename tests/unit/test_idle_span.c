@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "../check.h"
+#include "fresh_thread.h"
 #include "core/sizeclass.h"
 #include "core/span.h"
 #include "core/tcache.h"
@@ -46,22 +47,6 @@ static bool any_block_in(void **blocks, size_t n, uintptr_t start, size_t bytes)
 
 static void free_all(void **blocks, size_t n) {
   for (size_t i = 0; i < n; i++) st_free(blocks[i]);
-}
-
-typedef struct body {
-  void (*fn)(void);
-} body;
-
-static void *run_body(void *arg) {
-  ((const body *)arg)->fn();
-  return NULL;
-}
-
-static void run_in_new_thread(void (*fn)(void)) {
-  body b = {fn};
-  pthread_t t;
-  REQUIRE(pthread_create(&t, NULL, run_body, &b) == 0);
-  REQUIRE(pthread_join(t, NULL) == 0);
 }
 
 static void idle_thread(void) {
