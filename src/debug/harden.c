@@ -163,8 +163,8 @@ ST_INLINE uint64_t block_mix(const void *p) {
 }
 
 /* The first offset in [from, to) whose byte is not byte (offset % 8) of pattern, or `to`.
- * Canary bytes are so laid out (whole words of the canary are the mix itself, in the
- * little-endian order of every target strata builds for), and the fill is one byte. Whole
+ * The mark (at offset 0) is such a pattern, the canary's bytes are one with canary_pattern,
+ * and the fill is one byte. Whole
  * words are compared, rotated to the offset's place; the bytes are looked at only for a
  * tail shorter than a word and to name the offset of a mismatch. Reads nothing past `to`. */
 static size_t pattern_mismatch(const uint8_t *b, uint64_t pattern, size_t from, size_t to) {
@@ -284,29 +284,45 @@ static size_t usable_of(size_t core_size) {
   return core_size > GUARDED_MIN ? core_size - ST_PAGE_SIZE : core_size;
 }
 
+/* The canary is the mix itself, stored as one word at the request's end: canary byte i
+ * (offset size + i) is byte i of the mix, little-endian as on every target strata builds
+ * for. The same bytes as a pattern_mismatch pattern (byte offset % 8): */
+ST_INLINE uint64_t canary_pattern(uint64_t mix, size_t size) {
+  unsigned shift = (unsigned)(size & 7) * 8;
+  return shift == 0 ? mix : mix << shift | mix >> (64 - shift);
+}
+
 ST_INLINE void seal(void *p, size_t size, size_t usable) {
   uint64_t mix = block_mix(p);
   uint8_t *b = p;
   /* One word from the request's end (size + 8 <= usable): canary bytes, then the size word
    * over what passed the canary's end. */
-  unsigned shift = (unsigned)(size & 7) * 8;
-  uint64_t canary = shift == 0 ? mix : mix >> shift | mix << (64 - shift);
-  memcpy(b + size, &canary, sizeof canary);
+  memcpy(b + size, &mix, sizeof mix);
   uint64_t word = (uint64_t)size ^ mix;
   memcpy(b + usable - SIZE_WORD, &word, SIZE_WORD);
 }
 
-/* Whether bytes [from, end) of a canary read as seal left them (end - from <= 8): one word
- * at `from`, masked to them. The word lies inside the block for every caller (from + 8 is
- * at most the size word's offset, or 16 for the quarantine's check of a block's second word). */
-ST_INLINE bool canary_intact(const uint8_t *b, size_t from, size_t end, uint64_t mix) {
+/* Whether the canary of a block of `size` requested bytes and `usable` in all reads as seal
+ * left it: one word at the request's end (inside the block: size + 8 <= usable), masked
+ * to the canary's bytes when the size word covers some of it. */
+ST_INLINE bool canary_intact(const uint8_t *b, size_t size, size_t usable, uint64_t mix) {
+  uint64_t word;
+  memcpy(&word, b + size, sizeof word);
+  uint64_t diff = word ^ mix;
+  size_t bytes = usable - SIZE_WORD - size; /* >= 1 */
+  return (bytes >= sizeof word ? diff : diff << (64 - bytes * 8)) == 0;
+}
+
+/* Whether canary bytes [from, end) read as seal left them, from >= size (the fill may have
+ * covered the first ones), end = canary_end(size, usable). */
+ST_INLINE bool canary_tail_intact(const uint8_t *b, size_t size, size_t from, size_t end,
+                                  uint64_t mix) {
   if (from >= end) return true;
-  unsigned shift = (unsigned)(from & 7) * 8;
-  uint64_t want = shift == 0 ? mix : mix >> shift | mix << (64 - shift), word;
-  memcpy(&word, b + from, sizeof word);
+  uint64_t word;
+  memcpy(&word, b + from, sizeof word); /* from < end <= usable - SIZE_WORD: in the block */
+  uint64_t diff = word ^ mix >> (from - size) * 8; /* from - size < 8 */
   size_t bytes = end - from;
-  if (bytes >= sizeof word) return word == want;
-  return ((word ^ want) << (64 - bytes * 8)) == 0; /* the first `bytes` bytes only */
+  return (bytes >= sizeof word ? diff : diff << (64 - bytes * 8)) == 0;
 }
 
 /* LARGE and HUGE blocks, and aligned ones: through the core's general entry points. */
@@ -416,7 +432,7 @@ ST_COLD ST_NOINLINE _Noreturn static void written_past_end(const void *p, size_t
                                                            size_t usable, uint64_t mix,
                                                            const char *fn) {
   st__fatal("%s(): heap overflow: block %p of %zu bytes was written at offset %zu, past its end",
-            fn, p, size, pattern_mismatch(p, mix, size, canary_end(size, usable)));
+            fn, p, size, pattern_mismatch(p, canary_pattern(mix, size), size, canary_end(size, usable)));
 }
 
 /* The requested size of live block p of `usable` bytes (no guard) after checking that it
@@ -429,8 +445,7 @@ ST_INLINE size_t checked_size(const void *p, size_t usable, uint64_t mix, const 
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
   if (ST_UNLIKELY(size > usable - OVERHEAD)) size_word_overwritten(p, usable, fn);
-  if (ST_UNLIKELY(!canary_intact(b, size, canary_end(size, usable), mix)))
-    written_past_end(p, size, usable, mix, fn);
+  if (ST_UNLIKELY(!canary_intact(b, size, usable, mix))) written_past_end(p, size, usable, mix, fn);
   return size;
 }
 
@@ -470,8 +485,8 @@ ST_NOINLINE static void check_unfilled_end(const uint8_t *b, size_t usable, size
   size_t size = (size_t)(word ^ mix);
   if (ST_UNLIKELY(size > usable - OVERHEAD)) written_after_free(b, usable, usable - SIZE_WORD);
   size_t from = size > filled ? size : filled, end = canary_end(size, usable);
-  if (ST_UNLIKELY(!canary_intact(b, from, end, mix)))
-    written_after_free(b, usable, pattern_mismatch(b, mix, from, end));
+  if (ST_UNLIKELY(!canary_tail_intact(b, size, from, end, mix)))
+    written_after_free(b, usable, pattern_mismatch(b, canary_pattern(mix, size), from, end));
 }
 
 /* Ends the program unless block b (`usable` bytes) reads as quarantine_block left it: the
