@@ -91,8 +91,9 @@ typedef struct held {
  * batches of QUARANTINE_BATCH consecutive frees. Each block takes a random place among
  * those of its batch already freed (an inside-out Fisher-Yates shuffle: one random word
  * per batch, 8 bits per block), so a batch's slots hold its blocks in a uniformly random
- * order. A free that finds the ring full (in blocks, or QUARANTINE_BYTES of LARGE blocks)
- * releases the oldest batch, checked and given back in slot order: a block waits for at
+ * order. The free that fills the ring releases the oldest batch, checked and given back in
+ * slot order (so the ring is never full between frees), as does one whose LARGE block
+ * would take the LARGE blocks held past QUARANTINE_BYTES, before it: a block waits for at
  * least QUARANTINE_SLOTS - QUARANTINE_BATCH later frees of the thread, the order of reuse
  * is unpredictable, and the release needs no random pick. The batch is small on purpose:
  * releasing half the ring at once emptied whole slab spans, which went back to the page
@@ -586,19 +587,22 @@ static void release_oldest(quarantine *q) {
   }
 }
 
-/* Makes room for a block of `bytes` (0 for a slab block): the oldest leave while the ring
- * is full or the LARGE bytes would pass QUARANTINE_BYTES. */
+/* Makes room for a LARGE block of `bytes`: the oldest leave while the LARGE bytes held
+ * would pass QUARANTINE_BYTES. */
 ST_NOINLINE static void quarantine_make_room(quarantine *q, size_t bytes) {
   do release_oldest(q);
   while (quarantine_count(q) > 0 && q->bytes + bytes > QUARANTINE_BYTES);
 }
 
-ST_INLINE bool quarantine_has_room(const quarantine *q, size_t bytes) {
-  return quarantine_count(q) < QUARANTINE_SLOTS && q->bytes + bytes <= QUARANTINE_BYTES;
+/* The end of a free that filled the ring (a tail call from free_small). */
+ST_NOINLINE static bool release_after_free(quarantine *q) {
+  release_oldest(q);
+  return true;
 }
 
-/* Puts `in` in the ring (which has room), in a random place among its batch's blocks: the
- * block that held that place moves to the new slot. */
+/* Puts `in` in the ring (never full between frees), in a random place among its batch's
+ * blocks: the block that held that place moves to the new slot. The caller releases the
+ * oldest batch when the ring is then full. */
 ST_INLINE void quarantine_add(quarantine *q, held in) {
   uint32_t n = q->freed++, k = n % QUARANTINE_BATCH; /* k blocks of the batch came before */
   if (k == 0) q->shuffle = next_random(q);
@@ -616,9 +620,10 @@ ST_INLINE void quarantine_put(void *p, st_span_t *span, size_t usable) {
     return;
   }
   size_t bytes = span->kind == ST_SPAN_SLAB ? 0 : usable;
-  if (ST_UNLIKELY(!quarantine_has_room(q, bytes))) quarantine_make_room(q, bytes);
+  if (ST_UNLIKELY(q->bytes + bytes > QUARANTINE_BYTES)) quarantine_make_room(q, bytes);
   q->bytes += bytes;
   quarantine_add(q, (held){p, span});
+  if (ST_UNLIKELY(quarantine_count(q) == QUARANTINE_SLOTS)) release_oldest(q);
 }
 
 /* Thread exit: every block goes back (as remote frees once the core dropped the cache). */
@@ -678,15 +683,14 @@ ST_NOINLINE static void harden_free_general(void *p, st_span_t *span, const char
   harden_free_pages(p, span, fn);
 }
 
-/* Checked slab block p of span, its fill longer than FILL_INLINE_MAX (memset), or the ring
- * without room. */
+/* Checked slab block p of span, longer than inline_fill_max (fill_freed). */
 ST_NOINLINE static void quarantine_slab_block(void *p, st_span_t *span, uint64_t mix) {
   quarantine_block(p, span, mix, span->block_size);
 }
 
 /* The common case, the free of a slab block that does not carry the free mark by a thread
  * that has a quarantine (so harden_init has run), calls nothing but what ends the program
- * while the ring has room and the fill is short (so it needs no stack frame): the checks
+ * unless it fills the ring or the block is long (so it needs no stack frame): the checks
  * of small_checked_size, the fill stored inline, the block put in the ring. False, nothing
  * changed, for every other case; span may be &st__pagemap.none (whose kind is FREE). */
 ST_INLINE bool free_small(void *p, st_span_t *span, const char *fn) {
@@ -697,7 +701,7 @@ ST_INLINE bool free_small(void *p, st_span_t *span, const char *fn) {
   size_t usable = span->block_size;
   uint64_t mix = block_mix(p);
   checked_size(p, usable, mix, fn);
-  if (ST_UNLIKELY(usable > inline_fill_max || quarantine_count(q) >= QUARANTINE_SLOTS)) {
+  if (ST_UNLIKELY(usable > inline_fill_max)) {
     quarantine_slab_block(p, span, mix);
     return true;
   }
@@ -705,6 +709,7 @@ ST_INLINE bool free_small(void *p, st_span_t *span, const char *fn) {
   uint64_t mark = ~mix;
   memcpy(p, &mark, sizeof mark);
   quarantine_add(q, (held){p, span});
+  if (ST_UNLIKELY(quarantine_count(q) == QUARANTINE_SLOTS)) return release_after_free(q);
   return true;
 }
 
