@@ -251,7 +251,7 @@ ST_INLINE uint64_t fill_diff_at(const uint8_t *b, size_t offset) {
 }
 
 /* fill_mismatch of a fill longer than FILL_INLINE_MAX: memcmp against the fill. */
-ST_NOINLINE static size_t long_fill_mismatch(const uint8_t *b, size_t filled) {
+static size_t long_fill_mismatch(const uint8_t *b, size_t filled) {
   for (size_t i = 8; i < filled; i += sizeof fill_bytes) {
     size_t n = filled - i < sizeof fill_bytes ? filled - i : sizeof fill_bytes;
     if (ST_UNLIKELY(memcmp(b + i, fill_bytes, n) != 0)) return pattern_mismatch(b, FILL_WORD, i, i + n);
@@ -477,10 +477,14 @@ size_t st__harden_size(const void *p, const char *fn) {
 
 static void large_release(void *p, st_span_t *span);
 
-/* The part of check_untouched for a block longer than its fill: the size word, and the
- * canary bytes the fill (ending at `filled`) did not cover. */
-ST_NOINLINE static void check_unfilled_end(const uint8_t *b, size_t usable, size_t filled,
-                                           uint64_t mix) {
+/* The part of check_untouched for a block longer than inline_fill_max: its fill, and past
+ * the fill (when it ends before the block) the size word and the canary bytes it did not
+ * cover. */
+ST_NOINLINE static void check_long_untouched(const uint8_t *b, size_t usable, uint64_t mix) {
+  size_t filled = filled_bytes(usable);
+  size_t bad = fill_mismatch(b, filled);
+  if (ST_UNLIKELY(bad != filled)) written_after_free(b, usable, bad);
+  if (ST_LIKELY(filled == usable)) return; /* the fill covered the canary and size word */
   uint64_t word;
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
@@ -501,11 +505,7 @@ ST_INLINE void check_untouched(const uint8_t *b, size_t usable) {
       written_after_free(b, usable, pattern_mismatch(b, FILL_WORD, 8, usable));
     return;
   }
-  size_t filled = filled_bytes(usable);
-  size_t bad = fill_mismatch(b, filled);
-  if (ST_UNLIKELY(bad != filled)) written_after_free(b, usable, bad);
-  if (ST_LIKELY(filled == usable)) return; /* the fill covered the canary and size word */
-  check_unfilled_end(b, usable, filled, mix);
+  check_long_untouched(b, usable, mix);
 }
 
 /* A LARGE block out of the quarantine: kept as a spare, or back to the page heap. */
@@ -683,15 +683,23 @@ ST_NOINLINE static void harden_free_general(void *p, st_span_t *span, const char
   harden_free_pages(p, span, fn);
 }
 
-/* Checked slab block p of span, longer than inline_fill_max (fill_freed). */
-ST_NOINLINE static void quarantine_slab_block(void *p, st_span_t *span, uint64_t mix) {
-  quarantine_block(p, span, mix, span->block_size);
+/* free_small's end for checked slab block p of span longer than inline_fill_max, in the
+ * thread's quarantine q: the fill by fill_freed (memset), the mark, the ring. A tail call,
+ * so the common case saves no register for it. */
+ST_NOINLINE static bool quarantine_long_slab_block(quarantine *q, void *p, st_span_t *span,
+                                                   uint64_t mark) {
+  fill_freed(p, filled_bytes(span->block_size));
+  memcpy(p, &mark, sizeof mark);
+  quarantine_add(q, (held){p, span});
+  if (ST_UNLIKELY(quarantine_count(q) == QUARANTINE_SLOTS)) release_oldest(q);
+  return true;
 }
 
 /* The common case, the free of a slab block that does not carry the free mark by a thread
  * that has a quarantine (so harden_init has run), calls nothing but what ends the program
  * unless it fills the ring or the block is long (so it needs no stack frame): the checks
- * of small_checked_size, the fill stored inline, the block put in the ring. False, nothing
+ * of small_checked_size, the fill (stored inline up to inline_fill_max bytes), the block
+ * put in the ring. False, nothing
  * changed, for every other case; span may be &st__pagemap.none (whose kind is FREE). */
 ST_INLINE bool free_small(void *p, st_span_t *span, const char *fn) {
   quarantine *q = tls_quarantine;
@@ -701,12 +709,9 @@ ST_INLINE bool free_small(void *p, st_span_t *span, const char *fn) {
   size_t usable = span->block_size;
   uint64_t mix = block_mix(p);
   checked_size(p, usable, mix, fn);
-  if (ST_UNLIKELY(usable > inline_fill_max)) {
-    quarantine_slab_block(p, span, mix);
-    return true;
-  }
-  fill_whole(p, usable);
   uint64_t mark = ~mix;
+  if (ST_UNLIKELY(usable > inline_fill_max)) return quarantine_long_slab_block(q, p, span, mark);
+  fill_whole(p, usable);
   memcpy(p, &mark, sizeof mark);
   quarantine_add(q, (held){p, span});
   if (ST_UNLIKELY(quarantine_count(q) == QUARANTINE_SLOTS)) return release_after_free(q);
