@@ -63,7 +63,7 @@
  * fill_whole and whole_fill_intact: a short loop of 16-byte steps, inline. */
 #define WHOLE_INLINE_MAX 128
 #define QUARANTINE_SLOTS 64      /* blocks per thread */
-#define QUARANTINE_BYTES ((size_t)4 << 20) /* per thread, of usable bytes */
+#define QUARANTINE_BYTES ((size_t)4 << 20) /* per thread, of LARGE blocks' usable bytes */
 #define QUARANTINE_LARGE_MAX ((size_t)256 << 10) /* larger LARGE blocks go back at once */
 /* LARGE blocks that left the quarantine are kept for the thread's next LARGE malloc of the
  * same size: a guard page costs two mprotect calls (and a TLB shootdown) and the page heap
