@@ -331,8 +331,12 @@ ST_INLINE bool canary_tail_intact(const uint8_t *b, size_t size, size_t from, si
  * malloc's), or NULL. */
 static void *take_spare(size_t bytes, size_t align) {
   quarantine *q = tls_quarantine;
+  /* The usable bytes kept in the entry tell most spares apart without reading their span
+   * (two lengths share them: 32 KiB without a guard and 36 KiB with one). */
+  size_t usable = usable_of(bytes);
   for (uint32_t i = 0; q != NULL && i < q->spare_count; i++) {
-    if (st__span_bytes(q->spare[i].span) != bytes || ((uintptr_t)q->spare[i].p & (align - 1)) != 0)
+    if (q->spare[i].usable != usable || st__span_bytes(q->spare[i].span) != bytes ||
+        ((uintptr_t)q->spare[i].p & (align - 1)) != 0)
       continue;
     void *p = q->spare[i].p;
     q->spare_bytes -= q->spare[i].usable;
