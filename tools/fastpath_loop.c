@@ -2,6 +2,8 @@
  * fastpath_loop.c — the loops whose instructions fastpath_count.sh counts.
  *   fastpath_loop local  N SIZE   N malloc(SIZE)/free pairs on one thread
  *   fastpath_loop remote N SIZE   N blocks malloc'ed by one thread and freed by another
+ *   fastpath_loop mixed  N MAX    N malloc/free pairs on one thread, sizes cycling through
+ *                                 64 values spread over 1..MAX (small classes of every kind)
  * Counting at two N and dividing the difference cancels start-up and exit costs, so what
  * is left is one iteration: the calls, the allocator's work and a few loop instructions.
  */
@@ -27,6 +29,19 @@ int main(int argc, char **argv) {
     for (long i = 0; i < count; i++) {
       void *p = malloc(size);
       sink = p; /* keeps the pair from being optimised away */
+      free(p);
+    }
+    (void)sink;
+    return 0;
+  }
+  if (strcmp(argv[1], "mixed") == 0) {
+    /* Sizes from a fixed table, so the loop's own work is the same at every N. */
+    size_t sizes[64];
+    for (unsigned k = 0; k < 64; k++) sizes[k] = 1 + (k * 37 % 64) * (size - 1) / 63;
+    void *volatile sink;
+    for (long i = 0; i < count; i++) {
+      void *p = malloc(sizes[i & 63]);
+      sink = p;
       free(p);
     }
     (void)sink;

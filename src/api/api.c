@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "api/dispatch.h"
+#include "debug/debug.h"
 #include "os/os.h"
 #include "strata.h"
 
@@ -24,6 +25,13 @@ static void *out_of_memory(void) {
 }
 
 void *st__api_malloc_slow(size_t size) {
+  /* Hardened mode alone keeps every thread on the sentinel, so each malloc lands here: its
+   * common case goes straight to the debug layer, skipping the pop below and the dispatch
+   * (both of which it would only fail or pass through). */
+  if (ST_UNLIKELY(st__thread_hardened_only())) {
+    void *block = st__harden_malloc_small(size);
+    if (ST_LIKELY(block != NULL)) return block;
+  }
   if (size <= ST_SMALL_MAX) { /* sizes above the class table still pop without a call */
     st_tcache_t *tc = st__tls_tcache;
     unsigned cls = st__size_to_class(size);
@@ -43,6 +51,7 @@ void *st__api_malloc_slow(size_t size) {
 }
 
 void st__api_free_slow(void *p, st_span_t *span) {
+  if (ST_UNLIKELY(st__thread_hardened_only()) && st__harden_free_small(p, span)) return;
   if (p != NULL) st__dispatch_free(p, span != &st__pagemap.none ? span : NULL, "free");
 }
 

@@ -18,15 +18,18 @@
  * the canary bytes come from the same mix: an overflow cannot restore them without the
  * secret, and one that reaches the size word makes it decode to nonsense.
  *
- * A freed slab block keeps its size word; its first word becomes the quarantine mark (the
- * complement of its mix, which only this file can compute) and the program's bytes after
- * it FILL_BYTE, up to STRATA_HARDENED_FILL bytes from the start (256 unless set; 0: all of
- * them), through the canary when the request is no longer. It then waits in the freeing
+ * A freed block's first word becomes the quarantine mark (the complement of its mix, which
+ * only this file can compute) and the rest FILL_BYTE: all of it (request, canary, slack and
+ * size word, the last two checked just before) when the block is at most
+ * STRATA_HARDENED_FILL bytes (256 unless set; 0: any length), else that many bytes from
+ * the start, the canary and size word left in place. It then waits in the freeing
  * thread's quarantine, a ring that needs no lock; once it is full (in blocks or in bytes)
  * its oldest blocks leave in a batch, in a random order, so reuse order is not
- * predictable; each must still read exactly as it was left (mark, fill, canary, size
- * word), else a write after free is reported, before the core reuses it. The common slab
- * malloc and free take paths that need no stack frame (st__harden_malloc, st__harden_free). A free that finds the mark is a double free. A freed LARGE
+ * predictable; each must still read exactly as it was left (mark, fill, and any canary
+ * and size word past the fill), else a write after free is reported, before the core
+ * reuses it. The common slab malloc and free take paths that need no stack frame, which
+ * the api's slow paths call directly in hardened mode alone (st__harden_malloc_small,
+ * st__harden_free_small). A free that finds the mark is a double free. A freed LARGE
  * block goes through the same quarantine, marked and filled alike; when it leaves, it is
  * kept as one of the thread's spares for the next request of its length, or goes back to
  * the page heap with its guard page still set. HUGE blocks are unmapped at once (a later
@@ -53,8 +56,14 @@
 #define FILL_WORD (0x0101010101010101ULL * FILL_BYTE)
 #define SIZE_WORD sizeof(uint64_t)
 #define OVERHEAD (SIZE_WORD + 1) /* the size word and at least one canary byte */
+/* Fills up to this many bytes are written and compared a word at a time, inline: for the
+ * small blocks most programs free, the calls to memset and memcmp cost more than the work. */
+#define FILL_INLINE_MAX 72
+/* Slab blocks up to this size, filled whole (filled_bytes), are filled and checked by
+ * fill_whole and whole_fill_intact: a short loop of 16-byte steps, inline. */
+#define WHOLE_INLINE_MAX 128
 #define QUARANTINE_SLOTS 64      /* blocks per thread */
-#define QUARANTINE_BYTES ((size_t)4 << 20) /* per thread, of usable bytes */
+#define QUARANTINE_BYTES ((size_t)4 << 20) /* per thread, of LARGE blocks' usable bytes */
 #define QUARANTINE_LARGE_MAX ((size_t)256 << 10) /* larger LARGE blocks go back at once */
 /* LARGE blocks that left the quarantine are kept for the thread's next LARGE malloc of the
  * same size: a guard page costs two mprotect calls (and a TLB shootdown) and the page heap
@@ -64,40 +73,60 @@
 #define SPARE_SLOTS 32
 #define SPARE_BYTES ((size_t)2 << 20)
 
+/* A block leaving the quarantine, or a spare. */
 typedef struct quarantined {
   void *p;
   st_span_t *span;
-  size_t usable; /* what the program may use of it (no guard page): kept, so a release
-                    reads it without the descriptor */
+  size_t usable; /* what the program may use of it (no guard page) */
 } quarantined;
 
-/* One thread's quarantine (owner only: no lock): a ring of QUARANTINE_SLOTS blocks in the
- * order they were freed. A free that finds it full (in blocks, or QUARANTINE_BYTES in
- * bytes) releases its oldest QUARANTINE_BATCH blocks at once, checked and given back in a
- * random order, so a block waits for at least QUARANTINE_SLOTS - QUARANTINE_BATCH later
- * frees of the thread, the order of reuse is unpredictable, and the free that finds room
- * (all but one in QUARANTINE_BATCH) only stores. The batch is small on purpose: releasing
- * half the ring at once emptied whole slab spans, which went back to the page heap and
- * were taken again (a malloc(1024)+free loop: 17,189 new spans instead of 3). `bytes`
- * counts the usable bytes held. */
+/* A block in the quarantine's ring: two words, so the shuffle moves little. Its usable
+ * bytes are found again when it leaves (held_usable). */
+typedef struct held {
+  void *p;
+  st_span_t *span;
+} held;
+
+/* One thread's quarantine (owner only: no lock): a ring of QUARANTINE_SLOTS blocks, in
+ * batches of QUARANTINE_BATCH consecutive frees. Each block takes a random place among
+ * those of its batch already freed (an inside-out Fisher-Yates shuffle: one random word
+ * per batch, 8 bits per block), so a batch's slots hold its blocks in a uniformly random
+ * order. The free that fills the ring releases the oldest batch, checked and given back in
+ * slot order (so the ring is never full between frees), as does one whose LARGE block
+ * would take the LARGE blocks held past QUARANTINE_BYTES, before it: a block waits for at
+ * least QUARANTINE_SLOTS - QUARANTINE_BATCH later frees of the thread, the order of reuse
+ * is unpredictable, and the release needs no random pick. The batch is small on purpose:
+ * releasing half the ring at once emptied whole slab spans, which went back to the page
+ * heap and were taken again (a malloc(1024)+free loop: 17,189 new spans instead of 3).
+ * Invariant: `released` is a multiple of QUARANTINE_BATCH, so a batch is released whole
+ * (release_oldest realigns both counters when it empties the ring mid-batch). */
 #define QUARANTINE_BATCH 8
 typedef struct quarantine {
-  uint32_t head;  /* the oldest block's slot */
-  uint32_t count; /* blocks held, from head on (modulo QUARANTINE_SLOTS) */
-  size_t bytes;
-  uint64_t random; /* xorshift64 state: the order of a batch's release */
-  quarantined slot[QUARANTINE_SLOTS];
+  uint32_t freed;    /* blocks ever put in (mod 2^32): the next goes to slot freed % SLOTS */
+  uint32_t released; /* blocks ever taken out: the oldest held is at released % SLOTS */
+  size_t bytes;      /* the usable bytes of the LARGE blocks held; slab blocks count none
+                        (QUARANTINE_SLOTS of at most ST_SMALL_MAX bytes stay far below) */
+  uint64_t random;   /* xorshift64 state */
+  uint64_t shuffle;  /* the random bits left for the batch being filled */
+  held slot[QUARANTINE_SLOTS];
   uint32_t spare_count;
   size_t spare_bytes; /* the usable bytes of the spares */
   quarantined spare[SPARE_SLOTS]; /* LARGE blocks out of the quarantine, guard page kept */
 } quarantine;
 
 _Static_assert((QUARANTINE_SLOTS & (QUARANTINE_SLOTS - 1)) == 0, "the ring's index is masked");
+_Static_assert(QUARANTINE_SLOTS % QUARANTINE_BATCH == 0 && QUARANTINE_BATCH * 8 <= 64,
+               "whole batches fill the ring; one random word shuffles a batch");
+_Static_assert(QUARANTINE_BYTES / QUARANTINE_LARGE_MAX >= 2 * QUARANTINE_BATCH,
+               "the byte limit never releases a part of a batch");
 
 static uint64_t secret;           /* const after harden_init */
 /* How many bytes from a freed block's start are filled and checked (STRATA_HARDENED_FILL;
  * SIZE_MAX for the whole block): const after harden_init. */
 static size_t fill_limit;
+/* The longest slab block whose fill covers it whole and is stored inline (WHOLE_INLINE_MAX,
+ * or fill_limit if smaller): const after harden_init. */
+static size_t inline_fill_max;
 static st_atomic_int xinit_state; /* 0 none, 1 running, 2 done */
 static pthread_key_t exit_key;    /* its destructor empties the exiting thread's quarantine */
 /* The thread's quarantine, a block of the core's made at its first free; initial-exec TLS
@@ -116,6 +145,7 @@ static void harden_init(void) {
   secret = st__os_random_seed() | 1;
   long fill = st_option(ST_OPTION_HARDENED_FILL);
   fill_limit = fill == 0 ? SIZE_MAX : (size_t)fill;
+  inline_fill_max = fill_limit < WHOLE_INLINE_MAX ? fill_limit : WHOLE_INLINE_MAX;
   pthread_key_create(&exit_key, quarantine_drain);
   st_store_release(&xinit_state, 2);
 }
@@ -134,8 +164,8 @@ ST_INLINE uint64_t block_mix(const void *p) {
 }
 
 /* The first offset in [from, to) whose byte is not byte (offset % 8) of pattern, or `to`.
- * Canary bytes are so laid out (whole words of the canary are the mix itself, in the
- * little-endian order of every target strata builds for), and the fill is one byte. Whole
+ * The mark (at offset 0) is such a pattern, the canary's bytes are one with canary_pattern,
+ * and the fill is one byte. Whole
  * words are compared, rotated to the offset's place; the bytes are looked at only for a
  * tail shorter than a word and to name the offset of a mismatch. Reads nothing past `to`. */
 static size_t pattern_mismatch(const uint8_t *b, uint64_t pattern, size_t from, size_t to) {
@@ -162,22 +192,20 @@ ST_INLINE size_t canary_end(size_t size, size_t usable) {
   return size + CANARY_MAX < usable - SIZE_WORD ? size + CANARY_MAX : usable - SIZE_WORD;
 }
 
-/* Where the fill of a freed block of `size` requested bytes (`usable` in all) ends: past
- * the canary when the request is at most fill_limit bytes (the fill covers the request and
- * then the canary, checked at free just before, so the quarantine's check of the block is
- * one pass), else fill_limit bytes in; never before the mark's end (the check starts
- * there). */
-ST_INLINE size_t filled_bytes(size_t size, size_t usable) {
-  size_t filled = size <= fill_limit ? canary_end(size, usable) : fill_limit;
-  return filled > 8 ? filled : 8;
+/* Where the fill of a freed block of `usable` bytes ends: at its end when the block is at
+ * most fill_limit bytes, over the request, the canary and size word (both checked at free
+ * just before) and the slack between them, so the quarantine's check of the block is one
+ * pass that needs neither the size nor the canary's place; else fill_limit bytes in (never
+ * before the mark's end: the check starts there), the canary and size word left for that
+ * check. */
+ST_INLINE size_t filled_bytes(size_t usable) {
+  if (ST_LIKELY(usable <= fill_limit)) return usable;
+  return fill_limit > 8 ? fill_limit : 8;
 }
 
 /* The fill as the quarantine checks it: memcmp against this compares many bytes per step. */
 static const uint8_t fill_bytes[1024] = {[0 ... 1023] = FILL_BYTE};
 
-/* Fills up to this many bytes are written and compared a word at a time, inline: for the
- * small blocks most programs free, the calls to memset and memcmp cost more than the work. */
-#define FILL_INLINE_MAX 72
 
 /* Fills bytes [8, filled) of a freed block (filled >= 8); its first word is the mark's,
  * written after. Up to FILL_INLINE_MAX bytes, words are stored from both ends towards the
@@ -199,6 +227,23 @@ ST_INLINE void fill_freed(uint8_t *b, size_t filled) {
   memcpy(b + filled - 24, &word, 8), memcpy(b + filled - 32, &word, 8);
 }
 
+/* The whole-block fill of a slab block: bytes [8, usable), usable a multiple of 16 (every
+ * class is), the word at 8 and then 16 bytes a step. */
+ST_INLINE void fill_whole(uint8_t *b, size_t usable) {
+  const uint64_t word = FILL_WORD;
+  memcpy(b + 8, &word, 8);
+  for (size_t i = 16; i < usable; i += 16) memcpy(b + i, &word, 8), memcpy(b + i + 8, &word, 8);
+}
+
+ST_INLINE uint64_t fill_diff_at(const uint8_t *b, size_t offset);
+
+/* Whether fill_whole's bytes still hold the fill. */
+ST_INLINE bool whole_fill_intact(const uint8_t *b, size_t usable) {
+  uint64_t diff = fill_diff_at(b, 8);
+  for (size_t i = 16; i < usable; i += 16) diff |= fill_diff_at(b, i) | fill_diff_at(b, i + 8);
+  return diff == 0;
+}
+
 ST_INLINE uint64_t fill_diff_at(const uint8_t *b, size_t offset) {
   uint64_t word;
   memcpy(&word, b + offset, sizeof word);
@@ -206,7 +251,7 @@ ST_INLINE uint64_t fill_diff_at(const uint8_t *b, size_t offset) {
 }
 
 /* fill_mismatch of a fill longer than FILL_INLINE_MAX: memcmp against the fill. */
-ST_NOINLINE static size_t long_fill_mismatch(const uint8_t *b, size_t filled) {
+static size_t long_fill_mismatch(const uint8_t *b, size_t filled) {
   for (size_t i = 8; i < filled; i += sizeof fill_bytes) {
     size_t n = filled - i < sizeof fill_bytes ? filled - i : sizeof fill_bytes;
     if (ST_UNLIKELY(memcmp(b + i, fill_bytes, n) != 0)) return pattern_mismatch(b, FILL_WORD, i, i + n);
@@ -240,29 +285,45 @@ static size_t usable_of(size_t core_size) {
   return core_size > GUARDED_MIN ? core_size - ST_PAGE_SIZE : core_size;
 }
 
+/* The canary is the mix itself, stored as one word at the request's end: canary byte i
+ * (offset size + i) is byte i of the mix, little-endian as on every target strata builds
+ * for. The same bytes as a pattern_mismatch pattern (byte offset % 8): */
+ST_INLINE uint64_t canary_pattern(uint64_t mix, size_t size) {
+  unsigned shift = (unsigned)(size & 7) * 8;
+  return shift == 0 ? mix : mix << shift | mix >> (64 - shift);
+}
+
 ST_INLINE void seal(void *p, size_t size, size_t usable) {
   uint64_t mix = block_mix(p);
   uint8_t *b = p;
   /* One word from the request's end (size + 8 <= usable): canary bytes, then the size word
    * over what passed the canary's end. */
-  unsigned shift = (unsigned)(size & 7) * 8;
-  uint64_t canary = shift == 0 ? mix : mix >> shift | mix << (64 - shift);
-  memcpy(b + size, &canary, sizeof canary);
+  memcpy(b + size, &mix, sizeof mix);
   uint64_t word = (uint64_t)size ^ mix;
   memcpy(b + usable - SIZE_WORD, &word, SIZE_WORD);
 }
 
-/* Whether bytes [from, end) of a canary read as seal left them (end - from <= 8): one word
- * at `from`, masked to them. The word lies inside the block for every caller (from + 8 is
- * at most the size word's offset, or 16 for the quarantine's check of a block's second word). */
-ST_INLINE bool canary_intact(const uint8_t *b, size_t from, size_t end, uint64_t mix) {
+/* Whether the canary of a block of `size` requested bytes and `usable` in all reads as seal
+ * left it: one word at the request's end (inside the block: size + 8 <= usable), masked
+ * to the canary's bytes when the size word covers some of it. */
+ST_INLINE bool canary_intact(const uint8_t *b, size_t size, size_t usable, uint64_t mix) {
+  uint64_t word;
+  memcpy(&word, b + size, sizeof word);
+  uint64_t diff = word ^ mix;
+  size_t bytes = usable - SIZE_WORD - size; /* >= 1 */
+  return (bytes >= sizeof word ? diff : diff << (64 - bytes * 8)) == 0;
+}
+
+/* Whether canary bytes [from, end) read as seal left them, from >= size (the fill may have
+ * covered the first ones), end = canary_end(size, usable). */
+ST_INLINE bool canary_tail_intact(const uint8_t *b, size_t size, size_t from, size_t end,
+                                  uint64_t mix) {
   if (from >= end) return true;
-  unsigned shift = (unsigned)(from & 7) * 8;
-  uint64_t want = shift == 0 ? mix : mix >> shift | mix << (64 - shift), word;
-  memcpy(&word, b + from, sizeof word);
+  uint64_t word;
+  memcpy(&word, b + from, sizeof word); /* from < end <= usable - SIZE_WORD: in the block */
+  uint64_t diff = word ^ mix >> (from - size) * 8; /* from - size < 8 */
   size_t bytes = end - from;
-  if (bytes >= sizeof word) return word == want;
-  return ((word ^ want) << (64 - bytes * 8)) == 0; /* the first `bytes` bytes only */
+  return (bytes >= sizeof word ? diff : diff << (64 - bytes * 8)) == 0;
 }
 
 /* LARGE and HUGE blocks, and aligned ones: through the core's general entry points. */
@@ -270,8 +331,12 @@ ST_INLINE bool canary_intact(const uint8_t *b, size_t from, size_t end, uint64_t
  * malloc's), or NULL. */
 static void *take_spare(size_t bytes, size_t align) {
   quarantine *q = tls_quarantine;
+  /* The usable bytes kept in the entry tell most spares apart without reading their span
+   * (two lengths share them: 32 KiB without a guard and 36 KiB with one). */
+  size_t usable = usable_of(bytes);
   for (uint32_t i = 0; q != NULL && i < q->spare_count; i++) {
-    if (st__span_bytes(q->spare[i].span) != bytes || ((uintptr_t)q->spare[i].p & (align - 1)) != 0)
+    if (q->spare[i].usable != usable || st__span_bytes(q->spare[i].span) != bytes ||
+        ((uintptr_t)q->spare[i].p & (align - 1)) != 0)
       continue;
     void *p = q->spare[i].p;
     q->spare_bytes -= q->spare[i].usable;
@@ -326,24 +391,29 @@ ST_NOINLINE static void *harden_malloc_general(size_t size, size_t align, bool z
   return p;
 }
 
-/* The common case, a small malloc whose class's current span has a free block, calls
- * nothing but what ends the program (a corrupted list), so it needs no stack frame; any
- * other case goes to harden_malloc_general. */
-void *st__harden_malloc(size_t size, size_t align, bool zero) {
+/* The common case, a small malloc whose class's current span has a free block, by a
+ * thread that has its cache once harden_init has run: calls nothing but what ends the
+ * program (a corrupted list), so it needs no stack frame. NULL, nothing changed, for every
+ * other case. */
+ST_INLINE void *malloc_small(size_t size) {
   st_tcache_t *tc = st__tls_hidden_tcache;
-  if (ST_LIKELY(tc != NULL && st_load_acquire(&xinit_state) == 2 && align == 0 && !zero &&
-                size <= ST_SMALL_MAX - OVERHEAD)) {
-    size_t need = size + OVERHEAD;
-    /* A table load where it can, for the sizes most programs ask for. */
-    unsigned cls = need <= ST_SMALL_FAST_MAX ? st__class_of_small[need] : st__size_to_class(need);
-    st_span_t *span = tc->current[cls];
-    if (ST_LIKELY(span->free != ST_FREE_LIST_END)) {
-      void *p = st__tcache_pop_encoded(span);
-      seal(p, size, st__class_size[cls]);
-      return p;
-    }
-  }
-  return harden_malloc_general(size, align, zero);
+  if (ST_UNLIKELY(tc == NULL || size > ST_SMALL_MAX - OVERHEAD || st_load_acquire(&xinit_state) != 2))
+    return NULL;
+  size_t need = size + OVERHEAD;
+  /* A table load where it can, for the sizes most programs ask for. */
+  unsigned cls = need <= ST_SMALL_FAST_MAX ? st__class_of_small[need] : st__size_to_class(need);
+  st_span_t *span = tc->current[cls];
+  if (ST_UNLIKELY(span->free == ST_FREE_LIST_END)) return NULL;
+  void *p = st__tcache_pop_encoded(span);
+  seal(p, size, st__class_size[cls]);
+  return p;
+}
+
+void *st__harden_malloc_small(size_t size) { return malloc_small(size); }
+
+void *st__harden_malloc(size_t size, size_t align, bool zero) {
+  void *p = align == 0 && !zero ? malloc_small(size) : NULL;
+  return ST_LIKELY(p != NULL) ? p : harden_malloc_general(size, align, zero);
 }
 
 ST_COLD ST_NOINLINE _Noreturn static void quarantined_twice(const void *p, const char *fn) {
@@ -367,7 +437,7 @@ ST_COLD ST_NOINLINE _Noreturn static void written_past_end(const void *p, size_t
                                                            size_t usable, uint64_t mix,
                                                            const char *fn) {
   st__fatal("%s(): heap overflow: block %p of %zu bytes was written at offset %zu, past its end",
-            fn, p, size, pattern_mismatch(p, mix, size, canary_end(size, usable)));
+            fn, p, size, pattern_mismatch(p, canary_pattern(mix, size), size, canary_end(size, usable)));
 }
 
 /* The requested size of live block p of `usable` bytes (no guard) after checking that it
@@ -380,8 +450,7 @@ ST_INLINE size_t checked_size(const void *p, size_t usable, uint64_t mix, const 
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
   if (ST_UNLIKELY(size > usable - OVERHEAD)) size_word_overwritten(p, usable, fn);
-  if (ST_UNLIKELY(!canary_intact(b, size, canary_end(size, usable), mix)))
-    written_past_end(p, size, usable, mix, fn);
+  if (ST_UNLIKELY(!canary_intact(b, size, usable, mix))) written_past_end(p, size, usable, mix, fn);
   return size;
 }
 
@@ -412,22 +481,35 @@ size_t st__harden_size(const void *p, const char *fn) {
 
 static void large_release(void *p, st_span_t *span);
 
-/* Ends the program unless block b (`usable` bytes) reads as quarantine_block left it: the
- * mark, the fill, the canary and the size word. */
-ST_INLINE void check_untouched(const uint8_t *b, size_t usable) {
-  uint64_t mix = block_mix(b), first, word;
-  memcpy(&first, b, sizeof first);
-  if (ST_UNLIKELY(first != ~mix)) written_after_free(b, usable, pattern_mismatch(b, ~mix, 0, 8));
+/* The part of check_untouched for a block longer than inline_fill_max: its fill, and past
+ * the fill (when it ends before the block) the size word and the canary bytes it did not
+ * cover. */
+ST_NOINLINE static void check_long_untouched(const uint8_t *b, size_t usable, uint64_t mix) {
+  size_t filled = filled_bytes(usable);
+  size_t bad = fill_mismatch(b, filled);
+  if (ST_UNLIKELY(bad != filled)) written_after_free(b, usable, bad);
+  if (ST_LIKELY(filled == usable)) return; /* the fill covered the canary and size word */
+  uint64_t word;
   memcpy(&word, b + usable - SIZE_WORD, SIZE_WORD);
   size_t size = (size_t)(word ^ mix);
   if (ST_UNLIKELY(size > usable - OVERHEAD)) written_after_free(b, usable, usable - SIZE_WORD);
-  size_t filled = filled_bytes(size, usable);
-  size_t bad = fill_mismatch(b, filled);
-  if (ST_UNLIKELY(bad != filled)) written_after_free(b, usable, bad);
-  if (size <= fill_limit) return; /* the fill covered the canary */
-  size_t from = size > 8 ? size : 8, end = canary_end(size, usable);
-  if (ST_UNLIKELY(!canary_intact(b, from, end, mix)))
-    written_after_free(b, usable, pattern_mismatch(b, mix, from, end));
+  size_t from = size > filled ? size : filled, end = canary_end(size, usable);
+  if (ST_UNLIKELY(!canary_tail_intact(b, size, from, end, mix)))
+    written_after_free(b, usable, pattern_mismatch(b, canary_pattern(mix, size), from, end));
+}
+
+/* Ends the program unless block b (`usable` bytes) reads as quarantine_block left it: the
+ * mark, the fill, and past the fill the canary and the size word. */
+ST_INLINE void check_untouched(const uint8_t *b, size_t usable) {
+  uint64_t mix = block_mix(b), first;
+  memcpy(&first, b, sizeof first);
+  if (ST_UNLIKELY(first != ~mix)) written_after_free(b, usable, pattern_mismatch(b, ~mix, 0, 8));
+  if (ST_LIKELY(usable <= inline_fill_max)) { /* a slab block, filled whole by fill_whole */
+    if (ST_UNLIKELY(!whole_fill_intact(b, usable)))
+      written_after_free(b, usable, pattern_mismatch(b, FILL_WORD, 8, usable));
+    return;
+  }
+  check_long_untouched(b, usable, mix);
 }
 
 /* A LARGE block out of the quarantine: kept as a spare, or back to the page heap. */
@@ -480,57 +562,79 @@ ST_NOINLINE static void release_unquarantined(void *p, st_span_t *span, size_t b
   quarantine_release((quarantined){p, span, bytes});
 }
 
-/* The oldest QUARANTINE_BATCH blocks (or all, if fewer) leave the quarantine, checked and
- * released in a random order: each step takes a random one of those left, its index from
- * 16 bits of a random word (one word per four blocks). */
+ST_INLINE uint32_t quarantine_count(const quarantine *q) { return q->freed - q->released; }
+
+/* The usable bytes of a block in the ring, as its free found them: a LARGE block's (its
+ * span unchanged while it is held) from the core, out of line. */
+ST_NOINLINE static size_t large_usable(const void *p) {
+  return usable_of(st__core_usable_size(p, "free"));
+}
+
+ST_INLINE size_t held_usable(held h) {
+  return ST_LIKELY(h.span->kind == ST_SPAN_SLAB) ? h.span->block_size : large_usable(h.p);
+}
+
+/* The oldest batch (or all blocks, if fewer) leaves the quarantine, checked and released
+ * in slot order, which the shuffle at quarantine_add made random. */
 static void release_oldest(quarantine *q) {
-  uint32_t n = q->count < QUARANTINE_BATCH ? q->count : QUARANTINE_BATCH, head = q->head;
-  q->head = (head + n) % QUARANTINE_SLOTS;
-  q->count -= n;
-  uint64_t bits = 0;
-  for (uint32_t step = 0; n > 0; n--, step++) {
-    if (step % 4 == 0) bits = next_random(q);
-    uint32_t i = (head + (uint32_t)(((bits & 0xffff) * n) >> 16)) % QUARANTINE_SLOTS;
-    bits >>= 16;
-    quarantined out = q->slot[i];
-    q->slot[i] = q->slot[(head + n - 1) % QUARANTINE_SLOTS];
-    q->bytes -= out.usable;
-    quarantine_release(out);
+  uint32_t count = quarantine_count(q), n = count < QUARANTINE_BATCH ? count : QUARANTINE_BATCH;
+  uint32_t first = q->released;
+  q->released = first + n;
+  /* Emptied mid-batch (a thread's exit, or a free without room): both counters move on to
+   * the next batch, so the next block starts a batch of its own. */
+  if (q->released == q->freed) q->freed = q->released = st_align_up(q->freed, QUARANTINE_BATCH);
+  for (uint32_t i = first; i != first + n; i++) {
+    held out = q->slot[i % QUARANTINE_SLOTS];
+    size_t usable = held_usable(out);
+    if (out.span->kind != ST_SPAN_SLAB) q->bytes -= usable;
+    quarantine_release((quarantined){out.p, out.span, usable});
   }
 }
 
-/* Makes room for a block of `bytes`: the oldest leave while the ring is full or the bytes
+/* Makes room for a LARGE block of `bytes`: the oldest leave while the LARGE bytes held
  * would pass QUARANTINE_BYTES. */
 ST_NOINLINE static void quarantine_make_room(quarantine *q, size_t bytes) {
   do release_oldest(q);
-  while (q->count > 0 && q->bytes + bytes > QUARANTINE_BYTES);
+  while (quarantine_count(q) > 0 && q->bytes + bytes > QUARANTINE_BYTES);
 }
 
-ST_INLINE bool quarantine_has_room(const quarantine *q, size_t bytes) {
-  return q->count < QUARANTINE_SLOTS && q->bytes + bytes <= QUARANTINE_BYTES;
+/* The end of a free that filled the ring (a tail call from free_small). */
+ST_NOINLINE static bool release_after_free(quarantine *q) {
+  release_oldest(q);
+  return true;
 }
 
-ST_INLINE void quarantine_add(quarantine *q, quarantined in) {
-  q->slot[(q->head + q->count++) % QUARANTINE_SLOTS] = in;
-  q->bytes += in.usable;
+/* Puts `in` in the ring (never full between frees), in a random place among its batch's
+ * blocks: the block that held that place moves to the new slot. The caller releases the
+ * oldest batch when the ring is then full. */
+ST_INLINE void quarantine_add(quarantine *q, held in) {
+  uint32_t n = q->freed++, k = n % QUARANTINE_BATCH; /* k blocks of the batch came before */
+  if (k == 0) q->shuffle = next_random(q);
+  uint32_t place = n - k + (uint32_t)(((q->shuffle & 0xff) * (k + 1)) >> 8);
+  q->shuffle >>= 8;
+  q->slot[n % QUARANTINE_SLOTS] = q->slot[place % QUARANTINE_SLOTS];
+  q->slot[place % QUARANTINE_SLOTS] = in;
 }
 
-/* Holds block p of span (`bytes` usable); without a quarantine it goes back at once. */
-ST_INLINE void quarantine_put(void *p, st_span_t *span, size_t bytes) {
+/* Holds block p of span (`usable` bytes); without a quarantine it goes back at once. */
+ST_INLINE void quarantine_put(void *p, st_span_t *span, size_t usable) {
   quarantine *q = tls_quarantine;
   if (ST_UNLIKELY(q == NULL) && (q = new_quarantine()) == NULL) {
-    release_unquarantined(p, span, bytes);
+    release_unquarantined(p, span, usable);
     return;
   }
-  if (ST_UNLIKELY(!quarantine_has_room(q, bytes))) quarantine_make_room(q, bytes);
-  quarantine_add(q, (quarantined){p, span, bytes});
+  size_t bytes = span->kind == ST_SPAN_SLAB ? 0 : usable;
+  if (ST_UNLIKELY(q->bytes + bytes > QUARANTINE_BYTES)) quarantine_make_room(q, bytes);
+  q->bytes += bytes;
+  quarantine_add(q, (held){p, span});
+  if (ST_UNLIKELY(quarantine_count(q) == QUARANTINE_SLOTS)) release_oldest(q);
 }
 
 /* Thread exit: every block goes back (as remote frees once the core dropped the cache). */
 static void quarantine_drain(void *arg) {
   quarantine *q = arg;
   tls_quarantine = NULL;
-  while (q->count > 0) release_oldest(q);
+  while (quarantine_count(q) > 0) release_oldest(q);
   for (uint32_t i = 0; i < q->spare_count; i++)
     large_release(q->spare[i].p, q->spare[i].span);
   st__core_small_free_checked(q, st__pagemap_lookup(q));
@@ -539,8 +643,8 @@ static void quarantine_drain(void *arg) {
 /* ---- free ------------------------------------------------------------------------------ */
 
 /* Fills the block (filled_bytes), marks it and quarantines it. */
-ST_INLINE void quarantine_block(void *p, st_span_t *span, size_t size, uint64_t mix, size_t usable) {
-  fill_freed(p, filled_bytes(size, usable));
+ST_INLINE void quarantine_block(void *p, st_span_t *span, uint64_t mix, size_t usable) {
+  fill_freed(p, filled_bytes(usable));
   uint64_t mark = ~mix;
   memcpy(p, &mark, sizeof mark);
   quarantine_put(p, span, usable);
@@ -548,9 +652,9 @@ ST_INLINE void quarantine_block(void *p, st_span_t *span, size_t size, uint64_t 
 
 /* Checked block p of span (`size` requested, `usable` bytes) leaves the program: slab
  * blocks and LARGE blocks up to QUARANTINE_LARGE_MAX are quarantined, the others go back. */
-static void release_checked(void *p, st_span_t *span, size_t size, uint64_t mix, size_t usable) {
+static void release_checked(void *p, st_span_t *span, uint64_t mix, size_t usable) {
   if (span->kind == ST_SPAN_SLAB || (span->kind == ST_SPAN_LARGE && usable <= QUARANTINE_LARGE_MAX))
-    quarantine_block(p, span, size, mix, usable);
+    quarantine_block(p, span, mix, usable);
   else
     large_release(p, span);
 }
@@ -567,7 +671,8 @@ static size_t pages_checked_size(const void *p, st_span_t **span, size_t *usable
 ST_NOINLINE static void harden_free_pages(void *p, st_span_t *span, const char *fn) {
   uint64_t mix = block_mix(p);
   size_t usable, size = pages_checked_size(p, &span, &usable, mix, fn);
-  release_checked(p, span, size, mix, usable);
+  ST_UNUSED(size);
+  release_checked(p, span, mix, usable);
 }
 
 /* Every hardened free but the common case below. */
@@ -575,45 +680,52 @@ ST_NOINLINE static void harden_free_general(void *p, st_span_t *span, const char
   harden_ready();
   if (ST_LIKELY(span != NULL && span->kind == ST_SPAN_SLAB)) {
     uint64_t mix = block_mix(p);
-    quarantine_block(p, span, small_checked_size(p, span, mix, fn), mix, span->block_size);
+    small_checked_size(p, span, mix, fn);
+    quarantine_block(p, span, mix, span->block_size);
     return;
   }
   harden_free_pages(p, span, fn);
 }
 
-/* Checked slab block p of span whose fill is longer than FILL_INLINE_MAX (memset). */
-ST_NOINLINE static void quarantine_long_block(void *p, st_span_t *span, size_t size, uint64_t mix) {
-  quarantine_block(p, span, size, mix, span->block_size);
+/* free_small's end for checked slab block p of span longer than inline_fill_max, in the
+ * thread's quarantine q: the fill by fill_freed (memset), the mark, the ring. A tail call,
+ * so the common case saves no register for it. */
+ST_NOINLINE static bool quarantine_long_slab_block(quarantine *q, void *p, st_span_t *span,
+                                                   uint64_t mark) {
+  fill_freed(p, filled_bytes(span->block_size));
+  memcpy(p, &mark, sizeof mark);
+  quarantine_add(q, (held){p, span});
+  if (ST_UNLIKELY(quarantine_count(q) == QUARANTINE_SLOTS)) release_oldest(q);
+  return true;
 }
 
-/* The common case, the free of a slab block that does not carry the free mark while the
- * thread's quarantine has room, calls nothing but what ends the program (so it needs no
- * stack frame): the checks of small_checked_size, the fill stored inline, the block put in
- * the ring. Any other case goes to harden_free_general. A thread has a quarantine only
- * after harden_init. */
-void st__harden_free(void *p, st_span_t *span, const char *fn) {
+/* The common case, the free of a slab block that does not carry the free mark by a thread
+ * that has a quarantine (so harden_init has run), calls nothing but what ends the program
+ * unless it fills the ring or the block is long (so it needs no stack frame): the checks
+ * of small_checked_size, the fill (stored inline up to inline_fill_max bytes), the block
+ * put in the ring. False, nothing
+ * changed, for every other case; span may be &st__pagemap.none (whose kind is FREE). */
+ST_INLINE bool free_small(void *p, st_span_t *span, const char *fn) {
   quarantine *q = tls_quarantine;
-  if (ST_LIKELY(q != NULL && span != NULL && span->kind == ST_SPAN_SLAB)) {
-    size_t usable = span->block_size;
-    if (ST_LIKELY(quarantine_has_room(q, usable))) {
-      if (ST_UNLIKELY(!st__span_is_block(span, (uintptr_t)p))) invalid_pointer(p, span, fn);
-      if (ST_LIKELY(((const st_block_t *)p)->key != st__block_key(span))) {
-        uint64_t mix = block_mix(p);
-        size_t size = checked_size(p, usable, mix, fn);
-        size_t filled = filled_bytes(size, usable);
-        if (ST_UNLIKELY(filled > FILL_INLINE_MAX)) {
-          quarantine_long_block(p, span, size, mix);
-          return;
-        }
-        fill_freed(p, filled);
-        uint64_t mark = ~mix;
-        memcpy(p, &mark, sizeof mark);
-        quarantine_add(q, (quarantined){p, span, usable});
-        return;
-      }
-    }
-  }
-  harden_free_general(p, span, fn);
+  if (ST_UNLIKELY(q == NULL || span->kind != ST_SPAN_SLAB)) return false;
+  if (ST_UNLIKELY(!st__span_is_block(span, (uintptr_t)p))) invalid_pointer(p, span, fn);
+  if (ST_UNLIKELY(((const st_block_t *)p)->key == st__block_key(span))) return false;
+  size_t usable = span->block_size;
+  uint64_t mix = block_mix(p);
+  checked_size(p, usable, mix, fn);
+  uint64_t mark = ~mix;
+  if (ST_UNLIKELY(usable > inline_fill_max)) return quarantine_long_slab_block(q, p, span, mark);
+  fill_whole(p, usable);
+  memcpy(p, &mark, sizeof mark);
+  quarantine_add(q, (held){p, span});
+  if (ST_UNLIKELY(quarantine_count(q) == QUARANTINE_SLOTS)) return release_after_free(q);
+  return true;
+}
+
+bool st__harden_free_small(void *p, st_span_t *span) { return free_small(p, span, "free"); }
+
+void st__harden_free(void *p, st_span_t *span, const char *fn) {
+  if (span == NULL || !free_small(p, span, fn)) harden_free_general(p, span, fn);
 }
 
 /* ---- realloc --------------------------------------------------------------------------- */
@@ -660,6 +772,6 @@ void *st__harden_realloc(void *p, size_t size) {
    * one after another, they fragmented the page heap (realloc 100: 5 regions mapped
    * instead of 1). The guard goes (one mprotect beside the copy) and the span merges. */
   if (span->kind == ST_SPAN_LARGE && span->guarded) st__pageheap_guard(span, false);
-  release_checked(p, span, old, mix, usable);
+  release_checked(p, span, mix, usable);
   return q;
 }

@@ -216,6 +216,18 @@ static void aim_free_list(void *arg) {
   for (int i = 0; i < 64; i++) sink = st_malloc(SMALL);
 }
 
+/* Hardened: a freed slab block is filled whole, so a write after free into its slack (past
+ * the request's canary, before the size word) shows when it leaves the quarantine. 40 bytes
+ * and the 9 of canary and size word take a 64-byte block: the canary ends at 48, the size
+ * word starts at 56. */
+static void write_after_free_slack(void *arg) {
+  (void)arg;
+  char *p = st_malloc(40);
+  st_free(p);
+  opaque(p)[50] = 'A';
+  churn();
+}
+
 /* Hardened: a medium block waits in the quarantine too; the write shows when it leaves. */
 static void write_after_free_medium(void *arg) {
   (void)arg;
@@ -349,6 +361,8 @@ static const death_case cases[] = {
     {"aim_free_list", aim_free_list, DEFAULT | HARDENED,
      {"malloc(): corrupted free block", "malloc(): corrupted free list", ""}},
     {"write_after_free_medium", write_after_free_medium, HARDENED, {"", "free(): use after free", ""}},
+    {"write_after_free_slack", write_after_free_slack, HARDENED,
+     {"", "free(): use after free: block", ""}},
     {"write_after_free_deep", write_after_free_deep, HARDENED_FILL_ALL,
      {"", "free(): use after free", ""}},
 };
