@@ -42,13 +42,18 @@ typedef struct st_tcache {
                                          heap before (see tcache_prepare_span) */
   uint64_t idle_classes;              /* owner only: bit c set when current[c] was empty at the
                                          thread's last new span (tcache_release_idle) */
+  uint64_t released_classes;          /* owner only: bit c set while class c's span went back
+                                         idle and the class has not taken one since */
+  uint64_t kept_classes;              /* owner only: bit c set when class c came back after
+                                         such a release: its empty span is kept */
+  uint32_t spans_since_forget;        /* owner only: new spans since kept_classes was cleared */
   st_pageheap_t *heap;                /* const after init: this cache's shard; NULL in sentinels */
   st_list_t registry_link;            /* registry lock (thread.c) */
   bool live;                          /* registry lock: belongs to a running thread */
   st_event_counters events;           /* owner writes; readers under the registry lock */
 } st_tcache_t;
 
-_Static_assert(ST_NUM_CLASSES <= 64, "idle_classes holds a bit per class");
+_Static_assert(ST_NUM_CLASSES <= 64, "the class masks hold a bit per class");
 _Static_assert(offsetof(st_tcache_t, owner) == 0, "spans compare owners with the cache address");
 
 ST_HIDDEN extern st_span_t st__span_empty;

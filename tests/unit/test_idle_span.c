@@ -2,8 +2,10 @@
  * when the thread takes new spans of another class twice while it stays empty
  * (tcache_release_idle): a program that uses sizes one after the other then holds the
  * spans of one phase, not of all. A current span with a block out is kept however many
- * new spans the thread takes, and so is an empty one at the first of them. Each case runs
- * in a thread of its own, so that its cache starts empty. */
+ * new spans the thread takes, and so is an empty one at the first of them; a class that
+ * took a span again after giving one back keeps its next one however long it stays empty
+ * (a program cycling through sizes with one block out at a time must not make a new span
+ * per malloc). Each case runs in a thread of its own, so that its cache starts empty. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,6 +14,8 @@
 #include "fresh_thread.h"
 #include "core/sizeclass.h"
 #include "core/span.h"
+#include "base/atomics.h"
+#include "core/events.h"
 #include "core/tcache.h"
 #include "core/thread.h"
 #include "strata.h"
@@ -90,8 +94,35 @@ static void busy_thread(void) {
 
 static void span_with_a_block_out_is_kept(void) { run_in_new_thread(busy_thread); }
 
+#define CYCLE_CLASSES 40 /* sizes 16, 32, .., 640: one class each */
+#define CYCLE_ROUNDS 12
+
+static size_t new_spans_of_thread(void) {
+  return st_load_relaxed(&st__thread_cache()->events.xcount[ST_EVENT_slab_spans_new]);
+}
+
+static void cycling_thread(void) {
+  size_t settled = 0;
+  for (int round = 0; round < CYCLE_ROUNDS; round++) {
+    /* The first rounds may give each class's span back once; then every class keeps the
+     * span it has (the page heap may hand a given-back span out again under the same
+     * descriptor, so the thread's count of new spans tells, not the current pointers). */
+    if (round == 3) settled = new_spans_of_thread();
+    for (size_t k = 0; k < CYCLE_CLASSES; k++) {
+      void *p = st_malloc(16 * (k + 1));
+      REQUIRE(p != NULL);
+      st_free(p);
+    }
+  }
+  CHECK(settled >= CYCLE_CLASSES);
+  CHECK(new_spans_of_thread() == settled);
+}
+
+static void cycling_classes_keep_their_spans(void) { run_in_new_thread(cycling_thread); }
+
 int main(void) {
   RUN_CASE(idle_span_goes_back_at_the_second_new_span);
   RUN_CASE(span_with_a_block_out_is_kept);
+  RUN_CASE(cycling_classes_keep_their_spans);
   return check_summary();
 }
