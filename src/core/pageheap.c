@@ -11,7 +11,6 @@
  */
 #include "core/pageheap.h"
 
-#include <sched.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -27,12 +26,7 @@
 static st_pageheap_t shards[ST_MAX_SHARDS];
 static unsigned shard_count = 1;
 
-static unsigned default_shard_count(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-  int n = CPU_COUNT(&set);
-  return n < 1 ? 1 : (unsigned)n;
-}
+static unsigned default_shard_count(void) { return st__os_cpu_count(); }
 
 void st__pageheap_init(void) {
   long configured = st_option(ST_OPTION_SHARDS);

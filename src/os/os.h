@@ -69,6 +69,8 @@ ST_HIDDEN bool st__os_advise_huge_pages(void *addr, size_t size);
 ST_HIDDEN bool st__os_protect(void *addr, size_t size, bool accessible);
 /* 64 random bits from the kernel's per-process random bytes, different at each call. */
 ST_HIDDEN uint64_t st__os_random_seed(void);
+/* The CPUs this process may run on (at least 1). */
+ST_HIDDEN unsigned st__os_cpu_count(void);
 /* The kernel's page size, read once. */
 ST_HIDDEN size_t st__os_page_size(void);
 
