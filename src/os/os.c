@@ -218,7 +218,9 @@ unsigned st__os_cpu_count(void) {
   long bytes = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
   if (bytes <= 0) return 1;
   unsigned n = 0;
+  /* Bit by bit: without -mpopcnt a popcount is libgcc's __popcountdi2, linked at the end of
+   * .text, far from the code every process runs (CMakeLists.txt, link order). */
   for (size_t i = 0; i < (size_t)bytes / sizeof mask[0] && i < 16; i++)
-    n += (unsigned)__builtin_popcountll(mask[i]);
+    for (unsigned bit = 0; bit < 64; bit++) n += (unsigned)(mask[i] >> bit) & 1u;
   return n < 1 ? 1 : n;
 }
