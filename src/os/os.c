@@ -94,8 +94,9 @@ static void *vdso_function(const char *name) {
   return NULL;
 }
 
-/* The vDSO's clock_gettime (its name differs by architecture), else libc's. Looked up at
- * the first call; racing first callers store the same value. */
+/* The vDSO's clock_gettime (its name differs by architecture; for a clock it cannot read
+ * it makes the syscall itself), else libc's. Looked up at the first call; racing first
+ * callers store the same value. */
 static clock_gettime_fn clock_function(void) {
   static _Atomic(clock_gettime_fn) xclock;
   clock_gettime_fn fn = st_load_relaxed(&xclock);
@@ -108,13 +109,9 @@ static clock_gettime_fn clock_function(void) {
   return fn;
 }
 
-static void clock_read(clockid_t clock, struct timespec *ts) {
-  if (clock_function()(clock, ts) != 0) clock_gettime(clock, ts);
-}
-
 static uint64_t kernel_now_ms(void) {
   struct timespec ts;
-  clock_read(CLOCK_MONOTONIC_COARSE, &ts);
+  clock_function()(CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
@@ -206,7 +203,7 @@ uint64_t st__os_random_seed(void) {
    * the time so that two calls differ. */
   const uint64_t *random = (const uint64_t *)getauxval(AT_RANDOM);
   struct timespec ts;
-  clock_read(CLOCK_MONOTONIC, &ts);
+  clock_function()(CLOCK_MONOTONIC, &ts);
   uint64_t x = (random != NULL ? random[0] ^ random[1] : 0) ^ (uint64_t)ts.tv_nsec;
   x ^= x >> 33, x *= 0xff51afd7ed558ccdULL, x ^= x >> 33; /* spread the clock's low bits */
   return x;
