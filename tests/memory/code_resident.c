@@ -11,12 +11,19 @@
  * default path that drifted past the window, or a call into code linked at the end (a
  * libgcc helper, the classic strategies), shows here as 100+ KiB. A kernel configured with
  * a smaller fault-around window maps less, which passes too.
+ *
+ * Usage: code_resident <libstrata.so>. The program drops the library's pages from the page
+ * cache, then runs itself again with the library preloaded, so that the cache is filled by
+ * the loader's page faults, as for any installed library: a file just written by `cp` may
+ * sit in the cache as large folios, which the kernel maps whole.
  */
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -47,8 +54,8 @@ static void *thread_main(void *arg) {
   return malloc(64); /* freed by the main thread: a remote free */
 }
 
-/* Rss of the executable mapping of a file whose path contains `name`, in KiB; -1 if none. */
-static long code_rss_kib(const char *name) {
+/* Rss of the executable mapping of the file at `path` (resolved), in KiB; -1 if none. */
+static long code_rss_kib(const char *path) {
   FILE *f = fopen("/proc/self/smaps", "r");
   if (f == NULL) return -1;
   char line[512];
@@ -58,7 +65,9 @@ static long code_rss_kib(const char *name) {
     char perms[8];
     unsigned long start, end;
     if (sscanf(line, "%lx-%lx %7s", &start, &end, perms) == 3) {
-      in_mapping = strstr(line, name) != NULL && perms[2] == 'x';
+      size_t n = strlen(line), k = strlen(path);
+      while (n > 0 && line[n - 1] == '\n') n--;
+      in_mapping = n >= k && memcmp(line + n - k, path, k) == 0 && perms[2] == 'x';
     } else if (in_mapping && strncmp(line, "Rss:", 4) == 0) {
       rss = strtol(line + 4, NULL, 10);
       in_mapping = 0;
@@ -76,13 +85,41 @@ static void run(void) {
   REQUIRE(pthread_join(thread, &from_thread) == 0);
   free(from_thread);
   malloc_trim(0);
-  long rss = code_rss_kib("libstrata.so");
-  REQUIRE(rss >= 0); /* the test runs with libstrata.so preloaded */
-  printf("libstrata.so code resident: %ld KiB\n", rss);
+  const char *library = getenv("CODE_RESIDENT_PRELOADED");
+  long rss = code_rss_kib(library);
+  REQUIRE(rss >= 0); /* the library is preloaded */
+  printf("%s: code resident %ld KiB\n", library, rss);
   CHECK_LE(rss, WINDOW_KIB);
 }
 
-int main(void) {
+/* Drops the library's cached pages (those no process maps) and runs this program again
+ * with it preloaded; returns only on failure. */
+static void rerun_preloaded(const char *path) {
+  char library[4096];
+  if (realpath(path, library) == NULL) {
+    perror(path);
+    return;
+  }
+  int fd = open(library, O_RDONLY);
+  if (fd >= 0) {
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+  }
+  setenv("LD_PRELOAD", library, 1);
+  setenv("CODE_RESIDENT_PRELOADED", library, 1);
+  execl("/proc/self/exe", "code_resident", (char *)NULL);
+  perror("code_resident: exec");
+}
+
+int main(int argc, char **argv) {
+  if (getenv("CODE_RESIDENT_PRELOADED") == NULL) {
+    if (argc != 2) {
+      fprintf(stderr, "usage: code_resident <libstrata.so>\n");
+      return 2;
+    }
+    rerun_preloaded(argv[1]);
+    return 1;
+  }
   run();
   return check_summary();
 }
