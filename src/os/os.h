@@ -2,11 +2,11 @@
  * os.h — the kernel behind one narrow interface (STYLE.md §3, §11).
  *
  * Owns: every memory syscall strata makes (mmap, munmap, madvise, mremap, mprotect), the
- * per-process random seed and the clock
- * used by purge policy. Layers above never include <sys/mman.h>; they call the st__os_*
- * functions, which add policy (alignment by over-mapping, accounting) on top of the raw
- * operations in st_os_ops. Unit tests install fake ops to fail the Nth map or to move a
- * fake clock. All functions are thread safe and never allocate.
+ * per-process random seed, the clock used by purge policy and the CPU count. Layers above
+ * never include <sys/mman.h>; they call the st__os_* functions, which add policy (alignment
+ * by over-mapping, accounting) on top of the raw operations in st_os_ops. Unit tests install
+ * fake ops to fail the Nth map or to move a fake clock. All functions are thread safe and
+ * never allocate.
  */
 #ifndef ST_OS_OS_H
 #define ST_OS_OS_H
