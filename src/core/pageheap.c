@@ -11,7 +11,6 @@
  */
 #include "core/pageheap.h"
 
-#include <sched.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -25,42 +24,60 @@
 #define DESC_CHUNK_BYTES ((size_t)64 << 10)
 
 static st_pageheap_t shards[ST_MAX_SHARDS];
-static unsigned shard_count = 1;
+static unsigned shard_count = 1; /* const after init: the shards thread caches are spread over */
+/* Shards [0, xshards_ready) have their lists set up, and walks over all shards cover those.
+ * A shard is set up when a thread cache is first given it, round-robin and so in index
+ * order: its list heads are 5 KiB, and setting up every shard at start made 64 shards (a
+ * 64-CPU machine) 324 KiB resident in every process. grow_lock: setting up; taken under the
+ * registry and orphan locks (thread.c), and before the shard locks (st__pageheap_lock_all). */
+static st_atomic_int xshards_ready;
+static st_lock_t grow_lock = ST_LOCK_INIT;
 
-static unsigned default_shard_count(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-  int n = CPU_COUNT(&set);
-  return n < 1 ? 1 : (unsigned)n;
+static unsigned default_shard_count(void) { return st__os_cpu_count(); }
+
+static void shard_set_up(st_pageheap_t *ph, unsigned index) {
+  ph->index = (uint8_t)index;
+  for (size_t k = 0; k < ST_FREE_EXACT_PAGES; k++) st_list_init(&ph->free_exact[k]);
+  for (size_t k = 0; k < ST_NUM_CLASSES; k++) st_list_init(&ph->abandoned[k]);
+  st_list_init(&ph->free_large);
+  st_list_init(&ph->dirty);
+  ph->next_purge_ms = UINT64_MAX;
+  ph->initialized = true;
+}
+
+/* Shard `index`, set up with every shard below it if it was not. */
+static st_pageheap_t *shard_ready(unsigned index) {
+  if (index >= (unsigned)st_load_acquire(&xshards_ready)) {
+    st_lock_acquire(&grow_lock);
+    for (unsigned i = (unsigned)st_load_relaxed(&xshards_ready); i <= index; i++) {
+      shard_set_up(&shards[i], i);
+      st_store_release(&xshards_ready, (int)i + 1);
+    }
+    st_lock_release(&grow_lock);
+  }
+  return &shards[index];
 }
 
 void st__pageheap_init(void) {
   long configured = st_option(ST_OPTION_SHARDS);
   unsigned n = configured > 0 ? (unsigned)configured : default_shard_count();
   if (n > ST_MAX_SHARDS) n = ST_MAX_SHARDS;
-  for (unsigned i = 0; i < n; i++) {
-    st_pageheap_t *ph = &shards[i];
-    ph->index = (uint8_t)i;
-    for (size_t k = 0; k < ST_FREE_EXACT_PAGES; k++) st_list_init(&ph->free_exact[k]);
-    for (size_t k = 0; k < ST_NUM_CLASSES; k++) st_list_init(&ph->abandoned[k]);
-    st_list_init(&ph->free_large);
-    st_list_init(&ph->dirty);
-    ph->next_purge_ms = UINT64_MAX;
-    ph->initialized = true;
-  }
   shard_count = n;
+  (void)shard_ready(0);
 }
 
-unsigned st__pageheap_shard_count(void) { return shard_count; }
+unsigned st__pageheap_shard_count(void) { return (unsigned)st_load_acquire(&xshards_ready); }
 
 st_pageheap_t *st__pageheap_of_cpu(int cpu) {
-  unsigned index = cpu < 0 ? 0 : (unsigned)cpu % shard_count;
+  /* Among the shards set up: setting up the CPU's own would set up every one below it. */
+  unsigned ready = st__pageheap_shard_count();
+  unsigned index = cpu < 0 || ready == 0 ? 0 : (unsigned)cpu % ready;
   return &shards[index];
 }
 
 st_pageheap_t *st__pageheap_for_new_cache(void) {
   static st_atomic_size xcaches_assigned;
-  return &shards[st_fetch_add_relaxed(&xcaches_assigned, 1) % shard_count];
+  return shard_ready((unsigned)(st_fetch_add_relaxed(&xcaches_assigned, 1) % shard_count));
 }
 
 st_pageheap_t *st__pageheap_home(const st_span_t *span) {
@@ -517,7 +534,7 @@ st_span_t *st__pageheap_alloc(st_pageheap_t *ph, size_t pages, size_t align, st_
   st__pageheap_unlock(ph);
   /* The kernel refused this shard more memory: use what the other shards hold free, then
    * give all free address space back and try once more (RLIMIT_AS, overcommit limits). */
-  for (unsigned i = 0; s == NULL && i < shard_count; i++) {
+  for (unsigned i = 0; s == NULL && i < st__pageheap_shard_count(); i++) {
     st_pageheap_t *other = &shards[i];
     if (other == ph) continue;
     st__pageheap_lock(other);
@@ -555,7 +572,7 @@ static size_t unmap_free_locked(st_pageheap_t *ph) {
 
 size_t st__pageheap_unmap_free(void) {
   size_t bytes = 0;
-  for (unsigned i = 0; i < shard_count; i++) {
+  for (unsigned i = 0; i < st__pageheap_shard_count(); i++) {
     st__pageheap_lock(&shards[i]);
     bytes += unmap_free_locked(&shards[i]);
     st__pageheap_unlock(&shards[i]);
@@ -565,7 +582,7 @@ size_t st__pageheap_unmap_free(void) {
 
 void st__pageheap_purge_after_collapse(void) {
   if (!st_load_relaxed(&xcollapse_seen) || !st_exchange_acq_rel(&xcollapse_seen, 0)) return;
-  for (unsigned i = 0; i < shard_count; i++) {
+  for (unsigned i = 0; i < st__pageheap_shard_count(); i++) {
     st_pageheap_t *ph = &shards[i];
     st__pageheap_lock(ph);
     if (ph->dirty_pages > dirty_budget_pages()) purge_locked(ph, PURGE_OVER_BUDGET);
@@ -732,9 +749,13 @@ bool st__pageheap_validate_locked(st_pageheap_t *ph) {
 }
 
 void st__pageheap_lock_all(void) {
-  for (unsigned i = 0; i < shard_count; i++) st_lock_acquire(&shards[i].lock);
+  st_lock_acquire(&grow_lock); /* the shards set up stay as they are until unlock_all */
+  unsigned ready = (unsigned)st_load_relaxed(&xshards_ready);
+  for (unsigned i = 0; i < ready; i++) st_lock_acquire(&shards[i].lock);
 }
 
 void st__pageheap_unlock_all(void) {
-  for (unsigned i = shard_count; i-- > 0;) st_lock_release(&shards[i].lock);
+  for (unsigned i = (unsigned)st_load_relaxed(&xshards_ready); i-- > 0;)
+    st_lock_release(&shards[i].lock);
+  st_lock_release(&grow_lock);
 }

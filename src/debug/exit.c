@@ -52,6 +52,10 @@ static void write_stats(void) {
 
 __attribute__((destructor)) static void debug_report_at_exit(void) {
   if (!st__core_initialized()) return;
+  /* Nothing asked for: return before touching the tracker, whose code is then never run. */
+  if (st_option_string(ST_STRING_OPTION_DUMP_AT_EXIT) == NULL && st_option(ST_OPTION_STATS) == 0 &&
+      st_option(ST_OPTION_LEAKS) == 0)
+    return;
   st__track_set_busy(true); /* stdio's own buffers are not the program's leaks */
   write_dump();
   write_stats();

@@ -4,13 +4,22 @@
  * Alignment: mmap gives page alignment only, so a request for a larger alignment maps
  * size + align - page and unmaps the unaligned head and the unused tail.
  * Accounting: every successful map/unmap/remap updates st__os_counters.
+ * Resident cost: the kernel maps a shared library's code 64 KiB at a time around each page
+ * a process first runs (fault-around), so every libc function called from here that the
+ * program itself does not call makes up to 64 KiB of libc resident in every process. The
+ * clock is the vDSO's clock_gettime called directly, and the CPU count a raw syscall: libc's
+ * wrappers of both sit in parts of libc programs rarely touch (docs/memory.md, "Start-up").
  */
 #include "os/os.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 st_os_counters st__os_counters;
 
@@ -43,9 +52,66 @@ static bool kernel_advise_huge_pages(void *addr, size_t size) {
 #endif
 }
 
+typedef int (*clock_gettime_fn)(clockid_t clock, struct timespec *ts);
+
+static bool same_name(const char *a, const char *b) {
+  while (*a != '\0' && *a == *b) a++, b++;
+  return *a == *b;
+}
+
+/* The address of the vDSO's function `name` (its dynamic symbol table, counted by DT_HASH),
+ * or NULL when the kernel maps no vDSO or it lacks the symbol. */
+static void *vdso_function(const char *name) {
+  const ElfW(Ehdr) *ehdr = (const ElfW(Ehdr) *)getauxval(AT_SYSINFO_EHDR);
+  if (ehdr == NULL) return NULL;
+  const ElfW(Phdr) *phdr = (const ElfW(Phdr) *)((uintptr_t)ehdr + ehdr->e_phoff);
+  uintptr_t bias = 0, dynamic = 0;
+  bool loaded = false;
+  for (unsigned i = 0; i < ehdr->e_phnum; i++) {
+    if (phdr[i].p_type == PT_LOAD && !loaded) {
+      bias = (uintptr_t)ehdr + phdr[i].p_offset - phdr[i].p_vaddr;
+      loaded = true;
+    } else if (phdr[i].p_type == PT_DYNAMIC) {
+      dynamic = phdr[i].p_vaddr;
+    }
+  }
+  if (!loaded || dynamic == 0) return NULL;
+  const ElfW(Sym) *symbols = NULL;
+  const char *names = NULL;
+  const Elf32_Word *hash = NULL;
+  for (const ElfW(Dyn) *d = (const ElfW(Dyn) *)(bias + dynamic); d->d_tag != DT_NULL; d++) {
+    if (d->d_tag == DT_SYMTAB) symbols = (const ElfW(Sym) *)(bias + d->d_un.d_ptr);
+    else if (d->d_tag == DT_STRTAB) names = (const char *)(bias + d->d_un.d_ptr);
+    else if (d->d_tag == DT_HASH) hash = (const Elf32_Word *)(bias + d->d_un.d_ptr);
+  }
+  if (symbols == NULL || names == NULL || hash == NULL) return NULL;
+  for (Elf32_Word i = 0; i < hash[1]; i++) { /* hash[1]: the number of symbols */
+    const ElfW(Sym) *sym = &symbols[i];
+    if (ELF64_ST_TYPE(sym->st_info) == STT_FUNC && sym->st_shndx != SHN_UNDEF &&
+        same_name(names + sym->st_name, name))
+      return (void *)(bias + sym->st_value);
+  }
+  return NULL;
+}
+
+/* The vDSO's clock_gettime (its name differs by architecture; for a clock it cannot read
+ * it makes the syscall itself), else libc's. Looked up at the first call; racing first
+ * callers store the same value. */
+static clock_gettime_fn clock_function(void) {
+  static _Atomic(clock_gettime_fn) xclock;
+  clock_gettime_fn fn = st_load_relaxed(&xclock);
+  if (fn == NULL) {
+    void *vdso = vdso_function("__vdso_clock_gettime");
+    if (vdso == NULL) vdso = vdso_function("__kernel_clock_gettime");
+    fn = vdso != NULL ? (clock_gettime_fn)vdso : clock_gettime;
+    st_store_relaxed(&xclock, fn);
+  }
+  return fn;
+}
+
 static uint64_t kernel_now_ms(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  clock_function()(CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
@@ -137,8 +203,21 @@ uint64_t st__os_random_seed(void) {
    * the time so that two calls differ. */
   const uint64_t *random = (const uint64_t *)getauxval(AT_RANDOM);
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_function()(CLOCK_MONOTONIC, &ts);
   uint64_t x = (random != NULL ? random[0] ^ random[1] : 0) ^ (uint64_t)ts.tv_nsec;
   x ^= x >> 33, x *= 0xff51afd7ed558ccdULL, x ^= x >> 33; /* spread the clock's low bits */
   return x;
+}
+
+unsigned st__os_cpu_count(void) {
+  /* The raw syscall: it returns how many bytes of the mask the kernel wrote. */
+  uint64_t mask[16] = {0};
+  long bytes = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+  if (bytes <= 0) return 1;
+  unsigned n = 0;
+  /* Bit by bit: without -mpopcnt a popcount is libgcc's __popcountdi2, linked at the end of
+   * .text, far from the code every process runs (CMakeLists.txt, link order). */
+  for (size_t i = 0; i < (size_t)bytes / sizeof mask[0] && i < 16; i++)
+    for (unsigned bit = 0; bit < 64; bit++) n += (unsigned)(mask[i] >> bit) & 1u;
+  return n < 1 ? 1 : n;
 }

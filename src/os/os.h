@@ -2,11 +2,11 @@
  * os.h — the kernel behind one narrow interface (STYLE.md §3, §11).
  *
  * Owns: every memory syscall strata makes (mmap, munmap, madvise, mremap, mprotect), the
- * per-process random seed and the clock
- * used by purge policy. Layers above never include <sys/mman.h>; they call the st__os_*
- * functions, which add policy (alignment by over-mapping, accounting) on top of the raw
- * operations in st_os_ops. Unit tests install fake ops to fail the Nth map or to move a
- * fake clock. All functions are thread safe and never allocate.
+ * per-process random seed, the clock used by purge policy and the CPU count. Layers above
+ * never include <sys/mman.h>; they call the st__os_* functions, which add policy (alignment
+ * by over-mapping, accounting) on top of the raw operations in st_os_ops. Unit tests install
+ * fake ops to fail the Nth map or to move a fake clock. All functions are thread safe and
+ * never allocate.
  */
 #ifndef ST_OS_OS_H
 #define ST_OS_OS_H
@@ -69,6 +69,8 @@ ST_HIDDEN bool st__os_advise_huge_pages(void *addr, size_t size);
 ST_HIDDEN bool st__os_protect(void *addr, size_t size, bool accessible);
 /* 64 random bits from the kernel's per-process random bytes, different at each call. */
 ST_HIDDEN uint64_t st__os_random_seed(void);
+/* The CPUs this process may run on (at least 1). */
+ST_HIDDEN unsigned st__os_cpu_count(void);
 /* The kernel's page size, read once. */
 ST_HIDDEN size_t st__os_page_size(void);
 
