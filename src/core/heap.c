@@ -147,6 +147,11 @@ bool st__core_large_grow_guarded(st_span_t *span, size_t size) {
   return grown;
 }
 
+void st__core_set_requested(st_span_t *span, size_t size) {
+  ST_ASSERT(1, span->kind == ST_SPAN_LARGE || span->kind == ST_SPAN_HUGE);
+  st_store_relaxed(&span->xrequested, size);
+}
+
 void st__core_count_realloc(bool in_place) {
   count(ST_EVENT_reallocs);
   if (in_place) count(ST_EVENT_reallocs_in_place);

@@ -78,6 +78,31 @@ static void test_large_grows_in_place(void) {
   st_free(q);
 }
 
+static size_t large_requested(void) {
+  st_stats s;
+  return st_stats_get(&s, sizeof s) == 0 ? s.large_requested_bytes : 0;
+}
+
+/* large_requested_bytes follows a LARGE block resized in place, growing and shrinking,
+ * byte for byte with the program's requests. */
+static void test_in_place_resizes_keep_the_requested_bytes(void) {
+  size_t before = large_requested();
+  unsigned char *p = st_malloc(MEDIUM);
+  REQUIRE(p != NULL);
+  size_t with_block = large_requested();
+  CHECK_GT(with_block, before + MEDIUM - 1);
+  unsigned char *q = st_realloc(p, 3 * MEDIUM);
+  REQUIRE(q == p);
+  CHECK_EQ(large_requested(), with_block + 2 * MEDIUM);
+  q = st_realloc(q, 2 * MEDIUM); /* shrinking by less than half stays */
+  REQUIRE(q == p);
+  CHECK_EQ(large_requested(), with_block + MEDIUM);
+  q = st_realloc(q, 2 * MEDIUM - 100); /* within the same pages */
+  REQUIRE(q == p);
+  CHECK_EQ(large_requested(), with_block + MEDIUM - 100);
+  st_free(q);
+}
+
 /* From 16 bytes to 4 MiB by a quarter at a time, through slab, LARGE and guarded blocks,
  * checking every byte at each step. */
 static void test_growth_keeps_contents(void) {
@@ -144,6 +169,7 @@ int main(void) {
   RUN_CASE(test_slab_in_place);
   RUN_CASE(test_slab_moves);
   RUN_CASE(test_large_grows_in_place);
+  RUN_CASE(test_in_place_resizes_keep_the_requested_bytes);
   RUN_CASE(test_growth_keeps_contents);
   RUN_CASE(test_failure_keeps_block);
   RUN_CASE(test_threads);
