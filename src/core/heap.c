@@ -23,7 +23,18 @@
 
 static void count(st_event event) { st__tcache_count(st__tls_tcache, event); }
 
-size_t st__core_huge_threshold(void) { return (size_t)st_option(ST_OPTION_HUGE_THRESHOLD_KB) << 10; }
+/* Hardened mode asks the core for the program's request plus its canary, size word and
+ * guard page (debug/harden.c): the threshold moves by those two pages, so every request up
+ * to the threshold is LARGE in both modes (in hardened mode, those less than a page above
+ * it too). Without it, a realloc growing a buffer to 8 MiB went
+ * HUGE in hardened mode only: a fresh mapping for the kernel to zero at each step (41 of
+ * them in `realloc 100`). */
+#define HARDENED_HUGE_SLACK (2 * ST_PAGE_SIZE)
+
+size_t st__core_huge_threshold(void) {
+  size_t threshold = (size_t)st_option(ST_OPTION_HUGE_THRESHOLD_KB) << 10;
+  return st__page_hardened() ? threshold + HARDENED_HUGE_SLACK : threshold;
+}
 
 /* ---- small ----------------------------------------------------------------------- */
 
@@ -145,6 +156,11 @@ bool st__core_large_grow_guarded(st_span_t *span, size_t size) {
   errno = saved;
   if (grown) st_store_relaxed(&span->xrequested, size);
   return grown;
+}
+
+void st__core_set_requested(st_span_t *span, size_t size) {
+  ST_ASSERT(1, span->kind == ST_SPAN_LARGE || span->kind == ST_SPAN_HUGE);
+  st_store_relaxed(&span->xrequested, size);
 }
 
 void st__core_count_realloc(bool in_place) {

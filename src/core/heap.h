@@ -36,6 +36,9 @@ ST_HIDDEN void st__core_small_free_checked(void *p, st_span_t *span);
  * is a guard, in place to `size` bytes (guard included), the guard moving to the new last
  * page; false, the block unchanged, when it must move. */
 ST_HIDDEN bool st__core_large_grow_guarded(st_span_t *span, size_t size);
+/* Hardened mode's realloc resized the LARGE or HUGE block of span in place: it now holds
+ * `size` bytes of the program's (statistics: large_requested_bytes). */
+ST_HIDDEN void st__core_set_requested(st_span_t *span, size_t size);
 /* Hardened mode's realloc counts itself as the core's does (reallocs, reallocs_in_place). */
 ST_HIDDEN void st__core_count_realloc(bool in_place);
 

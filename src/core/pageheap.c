@@ -129,8 +129,11 @@ static uintptr_t last_page(const st_span_t *s) { return s->start + st__pages_to_
  * its own length: the next slab span of that class, or the next LARGE block of that size,
  * then costs no mprotect, which takes the process's mmap lock for writing and stalls every
  * other thread's page faults (`threads 10 2` made 13,000 such calls with a set and a lift
- * per span). A guarded span merges with no neighbour (may_merge) until it is handed out at
- * another length, which lifts its guard, or st_trim purges it. */
+ * per span). Whoever takes a span settles its guard (page.c for slab spans, harden.c for
+ * LARGE blocks). The guard belongs to the span's last page, so it stays with the upper
+ * part when a span is split (split_off) and with the merged span when a free span below
+ * joins it (may_merge): carving a span out of a guarded one lifts nothing. Only a guarded
+ * span merges with nothing above it, until it is handed out whole or st_trim purges it. */
 bool st__pageheap_guard(st_span_t *s, bool on) {
   if (s->guarded == on) return true;
   if (!st__os_protect((char *)last_page(s), ST_PAGE_SIZE, !on)) {
@@ -192,13 +195,9 @@ static bool holds_aligned(const st_span_t *s, size_t pages, size_t align) {
   return first >= s->start && first - s->start + st__pages_to_bytes(pages) <= st__span_bytes(s);
 }
 
-/* Whether free span a suits a request of `pages` pages better than b (both hold it): the
- * shorter, except that a guarded span of another length comes last, since taking it costs
- * an mprotect to lift the guard (hardened mode). */
-static bool fits_better(const st_span_t *a, const st_span_t *b, size_t pages) {
-  bool a_lift = a->guarded && a->pages != pages, b_lift = b->guarded && b->pages != pages;
-  return a_lift != b_lift ? b_lift : a->pages < b->pages;
-}
+/* Whether free span a suits a request better than b (both hold it): the shorter. A
+ * guarded span costs nothing more to carve from (its guard stays with the rest). */
+static bool fits_better(const st_span_t *a, const st_span_t *b) { return a->pages < b->pages; }
 
 /* The shortest of the most recently dirtied free spans that holds `pages` pages on an
  * `align` boundary, or NULL. The boundary is looked for inside each span rather than
@@ -211,7 +210,7 @@ static st_span_t *find_dirty(st_pageheap_t *ph, size_t pages, size_t align) {
   for (st_list_t *pos = ph->dirty.prev; pos != &ph->dirty && seen < DIRTY_FIRST_SCAN;
        pos = pos->prev, seen++) {
     st_span_t *s = ST_CONTAINER_OF(pos, st_span_t, dirty_link);
-    if (s->pages >= pages && (best == NULL || fits_better(s, best, pages)) &&
+    if (s->pages >= pages && (best == NULL || fits_better(s, best)) &&
         holds_aligned(s, pages, align))
       best = s;
   }
@@ -266,6 +265,8 @@ static st_span_t *split_off(st_pageheap_t *ph, st_span_t *s, size_t pages) {
   if (s->dirty_pages > pages) s->dirty_pages = pages;
   rest->lazily_purged = s->lazily_purged;
   rest->freed_at_ms = s->freed_at_ms;
+  rest->guarded = s->guarded; /* the guard is the last page: it goes with the upper part */
+  s->guarded = 0;
   s->pages = pages;
   return rest;
 }
@@ -277,13 +278,15 @@ static bool is_free_neighbour(st_pageheap_t *ph, const st_span_t *n) {
          n->pages != 0;
 }
 
-/* Whether free neighbours may merge: both dirty or both clean. A merged span does not know
- * where its dirty pages lie, so an allocation carved from it could take the clean part and
- * leave the dirty part resident and unused: a program cycling through the same amount of
- * memory grew by 70% after each partial purge that way. Dirty memory stays in dirty spans,
- * which best fit then reuses, and joins its clean neighbours once purged. */
-static bool may_merge(const st_span_t *a, const st_span_t *b) {
-  return (a->dirty_pages != 0) == (b->dirty_pages != 0) && !a->guarded && !b->guarded;
+/* Whether free neighbours `lower` and `upper` (right after it) may merge: both dirty or
+ * both clean, and no guard page would end up inside the merged span (a guarded `upper`
+ * passes its guard on: it stays the last page). A merged span does not know where its
+ * dirty pages lie, so an allocation carved from it could take the clean part and leave the
+ * dirty part resident and unused: a program cycling through the same amount of memory grew
+ * by 70% after each partial purge that way. Dirty memory stays in dirty spans, which best
+ * fit then reuses, and joins its clean neighbours once purged. */
+static bool may_merge(const st_span_t *lower, const st_span_t *upper) {
+  return (lower->dirty_pages != 0) == (upper->dirty_pages != 0) && !lower->guarded;
 }
 
 /* Merges the listed free span `gone`, adjacent to the off-list free span `keep` on either
@@ -292,6 +295,7 @@ static void absorb_listed(st_pageheap_t *ph, st_span_t *keep, st_span_t *gone) {
   free_list_remove(ph, gone);
   unmap_free_bounds(gone);
   if (gone->start < keep->start) keep->start = gone->start;
+  else keep->guarded = gone->guarded; /* the upper span's last page ends the merged one */
   keep->pages += gone->pages;
   keep->dirty_pages += gone->dirty_pages;
   keep->lazily_purged |= gone->lazily_purged;
@@ -307,7 +311,7 @@ static void insert_coalesced(st_pageheap_t *ph, st_span_t *s) {
   if (is_free_neighbour(ph, left) && may_merge(left, s) && st__span_end(left) == s->start)
     absorb_listed(ph, s, left);
   st_span_t *right = st__pagemap_lookup_acquire((void *)st__span_end(s));
-  if (is_free_neighbour(ph, right) && may_merge(right, s) && right->start == st__span_end(s))
+  if (is_free_neighbour(ph, right) && may_merge(s, right) && right->start == st__span_end(s))
     absorb_listed(ph, s, right);
   map_free_bounds(s);
   free_list_insert(ph, s);
@@ -497,7 +501,6 @@ static st_span_t *alloc_locked(st_pageheap_t *ph, size_t pages, size_t align, st
   free_list_remove(ph, s);
   unmap_free_bounds(s);
   size_t head = (st_align_up(s->start, align) - s->start) >> ST_PAGE_SHIFT;
-  if (s->pages != pages || head != 0) st__pageheap_guard(s, false); /* not handed out whole */
   if (head != 0) {
     st_span_t *rest = split_off(ph, s, head);
     if (rest == NULL) goto no_descriptor;
@@ -650,6 +653,23 @@ static st_span_t *free_run_after(st_pageheap_t *ph, const st_span_t *s, size_t e
   return last;
 }
 
+/* Cuts the free span `last` (listed) so that it ends `surplus` pages earlier; the cut-off
+ * upper part keeps last's guard, if any. False, with nothing changed, when no descriptor
+ * could be had. */
+static bool trim_free_span(st_pageheap_t *ph, st_span_t *last, size_t surplus) {
+  free_list_remove(ph, last);
+  unmap_free_bounds(last);
+  st_span_t *rest = split_off(ph, last, last->pages - surplus);
+  if (rest == NULL) {
+    insert_coalesced(ph, last);
+    return false;
+  }
+  insert_coalesced(ph, rest);
+  map_free_bounds(last);
+  free_list_insert(ph, last);
+  return true;
+}
+
 /* Free spans of different states lie side by side (see may_merge), so growing in place
  * takes as many consecutive free spans as it needs; only the last one may be split, and it
  * is split before anything is taken, so a missing descriptor leaves s unchanged. */
@@ -658,18 +678,7 @@ bool st__pageheap_grow_locked(st_pageheap_t *ph, st_span_t *s, size_t pages) {
   size_t extra = pages - s->pages, found;
   st_span_t *last = free_run_after(ph, s, extra, &found, false);
   if (last == NULL) return false;
-  if (found > extra) {
-    free_list_remove(ph, last);
-    unmap_free_bounds(last);
-    st_span_t *rest = split_off(ph, last, last->pages - (found - extra));
-    if (rest == NULL) {
-      insert_coalesced(ph, last);
-      return false;
-    }
-    insert_coalesced(ph, rest);
-    map_free_bounds(last);
-    free_list_insert(ph, last);
-  }
+  if (found > extra && !trim_free_span(ph, last, found - extra)) return false;
   while (s->pages < pages) {
     st_span_t *right = free_span_at(ph, st__span_end(s), false);
     free_list_remove(ph, right);
@@ -684,26 +693,29 @@ bool st__pageheap_grow_locked(st_pageheap_t *ph, st_span_t *s, size_t pages) {
 
 /* The free spans taken may keep guards of their own (hardened blocks freed before, next
  * to each other): those are lifted, an mprotect each, which costs less than moving the
- * block. The new last page is made the guard before anything is taken, so a kernel that
- * refuses it (out of mappings) leaves s as it was; the old guard is lifted last. */
+ * block. Every step that can fail comes first: the last span taken is cut to length (its
+ * upper part keeps its guard), then the new last page becomes the guard (free when it is
+ * the last span's guard already); only then are the guards inside the run lifted, so a
+ * failure (no descriptor, no mapping to spare) leaves every free span guarded as before.
+ * The old guard is lifted last. */
 bool st__pageheap_grow_guarded_locked(st_pageheap_t *ph, st_span_t *s, size_t pages) {
   ST_ASSERT(1, s->kind == ST_SPAN_LARGE && s->guarded && pages > s->pages);
-  size_t found;
-  st_span_t *last = free_run_after(ph, s, pages - s->pages, &found, true);
-  if (last == NULL) return false;
-  for (st_span_t *n = free_span_at(ph, st__span_end(s), true);; n = free_span_at(ph, st__span_end(n), true)) {
+  size_t extra = pages - s->pages, found;
+  st_span_t *last = free_run_after(ph, s, extra, &found, true);
+  if (last == NULL || (found > extra && !trim_free_span(ph, last, found - extra))) return false;
+  char *old_guard = (char *)last_page(s), *new_guard = (char *)last_page(last);
+  if (!last->guarded && !st__os_protect(new_guard, ST_PAGE_SIZE, false)) return false;
+  last->guarded = 0; /* its last page, PROT_NONE now, becomes s's guard */
+  for (st_span_t *n = free_span_at(ph, st__span_end(s), true); n != last;
+       n = free_span_at(ph, st__span_end(n), true))
     st__pageheap_guard(n, false);
-    if (n == last) break;
-  }
-  char *old_guard = (char *)last_page(s), *new_guard = (char *)s->start + st__pages_to_bytes(pages - 1);
-  if (!st__os_protect(new_guard, ST_PAGE_SIZE, false)) return false;
   s->guarded = 0; /* as st__pageheap_grow_locked wants it: the guard moves below */
   bool grown = st__pageheap_grow_locked(ph, s, pages);
-  char *lift = grown ? old_guard : new_guard;
-  if (!st__os_protect(lift, ST_PAGE_SIZE, true))
-    st__fatal("heap: cannot lift the guard page at %p of the span at %p", (void *)lift, (void *)s->start);
+  ST_CHECK(grown, "heap: cannot grow the span at %p over the free pages after it", (void *)s->start);
+  if (!st__os_protect(old_guard, ST_PAGE_SIZE, true))
+    st__fatal("heap: cannot lift the guard page at %p of the span at %p", (void *)old_guard, (void *)s->start);
   s->guarded = 1;
-  return grown;
+  return true;
 }
 
 /* ---- validation and fork --------------------------------------------------------------- */

@@ -81,11 +81,13 @@ ST_HIDDEN void st__pageheap_purge_after_collapse(void);
 /* Unmaps the free spans of every shard (out of address space); returns bytes released. */
 ST_HIDDEN size_t st__pageheap_unmap_free(void);
 /* Returns a SLAB or LARGE span to the free lists, coalescing it with free neighbours (a
- * span with a guard page keeps it and stays apart until purged). */
+ * span with a guard page keeps it: a free span below may join it, none above it, until
+ * purged). */
 ST_HIDDEN void st__pageheap_free_locked(st_pageheap_t *ph, st_span_t *span);
 /* Hardened mode: makes span's last page a PROT_NONE guard (on) or lifts it, unless it is so
- * already; false when the kernel refuses a guard. A SLAB or LARGE span's owner calls it;
- * alloc hands a span out with its guard only at the length it was freed at. */
+ * already; false when the kernel refuses a guard. A SLAB or LARGE span's owner calls it
+ * on every span it takes: alloc hands a span out with a guard when it goes out whole (a
+ * span carved from a guarded one has none: the guard stays with the rest). */
 ST_HIDDEN bool st__pageheap_guard(st_span_t *span, bool on);
 /* Gives back the tail of a LARGE span beyond `keep_pages` (shrink in place; not guarded). */
 ST_HIDDEN void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *span, size_t keep_pages);
@@ -93,8 +95,8 @@ ST_HIDDEN void st__pageheap_shrink_locked(st_pageheap_t *ph, st_span_t *span, si
  * possible. */
 ST_HIDDEN bool st__pageheap_grow_locked(st_pageheap_t *ph, st_span_t *span, size_t pages);
 /* Hardened mode: the same for a LARGE span whose last page is a guard; the guard moves to
- * the new last page. False, span unchanged, when the pages are not free or the kernel
- * refuses the new guard. */
+ * the new last page. False, span unchanged and every free span's guard in place, when the
+ * pages are not free, no descriptor can be had or the kernel refuses the new guard. */
 ST_HIDDEN bool st__pageheap_grow_guarded_locked(st_pageheap_t *ph, st_span_t *span, size_t pages);
 
 /* Descriptors (also used by the huge layer for its blocks). */

@@ -739,12 +739,15 @@ static bool resized_in_place(void *p, st_span_t *span, size_t size, size_t need,
   bool slab = span->kind == ST_SPAN_SLAB;
   if (need <= usable && (need >= usable / 2 || (slab && usable <= 128)) && (slab || need > ST_SMALL_MAX)) {
     seal(p, size, usable);
+    /* What the core holds for the program, as harden_malloc_pages asked it (guard included). */
+    if (!slab) st__core_set_requested(span, need + (st__core_usable_size(p, "realloc") - usable));
     return true;
   }
   size_t bytes = st_align_up(need, ST_PAGE_SIZE) + ST_PAGE_SIZE; /* with the guard */
   if (slab || need <= usable || usable <= GUARDED_MIN || !st__core_large_grow_guarded(span, bytes))
     return false;
   seal(p, size, usable_of(bytes));
+  st__core_set_requested(span, need + ST_PAGE_SIZE);
   return true;
 }
 

@@ -5,6 +5,7 @@
  * are death tests in misuse.c.
  */
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "check.h"
 #include "strata.h"
@@ -78,6 +79,60 @@ static void test_large_grows_in_place(void) {
   st_free(q);
 }
 
+static size_t large_requested(void) {
+  st_stats s;
+  return st_stats_get(&s, sizeof s) == 0 ? s.large_requested_bytes : 0;
+}
+
+/* large_requested_bytes follows a LARGE block resized in place, growing and shrinking,
+ * byte for byte with the program's requests. */
+static void test_in_place_resizes_keep_the_requested_bytes(void) {
+  size_t before = large_requested();
+  unsigned char *p = st_malloc(MEDIUM);
+  REQUIRE(p != NULL);
+  size_t with_block = large_requested();
+  CHECK_GT(with_block, before + MEDIUM - 1);
+  unsigned char *q = st_realloc(p, 3 * MEDIUM);
+  REQUIRE(q == p);
+  CHECK_EQ(large_requested(), with_block + 2 * MEDIUM);
+  q = st_realloc(q, 2 * MEDIUM); /* shrinking by less than half stays */
+  REQUIRE(q == p);
+  CHECK_EQ(large_requested(), with_block + MEDIUM);
+  q = st_realloc(q, 2 * MEDIUM - 100); /* within the same pages */
+  REQUIRE(q == p);
+  CHECK_EQ(large_requested(), with_block + MEDIUM - 100);
+  st_free(q);
+}
+
+/* The huge threshold (STRATA_HUGE_THRESHOLD_KB, 8 MiB unless set). */
+static size_t huge_threshold(void) {
+  const char *kb = getenv("STRATA_HUGE_THRESHOLD_KB");
+  return (kb != NULL ? (size_t)strtoul(kb, NULL, 10) : 8192) << 10;
+}
+
+/* A block of exactly the huge threshold is LARGE in hardened mode as in the default mode
+ * (its canary, size word and guard page do not make it HUGE), and a realloc growing to it
+ * stays in the page heap; a page more is HUGE. */
+static void test_threshold_block_stays_large(void) {
+  st_stats before, after;
+  size_t threshold = huge_threshold();
+  REQUIRE(st_stats_get(&before, sizeof before) == 0);
+  unsigned char *p = st_malloc(threshold / 2);
+  REQUIRE(p != NULL);
+  fill(p, 0, threshold / 2, 6);
+  unsigned char *q = st_realloc(p, threshold);
+  REQUIRE(q != NULL);
+  CHECK(intact(q, threshold / 2, 6));
+  REQUIRE(st_stats_get(&after, sizeof after) == 0);
+  CHECK_EQ(after.huge_allocs, before.huge_allocs);
+  unsigned char *huge = st_malloc(threshold + 4096);
+  REQUIRE(huge != NULL);
+  REQUIRE(st_stats_get(&after, sizeof after) == 0);
+  CHECK_EQ(after.huge_allocs, before.huge_allocs + 1);
+  st_free(huge);
+  st_free(q);
+}
+
 /* From 16 bytes to 4 MiB by a quarter at a time, through slab, LARGE and guarded blocks,
  * checking every byte at each step. */
 static void test_growth_keeps_contents(void) {
@@ -144,6 +199,8 @@ int main(void) {
   RUN_CASE(test_slab_in_place);
   RUN_CASE(test_slab_moves);
   RUN_CASE(test_large_grows_in_place);
+  RUN_CASE(test_in_place_resizes_keep_the_requested_bytes);
+  RUN_CASE(test_threshold_block_stays_large);
   RUN_CASE(test_growth_keeps_contents);
   RUN_CASE(test_failure_keeps_block);
   RUN_CASE(test_threads);

@@ -297,8 +297,9 @@ static void touch_last_page(const st_span_t *s) {
 }
 
 /* Hardened mode's guard pages: a freed span keeps its guard, the next span of its length
- * gets it back without a system call, anything else lifts it, and guarded spans do not
- * merge until st_trim's purge lifts their guards. */
+ * gets it back without a system call, a shorter one is carved from its front while the
+ * rest keeps the guard, a free span below merges into a guarded one (the guard stays the
+ * last page) but none above it until st_trim's purge lifts the guards. */
 static void guard_pages_outlive_their_spans(void) {
   st__pageheap_lock(ph);
   st__pageheap_purge_locked(ph, true);
@@ -326,32 +327,112 @@ static void guard_pages_outlive_their_spans(void) {
   touch_last_page(large);
   REQUIRE(st__pageheap_guard(large, true));
   free_span(large);
-  st_span_t *part = alloc_span(12, ST_PAGE_SIZE, ST_SPAN_LARGE); /* shorter: guard lifted */
+  st_span_t *part = alloc_span(12, ST_PAGE_SIZE, ST_SPAN_LARGE); /* shorter: from the front */
   REQUIRE(part != NULL);
   CHECK_EQ(part->start, start);
   CHECK(!part->guarded);
-  st_span_t *rest = alloc_span(4, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  touch_last_page(part);
+  st_span_t *rest = alloc_span(4, ST_PAGE_SIZE, ST_SPAN_LARGE); /* the rest, guard and all */
   REQUIRE(rest != NULL);
   CHECK_EQ(rest->start, start + st__pages_to_bytes(12));
-  touch_last_page(rest); /* the former guard page */
-  free_span(part);
+  CHECK(rest->guarded);
+  REQUIRE(st__pageheap_guard(rest, false));
+  touch_last_page(rest); /* the guard page, lifted */
+  REQUIRE(st__pageheap_guard(rest, true));
+  free_span(part); /* below the guarded rest: they merge, the guard ending the span */
   free_span(rest);
-  /* A guarded free span stays apart from its free neighbours until st_trim's purge. */
-  REQUIRE((slab = alloc_span(16, ST_PAGE_SIZE, ST_SPAN_SLAB)) != NULL);
-  REQUIRE(slab->start == start && st__pageheap_guard(slab, true));
-  free_span(fence0);
-  free_span(slab);
-  st_span_t *left = st__pagemap_lookup((void *)(start - ST_PAGE_SIZE));
   st_span_t *mine = st__pagemap_lookup((void *)start);
-  REQUIRE(left != NULL && mine != NULL);
-  CHECK(left != mine && mine->guarded && mine->pages == 16);
+  REQUIRE(mine != NULL);
+  CHECK(mine->guarded && mine->start == start && mine->pages == 16);
+  CHECK(heap_valid());
+  /* A free span below joins it; none above it does, until st_trim's purge. */
+  free_span(fence0);
+  free_span(fence1);
+  mine = st__pagemap_lookup((void *)(start + st__pages_to_bytes(15))); /* its last page */
+  st_span_t *right = st__pagemap_lookup((void *)(start + st__pages_to_bytes(16)));
+  REQUIRE(mine != NULL && right != NULL);
+  CHECK(mine->guarded && mine->start < start && st__span_end(mine) == start + st__pages_to_bytes(16));
+  CHECK(right != mine && !right->guarded);
+  CHECK(heap_valid());
   st__pageheap_lock(ph);
   st__pageheap_purge_locked(ph, true);
   st__pageheap_unlock(ph);
-  mine = st__pagemap_lookup((void *)(start + st__pages_to_bytes(15))); /* its last page */
-  REQUIRE(mine != NULL);
-  CHECK(!mine->guarded && mine->start < start); /* merged with its left neighbour */
-  free_span(fence1);
+  /* Its last page lies inside a merged span now, and can be written. */
+  CHECK(st__pagemap_lookup((void *)(start + st__pages_to_bytes(15))) == NULL);
+  ((volatile char *)start)[st__pages_to_bytes(16) - 1] = 1;
+  CHECK(heap_valid());
+}
+
+/* Holds every span descriptor the shard can hand out while maps fail (the caller gives
+ * them back with release_descriptors); returns how many. */
+enum { HELD_MAX = 1 << 14 };
+static st_span_t *held[HELD_MAX];
+static size_t hold_every_descriptor(void) {
+  size_t n = 0;
+  fake_fail_maps_after(0);
+  st__pageheap_lock(ph);
+  while (n < HELD_MAX && (held[n] = st__pageheap_desc_alloc_locked(ph)) != NULL) n++;
+  st__pageheap_unlock(ph);
+  return n;
+}
+
+static void release_descriptors(size_t n) {
+  st__pageheap_lock(ph);
+  while (n > 0) st__pageheap_desc_free_locked(ph, held[--n]);
+  st__pageheap_unlock(ph);
+  fake_maps_never_fail();
+}
+
+static bool grow_guarded(st_span_t *s, size_t pages) {
+  st__pageheap_lock(ph);
+  bool grown = st__pageheap_grow_guarded_locked(ph, s, pages);
+  st__pageheap_unlock(ph);
+  return grown;
+}
+
+/* A guarded LARGE span growing over free spans with guards of their own: when no
+ * descriptor can be had to cut the last one to length, nothing changes, and the free spans
+ * keep their guards; once one can, the guards inside the run go and the new end is the
+ * guard. */
+static void a_failed_guarded_growth_keeps_every_guard(void) {
+  st__pageheap_lock(ph);
+  st__pageheap_purge_locked(ph, true);
+  st__pageheap_unlock(ph);
+  st_span_t *s = alloc_span(8, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  st_span_t *a = alloc_span(4, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  st_span_t *b = alloc_span(8, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  st_span_t *fence = alloc_span(1, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  REQUIRE(s != NULL && a != NULL && b != NULL && fence != NULL);
+  REQUIRE(a->start == st__span_end(s) && b->start == st__span_end(a) &&
+          fence->start == st__span_end(b));
+  REQUIRE(st__pageheap_guard(s, true) && st__pageheap_guard(a, true));
+  uintptr_t a_start = a->start;
+  free_span(a); /* stays apart from b: its guard would end up inside */
+  free_span(b);
+  a = st__pagemap_lookup((void *)a_start);
+  REQUIRE(a != NULL && a->kind == ST_SPAN_FREE && a->guarded && a->pages == 4);
+  size_t held_count = hold_every_descriptor();
+  REQUIRE(held_count > 0 && held_count < HELD_MAX);
+  CHECK(!grow_guarded(s, 14)); /* b must be cut: no descriptor */
+  CHECK(s->pages == 8 && s->guarded);
+  a = st__pagemap_lookup((void *)a_start);
+  REQUIRE(a != NULL);
+  CHECK(a->kind == ST_SPAN_FREE && a->guarded && a->pages == 4);
+  release_descriptors(held_count);
+  CHECK(heap_valid());
+  REQUIRE(grow_guarded(s, 14));
+  CHECK(s->pages == 14 && s->guarded);
+  for (size_t i = 0; i + 1 < s->pages; i++) /* every page but the new guard, old guards too */
+    ((volatile char *)s->start)[st__pages_to_bytes(i)] = 1;
+  st_span_t *cut = st__pagemap_lookup((void *)st__span_end(s));
+  REQUIRE(cut != NULL);
+  CHECK(cut->kind == ST_SPAN_FREE && cut->pages == 6 && !cut->guarded);
+  CHECK(heap_valid());
+  free_span(s);
+  free_span(fence);
+  st__pageheap_lock(ph);
+  st__pageheap_purge_locked(ph, true);
+  st__pageheap_unlock(ph);
   CHECK(heap_valid());
 }
 
@@ -371,5 +452,6 @@ int main(void) {
   RUN_CASE(a_refused_purge_keeps_the_span_dirty);
   RUN_CASE(a_refused_map_gives_null_and_a_consistent_heap);
   RUN_CASE(guard_pages_outlive_their_spans);
+  RUN_CASE(a_failed_guarded_growth_keeps_every_guard);
   return check_summary();
 }
