@@ -117,7 +117,7 @@ typedef struct quarantine {
 _Static_assert((QUARANTINE_SLOTS & (QUARANTINE_SLOTS - 1)) == 0, "the ring's index is masked");
 _Static_assert(QUARANTINE_SLOTS % QUARANTINE_BATCH == 0 && QUARANTINE_BATCH * 8 <= 64,
                "whole batches fill the ring; one random word shuffles a batch");
-_Static_assert(QUARANTINE_BYTES / QUARANTINE_LARGE_MAX >= 2 * QUARANTINE_BATCH,
+_Static_assert(QUARANTINE_BYTES / QUARANTINE_LARGE_MAX >= (size_t)2 * QUARANTINE_BATCH,
                "the byte limit never releases a part of a batch");
 
 static uint64_t secret;           /* const after harden_init */
