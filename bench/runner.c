@@ -11,7 +11,9 @@
  * Does not own: the workloads (bench/workloads/, one program each), the tables, summary,
  * targets and markdown (report.c) or the charts (charts.c, bench/plot/charts.gp).
  * Rounds interleave the allocators (round r runs every allocator once per workload, each
- * round starting one allocator later) so slow drifts of a shared machine hit all alike.
+ * round starting one allocator later) so slow drifts of a shared machine hit all alike; odd
+ * rounds go through the list backwards, so no allocator always runs right after the same
+ * one (run_all says why).
  * Uses libc only; single-threaded. Signals: SIGALRM is the per-run timeout; SIGINT, SIGTERM
  * and SIGHUP kill the running child (it has its own process group) before the runner dies.
  */
@@ -592,13 +594,18 @@ static void report_failure(const bench_workload *w, const bench_alloc *a, int ro
   fprintf(stderr, "\n%s", detail != NULL ? detail : "");
 }
 
-/* Runs every round, interleaving the allocators; progress goes to stderr. */
+/* Runs every round, interleaving the allocators; progress goes to stderr. A run can depend
+ * on the one before it: a program that asks for transparent huge pages gets them at once
+ * after a program that freed huge pages, but waits for the kernel to compact memory after
+ * one that freed small pages scattered over it (footprint-huge under strata: 0.07 s after
+ * strata, 0.43-0.49 s after mimalloc; docs/benchmarks.md). Going backwards every other
+ * round gives each allocator both of its neighbours in the list as predecessors. */
 static void run_all(void) {
   for (int r = 0; r < st.rounds; r++)
     for (int w = 0; w < st.nworkloads; w++) {
       fprintf(stderr, "[round %d/%d] %-16s", r + 1, st.rounds, st.workloads[w].name);
       for (int k = 0; k < st.nallocs; k++) {
-        int a = (k + r) % st.nallocs;
+        int a = r % 2 == 0 ? (r + k) % st.nallocs : ((r - k) % st.nallocs + st.nallocs) % st.nallocs;
         bench_run *run = &st.runs[w][a][r];
         run_once(&st.workloads[w], &st.allocs[a], run);
         run->position = k;
