@@ -22,6 +22,13 @@ static void free_span(st_span_t *s) {
   st__pageheap_unlock(ph);
 }
 
+/* Purges every free span of the page heap under its lock. */
+static void purge_everything(void) {
+  st__pageheap_lock(ph);
+  st__pageheap_purge_locked(ph, true);
+  st__pageheap_unlock(ph);
+}
+
 static bool heap_valid(void) {
   st__pageheap_lock(ph);
   bool ok = st__pageheap_validate_locked(ph);
@@ -71,9 +78,7 @@ static void freeing_everything_coalesces_back_to_whole_regions(void) {
   CHECK_EQ(st__pages_to_bytes(ph->free_pages), ph->reserved_bytes);
   /* Dirty and clean spans merge only among themselves; once everything is purged, regions
    * may be adjacent and then merge, so at most one free span per region. */
-  st__pageheap_lock(ph);
-  st__pageheap_purge_locked(ph, true);
-  st__pageheap_unlock(ph);
+  purge_everything();
   CHECK(heap_valid());
   CHECK_LE(free_span_count(), ph->reserved_bytes / ST_REGION_BYTES);
 }
@@ -81,9 +86,7 @@ static void freeing_everything_coalesces_back_to_whole_regions(void) {
 /* A recently freed (resident) span is reused before a clean one, even a better fitting
  * one: taking the clean span would fault in new pages while the dirty ones stay resident. */
 static void resident_memory_is_reused_first(void) {
-  st__pageheap_lock(ph);
-  st__pageheap_purge_locked(ph, true);
-  st__pageheap_unlock(ph);
+  purge_everything();
   st_span_t *fence0 = alloc_span(1, ST_PAGE_SIZE, ST_SPAN_LARGE);
   st_span_t *clean = alloc_span(8, ST_PAGE_SIZE, ST_SPAN_LARGE);
   st_span_t *fence1 = alloc_span(1, ST_PAGE_SIZE, ST_SPAN_LARGE);
@@ -92,9 +95,7 @@ static void resident_memory_is_reused_first(void) {
   REQUIRE(fence0 != NULL && clean != NULL && fence1 != NULL && dirty != NULL && fence2 != NULL);
   uintptr_t clean_start = clean->start, dirty_start = dirty->start;
   free_span(clean);
-  st__pageheap_lock(ph);
-  st__pageheap_purge_locked(ph, true);
-  st__pageheap_unlock(ph);
+  purge_everything();
   free_span(dirty);
   st_span_t *s = alloc_span(8, ST_PAGE_SIZE, ST_SPAN_LARGE);
   REQUIRE(s != NULL);
@@ -176,9 +177,7 @@ static void forget_peak(void) {
 
 static void free_spans_are_purged_after_the_delay(void) {
   st__option_values[ST_OPTION_PURGE_DELAY_MS] = 100;
-  st__pageheap_lock(ph);
-  st__pageheap_purge_locked(ph, true); /* start clean */
-  st__pageheap_unlock(ph);
+  purge_everything(); /* start clean */
   long purges = fake.purges;
   fake.now_ms = 5000;
   st_span_t *s = alloc_span(32, ST_PAGE_SIZE, ST_SPAN_LARGE);
@@ -230,9 +229,7 @@ static void alloc_free_cycles_keep_their_dirty_memory(void) {
   st__option_values[ST_OPTION_PURGE_DELAY_MS] = 1000000;
   st__option_values[ST_OPTION_PURGE_RETAIN_KB] = 1024;
   forget_peak();
-  st__pageheap_lock(ph);
-  st__pageheap_purge_locked(ph, true);
-  st__pageheap_unlock(ph);
+  purge_everything();
   long purges = fake.purges;
   enum { N = 16 };
   st_span_t *spans[N];
@@ -301,9 +298,7 @@ static void touch_last_page(const st_span_t *s) {
  * rest keeps the guard, a free span below merges into a guarded one (the guard stays the
  * last page) but none above it until st_trim's purge lifts the guards. */
 static void guard_pages_outlive_their_spans(void) {
-  st__pageheap_lock(ph);
-  st__pageheap_purge_locked(ph, true);
-  st__pageheap_unlock(ph);
+  purge_everything();
   st_span_t *fence0 = alloc_span(1, ST_PAGE_SIZE, ST_SPAN_LARGE);
   st_span_t *slab = alloc_span(16, ST_PAGE_SIZE, ST_SPAN_SLAB);
   st_span_t *fence1 = alloc_span(1, ST_PAGE_SIZE, ST_SPAN_LARGE);
@@ -354,9 +349,7 @@ static void guard_pages_outlive_their_spans(void) {
   CHECK(mine->guarded && mine->start < start && st__span_end(mine) == start + st__pages_to_bytes(16));
   CHECK(right != mine && !right->guarded);
   CHECK(heap_valid());
-  st__pageheap_lock(ph);
-  st__pageheap_purge_locked(ph, true);
-  st__pageheap_unlock(ph);
+  purge_everything();
   /* Its last page lies inside a merged span now, and can be written. */
   CHECK(st__pagemap_lookup((void *)(start + st__pages_to_bytes(15))) == NULL);
   ((volatile char *)start)[st__pages_to_bytes(16) - 1] = 1;
@@ -395,9 +388,7 @@ static bool grow_guarded(st_span_t *s, size_t pages) {
  * keep their guards; once one can, the guards inside the run go and the new end is the
  * guard. */
 static void a_failed_guarded_growth_keeps_every_guard(void) {
-  st__pageheap_lock(ph);
-  st__pageheap_purge_locked(ph, true);
-  st__pageheap_unlock(ph);
+  purge_everything();
   st_span_t *s = alloc_span(8, ST_PAGE_SIZE, ST_SPAN_LARGE);
   st_span_t *a = alloc_span(4, ST_PAGE_SIZE, ST_SPAN_LARGE);
   st_span_t *b = alloc_span(8, ST_PAGE_SIZE, ST_SPAN_LARGE);
@@ -430,9 +421,7 @@ static void a_failed_guarded_growth_keeps_every_guard(void) {
   CHECK(heap_valid());
   free_span(s);
   free_span(fence);
-  st__pageheap_lock(ph);
-  st__pageheap_purge_locked(ph, true);
-  st__pageheap_unlock(ph);
+  purge_everything();
   CHECK(heap_valid());
 }
 
