@@ -192,21 +192,25 @@ static void tcache_prepare_span(st_tcache_t *tc, st_span_t *span, unsigned cls) 
 #define FORGET_SPANS 256
 
 static void tcache_release_idle(st_tcache_t *tc, unsigned cls) {
-  uint64_t bit = 1ull << cls;
-  if (tc->released_classes & bit) tc->kept_classes |= bit;
-  tc->released_classes &= ~bit;
-  if (++tc->spans_since_forget == FORGET_SPANS) tc->kept_classes = 0, tc->spans_since_forget = 0;
+  uint64_t taking = 1ull << cls;
+  if (tc->released_classes & taking) tc->kept_classes |= taking;
+  tc->released_classes &= ~taking;
+  if (++tc->spans_since_forget == FORGET_SPANS) {
+    tc->kept_classes = 0;
+    tc->spans_since_forget = 0;
+  }
   uint64_t idle = 0;
   for (unsigned c = 0; c < ST_NUM_CLASSES; c++) {
     st_span_t *span = tc->current[c];
+    uint64_t bit = 1ull << c;
     /* More than the pin in `used`: blocks out, or remote frees not collected yet. */
-    if (span == &st__span_empty || c == cls || st__span_used(span) != 1) continue;
-    if ((tc->kept_classes >> c) & 1) continue;
-    if (tc->idle_classes & (1ull << c)) {
+    if (span == &st__span_empty || c == cls || st__span_used(span) != 1 || (tc->kept_classes & bit))
+      continue;
+    if (tc->idle_classes & bit) {
       tcache_release_span(tc, span);
-      tc->released_classes |= 1ull << c;
+      tc->released_classes |= bit;
     } else {
-      idle |= 1ull << c;
+      idle |= bit;
     }
   }
   tc->idle_classes = idle;

@@ -235,19 +235,17 @@ ST_INLINE void fill_whole(uint8_t *b, size_t usable) {
   for (size_t i = 16; i < usable; i += 16) memcpy(b + i, &word, 8), memcpy(b + i + 8, &word, 8);
 }
 
-ST_INLINE uint64_t fill_diff_at(const uint8_t *b, size_t offset);
+ST_INLINE uint64_t fill_diff_at(const uint8_t *b, size_t offset) {
+  uint64_t word;
+  memcpy(&word, b + offset, sizeof word);
+  return word ^ FILL_WORD;
+}
 
 /* Whether fill_whole's bytes still hold the fill. */
 ST_INLINE bool whole_fill_intact(const uint8_t *b, size_t usable) {
   uint64_t diff = fill_diff_at(b, 8);
   for (size_t i = 16; i < usable; i += 16) diff |= fill_diff_at(b, i) | fill_diff_at(b, i + 8);
   return diff == 0;
-}
-
-ST_INLINE uint64_t fill_diff_at(const uint8_t *b, size_t offset) {
-  uint64_t word;
-  memcpy(&word, b + offset, sizeof word);
-  return word ^ FILL_WORD;
 }
 
 /* fill_mismatch of a fill longer than FILL_INLINE_MAX: memcmp against the fill. */
@@ -670,8 +668,8 @@ static size_t pages_checked_size(const void *p, st_span_t **span, size_t *usable
 
 ST_NOINLINE static void harden_free_pages(void *p, st_span_t *span, const char *fn) {
   uint64_t mix = block_mix(p);
-  size_t usable, size = pages_checked_size(p, &span, &usable, mix, fn);
-  ST_UNUSED(size);
+  size_t usable;
+  pages_checked_size(p, &span, &usable, mix, fn); /* the size only matters to the checks */
   release_checked(p, span, mix, usable);
 }
 
