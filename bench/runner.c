@@ -595,10 +595,10 @@ static void report_failure(const bench_workload *w, const bench_alloc *a, int ro
 }
 
 /* Runs every round, interleaving the allocators; progress goes to stderr. A run can depend
- * on the one before it: a program that asks for transparent huge pages gets them at once
- * after a program that freed huge pages, but waits for the kernel to compact memory after
- * one that freed small pages scattered over it (footprint-huge under strata: 0.07 s after
- * strata, 0.43-0.49 s after mimalloc; docs/benchmarks.md). Going backwards every other
+ * on the one before it: on a virtual machine that reports free memory to its host, a
+ * program that asks for transparent huge pages gets them at once after a program that freed
+ * huge pages, but waits for the host to back them again otherwise (footprint-huge under
+ * strata: 0.07 s after strata, 0.43-0.49 s after mimalloc; docs/benchmarks.md). Going backwards every other
  * round gives each allocator both of its neighbours in the list as predecessors. */
 static void run_all(void) {
   for (int r = 0; r < st.rounds; r++)
