@@ -199,6 +199,30 @@ static summary summarize(void) {
   return s;
 }
 
+/* The same geometric mean of strata/peer taken within each round alone (workloads that
+ * sleep left out, and a workload whose run failed under either in that round): how far the
+ * machine's noise moves the summary from one round to the next. Sets *lo and *hi to the
+ * lowest and highest round and returns how many rounds had a ratio. */
+static int round_spread(int strata, int peer, double *lo, double *hi) {
+  int n = 0;
+  for (int r = 0; r < st.rounds; r++) {
+    double lt = 0;
+    int k = 0;
+    for (int w = 0; w < st.nworkloads; w++) {
+      const bench_run *x = &st.runs[w][strata][r], *p = &st.runs[w][peer][r];
+      if (st.workloads[w].sleeps || x->status != RUN_OK || p->status != RUN_OK) continue;
+      lt += log(x->wall_s / p->wall_s);
+      k++;
+    }
+    if (k == 0) continue;
+    double g = exp(lt / k);
+    if (n == 0 || g < *lo) *lo = g;
+    if (n == 0 || g > *hi) *hi = g;
+    n++;
+  }
+  return n;
+}
+
 /* strata's time against one named peer: the inverse of that peer's geometric mean. */
 static void target_vs(const summary *s, const char *peer, double limit, target *t) {
   *t = (target){.limit = limit};
@@ -210,8 +234,11 @@ static void target_vs(const summary *s, const char *peer, double limit, target *
   }
   t->known = 1;
   t->value = 1.0 / s->geo_time[p];
-  snprintf(t->detail, sizeof t->detail, "over %d/%d workloads (those that sleep left out)",
-           s->geo_n_time[p], st.nworkloads);
+  int n = snprintf(t->detail, sizeof t->detail, "over %d/%d workloads (those that sleep left out)",
+                   s->geo_n_time[p], st.nworkloads);
+  double lo = 0, hi = 0;
+  if (round_spread(s->strata, p, &lo, &hi) > 1 && n > 0 && (size_t)n < sizeof t->detail)
+    snprintf(t->detail + n, sizeof t->detail - (size_t)n, "; round by round %.2f-%.2f", lo, hi);
 }
 
 static int targets_of(const summary *s, target *t) {
