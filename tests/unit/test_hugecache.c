@@ -102,6 +102,19 @@ static void a_longer_request_grows_a_cached_mapping(void) {
   CHECK_EQ(cached_bytes(), 0);
   write_pages(q, 40 * MiB, 'b');
   st_free(q);
+  /* A mapping that ends past a huge-page boundary keeps the pages up to the boundary: the
+   * rest of that 2 MiB faults once, as a huge page. */
+  st_trim(0);
+  p = st_malloc(17 * MiB + 100);
+  REQUIRE(p != NULL);
+  write_pages(p, 17 * MiB + 100, 'c');
+  st_free(p);
+  q = st_malloc(40 * MiB);
+  REQUIRE(q != NULL);
+  CHECK_EQ(resident_pages(q, 16 * MiB), 16 * MiB / PAGE);
+  CHECK_EQ(q[16 * MiB - PAGE], 'c');
+  write_pages(q, 40 * MiB, 'd');
+  st_free(q);
   CHECK_EQ(st_heap_validate(), 0);
 }
 
