@@ -114,7 +114,8 @@ ST_API void st_core_counters_get(st_core_counters *out);
   X(threads_live, "thread caches in use")                                                      \
   X(spans_allocated, "spans ever handed out by the page heaps")                                \
   X(refills, "slab refills: a thread's current span of a class ran dry (sum of the classes)") \
-  ST_STATS_EVENTS(X)
+  ST_STATS_EVENTS(X)                                                                           \
+  X(huge_cached_bytes, "freed huge blocks kept mapped for the next huge request")
 
 /* Events counted where they happen, on slow paths only (per thread, merged on demand). */
 #define ST_STATS_EVENTS(X)                                                                     \
@@ -124,8 +125,8 @@ ST_API void st_core_counters_get(st_core_counters *out);
   X(remote_frees_collected, "blocks other threads freed, collected by the owner at a refill")  \
   X(large_allocs, "large blocks allocated")                                                    \
   X(large_frees, "large blocks freed")                                                         \
-  X(huge_allocs, "huge blocks mapped")                                                         \
-  X(huge_frees, "huge blocks unmapped")                                                        \
+  X(huge_allocs, "huge blocks allocated (mapped, or a freed mapping reused)")                  \
+  X(huge_frees, "huge blocks freed (unmapped, or kept for reuse)")                             \
   X(aligned_allocs, "allocations with an alignment above 16")                                  \
   X(reallocs, "realloc of a block (not NULL, not size 0)")                                     \
   X(reallocs_in_place, "of which kept the block in place")                                     \

@@ -12,7 +12,7 @@ rank() {
     base/*) echo 0 ;;
     os/*) echo 1 ;;
     core/sizeclass.*) echo 2 ;;
-    core/span.* | core/pagemap.* | core/events.*) echo 3 ;;
+    core/span.* | core/pagemap.* | core/events.* | core/hugecache.*) echo 3 ;;
     core/pageheap.*) echo 4 ;;
     core/page.* | core/huge.* | core/spancache.*) echo 5 ;;
     core/tcache.*) echo 6 ;;

@@ -79,7 +79,8 @@ __attribute__((destructor)) static void report(void) {
   pthread_join(sampler_thread, NULL);
   const st_stats *s = &best;
   size_t accounted = s->live_bytes + s->thread_cached_bytes + s->abandoned_free_bytes +
-                     s->slab_tail_bytes + s->free_dirty_bytes + s->metadata_bytes;
+                     s->slab_tail_bytes + s->free_dirty_bytes + s->huge_cached_bytes +
+                     s->metadata_bytes;
   fprintf(stderr,
           "peak_breakdown: resident at the snapshot %.1f MiB (highest sample %.1f MiB, at start "
           "%.1f MiB)\n",
@@ -91,6 +92,7 @@ __attribute__((destructor)) static void report(void) {
   line("free blocks in spans of exited threads", s->abandoned_free_bytes);
   line("slab span tails", s->slab_tail_bytes);
   line("free page-heap pages not purged (dirty)", s->free_dirty_bytes);
+  line("freed huge blocks kept mapped for reuse", s->huge_cached_bytes);
   line("metadata (mapped; resident where touched)", s->metadata_bytes);
   if (best_rss_bytes >= accounted)
     line("resident beyond these: program, stacks", best_rss_bytes - accounted);

@@ -49,8 +49,9 @@ ST_LIBC struct mallinfo2 mallinfo2(void) {
   m.hblkhd = s.huge_live_bytes;
   m.usmblks = s.peak_in_use_bytes;
   m.uordblks = s.small_live_bytes + s.large_live_bytes;
-  m.fordblks = s.thread_cached_bytes + s.abandoned_free_bytes + s.free_dirty_bytes;
-  m.keepcost = s.free_dirty_bytes;
+  m.fordblks =
+      s.thread_cached_bytes + s.abandoned_free_bytes + s.free_dirty_bytes + s.huge_cached_bytes;
+  m.keepcost = s.free_dirty_bytes + s.huge_cached_bytes;
   return m;
 }
 

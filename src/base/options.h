@@ -35,6 +35,9 @@
     "Ask the kernel for transparent huge pages (MADV_HUGEPAGE) on blocks mapped directly: "     \
     "one page fault per 2 MiB instead of per 4 KiB; a sparsely written block becomes "          \
     "resident 2 MiB at a time")                                                                 \
+  X(HUGE_CACHE_KB, 65536, 0, 1048576,                                                           \
+    "Freed huge blocks up to this many KiB (in all) stay mapped for the next huge request, "   \
+    "until the purge delay passes or strata maps new memory; 0 unmaps each one at its free")   \
   X(SHARDS, 0, 0, 64, "Number of page-heap shards; 0 means one per CPU the process may use") \
   X(GC_GROWTH_PERCENT, 100, 10, 10000,                                                          \
     "Garbage collector: collect when the bytes allocated since the last collection reach "     \

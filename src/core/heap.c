@@ -15,6 +15,7 @@
 #include "base/check.h"
 #include "base/options.h"
 #include "core/huge.h"
+#include "core/hugecache.h"
 #include "core/page.h"
 #include "core/pageheap.h"
 #include "core/pagemap.h"
@@ -168,8 +169,8 @@ void st__core_count_realloc(bool in_place) {
   if (in_place) count(ST_EVENT_reallocs_in_place);
 }
 
-static void *huge_alloc(size_t size, size_t align) {
-  void *p = st__huge_alloc(size, align);
+static void *huge_alloc(size_t size, size_t align, bool zero) {
+  void *p = st__huge_alloc(size, align, zero);
   if (p != NULL) count(ST_EVENT_huge_allocs);
   return p;
 }
@@ -184,7 +185,7 @@ void *st__core_malloc(size_t size, bool zero) {
   }
   st__core_ensure_init();
   if (size <= st__core_huge_threshold()) return large_alloc(size, ST_PAGE_SIZE, zero);
-  return huge_alloc(size, ST_PAGE_SIZE);
+  return huge_alloc(size, ST_PAGE_SIZE, zero);
 }
 
 void *st__core_malloc_aligned(size_t size, size_t align) {
@@ -199,7 +200,7 @@ void *st__core_malloc_aligned(size_t size, size_t align) {
   st__core_ensure_init();
   if (size <= st__core_huge_threshold() && align <= ST_REGION_BYTES / 4)
     return large_alloc(size, align, false);
-  return huge_alloc(size, align);
+  return huge_alloc(size, align, false);
 }
 
 ST_COLD ST_NOINLINE static void invalid_pointer(const char *fn, const void *p, const st_span_t *span) {
@@ -211,6 +212,8 @@ ST_COLD ST_NOINLINE static void invalid_pointer(const char *fn, const void *p, c
   if (span != NULL)
     st__fatal("%s(): invalid pointer %p (inside a block of %zu bytes at %p)", fn, p,
               st__span_bytes(span), (void *)span->start);
+  if (st__hugecache_holds(p))
+    st__fatal("%s(): double free of %p (a freed huge block kept for reuse)", fn, p);
   if (st__huge_recently_freed(p))
     st__fatal("%s(): double free of %p (a huge block, already unmapped)", fn, p);
   st__fatal("%s(): invalid pointer %p (not allocated by strata)", fn, p);
@@ -339,7 +342,7 @@ int st__core_trim(void) {
   count(ST_EVENT_trims);
   st_tcache_t *tc = st__tls_tcache;
   if (tc != &st__tcache_empty && st__thread_cache() != NULL) st__tcache_release_empty(tc);
-  size_t purged = 0;
+  size_t purged = st__hugecache_release_all();
   for (unsigned i = 0; i < st__pageheap_shard_count(); i++) {
     st_pageheap_t *ph = st__pageheap_of_cpu((int)i);
     st__pageheap_lock(ph);

@@ -18,6 +18,7 @@
 #include "base/options.h"
 #include "base/valgrind.h"
 #include "core/events.h"
+#include "core/hugecache.h"
 #include "core/pagemap.h"
 #include "os/os.h"
 
@@ -322,6 +323,7 @@ static void insert_coalesced(st_pageheap_t *ph, st_span_t *s) {
 static st_span_t *grow_locked(st_pageheap_t *ph, size_t pages) {
   size_t need = st__pages_to_bytes(pages);
   size_t bytes = need > ST_REGION_BYTES ? st_align_up(need, ST_REGION_ALIGN) : ST_REGION_BYTES;
+  st__hugecache_release_all(); /* cached huge mappings never coexist with new memory */
   void *region = st__os_map_aligned(bytes, ST_REGION_ALIGN);
   if (region == NULL && bytes > need) { /* e.g. RLIMIT_AS: settle for what is needed */
     bytes = need;
@@ -476,6 +478,7 @@ static st_atomic_int xcollapse_seen;
  * purging them at once would fault their pages in again at the next step. */
 static void purge_if_due(st_pageheap_t *ph, uint64_t now, bool check_collapse) {
   track_peak(now);
+  st__hugecache_release_due(now);
   if (check_collapse && ph->dirty_pages > dirty_budget_pages()) {
     purge_locked(ph, PURGE_OVER_BUDGET);
     st_store_relaxed(&xcollapse_seen, 1);
@@ -514,6 +517,8 @@ static st_span_t *alloc_locked(st_pageheap_t *ph, size_t pages, size_t align, st
   }
   s->kind = (uint8_t)kind;
   in_use_add(s->pages);
+  /* Pages that are not resident fault in fresh: cached huge mappings go first. */
+  if (s->dirty_pages == 0) st__hugecache_release_all();
   s->zeroed = s->dirty_pages == 0 && !s->lazily_purged;
   s->dirty_pages = 0;
   s->lazily_purged = 0;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/events.h"
+#include "core/hugecache.h"
 #include "core/page.h"
 #include "core/pageheap.h"
 #include "core/pagemap.h"
@@ -132,6 +133,7 @@ void st__core_stats(st_stats *out) {
   out->purged_total_bytes = st_load_relaxed(&st__os_counters.xpurged);
   out->map_calls = st_load_relaxed(&st__os_counters.xmap_calls);
   out->peak_in_use_bytes = st__events_peak_in_use();
+  out->huge_cached_bytes = st__hugecache_bytes();
   add_events(out, &st__events_shared);
   if (st__core_initialized()) {
     gather g = {.out = out};

@@ -19,6 +19,7 @@
 #include "base/options.h"
 #include "base/thread_pointer.h"
 #include "base/valgrind.h"
+#include "core/hugecache.h"
 #include "core/pagemap.h"
 #include "core/sizeclass.h"
 #include "os/os.h"
@@ -113,10 +114,12 @@ static void fork_prepare(void) {
   st_lock_acquire(&orphan_lock);
   st__pageheap_lock_all();
   st__pagemap_lock_for_fork();
+  st__hugecache_lock_for_fork();
 }
 
 static void fork_parent(void) {
   const st_fork_hooks *hooks = fork_hooks_held;
+  st__hugecache_unlock_after_fork();
   st__pagemap_unlock_after_fork();
   st__pageheap_unlock_all();
   st_lock_release(&orphan_lock);
@@ -128,6 +131,7 @@ static void fork_parent(void) {
 /* The child's only thread is the one that took every lock: it releases them as the parent
  * does (re-initialising a held mutex is what ThreadSanitizer reports as a double lock). */
 static void fork_child(void) {
+  st__hugecache_unlock_after_fork();
   st__pagemap_unlock_after_fork();
   st__pageheap_unlock_all();
   st_lock_release(&orphan_lock);

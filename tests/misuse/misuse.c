@@ -135,6 +135,14 @@ static void double_free_huge(void *arg) {
   st_free(p);
 }
 
+/* Short enough to be kept for reuse when freed (default mode; hardened mode unmaps it). */
+static void double_free_huge_cached(void *arg) {
+  (void)arg;
+  void *p = st_malloc((size_t)24 << 20);
+  st_free(p);
+  st_free(p);
+}
+
 static void realloc_freed(void *arg) {
   (void)arg;
   void *p = st_malloc(SMALL);
@@ -339,6 +347,8 @@ static const death_case cases[] = {
     {"double_free_medium", double_free_medium, ALL,
      {"free(): double free", "free(): double free", "free(): double free"}},
     {"double_free_huge", double_free_huge, DEFAULT | HARDENED,
+     {"free(): double free of", "free(): double free of", ""}},
+    {"double_free_huge_cached", double_free_huge_cached, DEFAULT | HARDENED,
      {"free(): double free of", "free(): double free of", ""}},
     {"realloc_freed", realloc_freed, ALL,
      {"realloc(): double free of", "realloc(): double free of", "realloc(): double free"}},
