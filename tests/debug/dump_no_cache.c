@@ -30,7 +30,7 @@ static void *dump_only(void *arg) {
   return NULL;
 }
 
-int main(void) {
+static void a_dumping_thread_sets_up_no_cache(void) {
   void *small = st_malloc(48), *large = st_malloc(100000);
   CHECK(small != NULL && large != NULL);
   CHECK_EQ(caches_in_use(), 1u);
@@ -46,5 +46,9 @@ int main(void) {
   CHECK_EQ(caches_in_use(), 1u);
   st_free(small);
   st_free(large);
+}
+
+int main(void) {
+  RUN_CASE(a_dumping_thread_sets_up_no_cache);
   return check_summary();
 }
