@@ -10,6 +10,7 @@
 #define ST_BASE_LOCK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "base/macros.h"
 
@@ -22,5 +23,7 @@ typedef struct st_lock {
 ST_INLINE void st_lock_init(st_lock_t *l) { pthread_mutex_init(&l->mutex, NULL); }
 ST_INLINE void st_lock_acquire(st_lock_t *l) { pthread_mutex_lock(&l->mutex); }
 ST_INLINE void st_lock_release(st_lock_t *l) { pthread_mutex_unlock(&l->mutex); }
+/* Acquires the lock if no one holds it; false, without waiting, if someone does. */
+ST_INLINE bool st_lock_try_acquire(st_lock_t *l) { return pthread_mutex_trylock(&l->mutex) == 0; }
 
 #endif

@@ -155,14 +155,44 @@ static void unmap_free_bounds(st_span_t *s) {
   st__pagemap_set_one(last_page(s), NULL);
 }
 
+/* Bit i of xdirty_first: set iff free_exact[i] starts with a dirty span, which, the dirty
+ * spans going first, is iff the list holds one. Inserting a dirty span sets it; only taking
+ * a dirty span out can clear it (the next one may be clean), and inserting or taking out a
+ * clean one changes nothing. */
+static void exact_list_set_dirty_first(st_pageheap_t *ph, size_t i) {
+  uint64_t bit = (uint64_t)1 << (i % 64), word = st_load_relaxed(&ph->xdirty_first[i / 64]);
+  if ((word & bit) == 0) st_store_relaxed(&ph->xdirty_first[i / 64], word | bit);
+}
+
+static void exact_list_dirty_span_removed(st_pageheap_t *ph, size_t i) {
+  st_list_t *list = &ph->free_exact[i];
+  if (!st_list_empty(list) && ST_CONTAINER_OF(list->next, st_span_t, link)->dirty_pages != 0) return;
+  uint64_t bit = (uint64_t)1 << (i % 64), word = st_load_relaxed(&ph->xdirty_first[i / 64]);
+  st_store_relaxed(&ph->xdirty_first[i / 64], word & ~bit);
+}
+
+/* The word of xdirty_first after the exact lists' bits: dirty_long, published. */
+#define DIRTY_LONG_WORD (ST_FREE_EXACT_PAGES / 64)
+
+static void long_list_count_dirty(st_pageheap_t *ph, long delta) {
+  ph->dirty_long += (size_t)delta;
+  st_store_relaxed(&ph->xdirty_first[DIRTY_LONG_WORD], (uint64_t)ph->dirty_long);
+}
+
 static void free_list_insert(st_pageheap_t *ph, st_span_t *s) {
   ST_ASSERT(1, s->kind == ST_SPAN_FREE);
   if (s->pages <= ST_FREE_EXACT_PAGES) {
     size_t i = s->pages - 1;
-    st_list_push_front(&ph->free_exact[i], &s->link);
+    if (s->dirty_pages != 0) {
+      st_list_push_front(&ph->free_exact[i], &s->link);
+      exact_list_set_dirty_first(ph, i);
+    } else {
+      st_list_push_back(&ph->free_exact[i], &s->link);
+    }
     ph->nonempty[i / 64] |= (uint64_t)1 << (i % 64);
   } else {
     st_list_push_front(&ph->free_large, &s->link);
+    if (s->dirty_pages != 0) long_list_count_dirty(ph, 1);
   }
   ph->free_pages += s->pages;
   if (s->dirty_pages != 0) {
@@ -177,6 +207,9 @@ static void free_list_remove(st_pageheap_t *ph, st_span_t *s) {
   if (s->pages <= ST_FREE_EXACT_PAGES) {
     size_t i = s->pages - 1;
     if (st_list_empty(&ph->free_exact[i])) ph->nonempty[i / 64] &= ~((uint64_t)1 << (i % 64));
+    if (s->on_dirty_list) exact_list_dirty_span_removed(ph, i);
+  } else if (s->on_dirty_list) {
+    long_list_count_dirty(ph, -1);
   }
   ph->free_pages -= s->pages;
   if (s->on_dirty_list) {
@@ -218,25 +251,29 @@ static st_span_t *find_dirty(st_pageheap_t *ph, size_t pages, size_t align) {
   return best;
 }
 
-/* Resident memory first, then best fit: the shortest of the spans recently freed (still
- * resident, so reusing them costs no page fault and no RSS), else the shortest free span
- * of at least `pages` pages plus what aligning may cost. Taking a clean span while a dirty
- * one fits grows RSS by the clean span's pages: a program cycling through 40 MiB ended at
- * 67 MiB resident that way. */
-static st_span_t *find_free(st_pageheap_t *ph, size_t pages, size_t align) {
-  /* The most recently freed span of exactly this length, when still dirty, is the best fit
-   * among the resident ones: no need to walk the purge list for it. */
-  if (pages <= ST_FREE_EXACT_PAGES && !st_list_empty(&ph->free_exact[pages - 1])) {
-    st_span_t *exact = ST_CONTAINER_OF(ph->free_exact[pages - 1].next, st_span_t, link);
-    if (exact->dirty_pages != 0 && holds_aligned(exact, pages, align)) return exact;
+/* Whether the shard holds a dirty free span of at least `pages` pages (relaxed reads: other
+ * shards ask without its lock, and an answer that is stale by then only costs a search; a
+ * dirty span on free_large may be shorter than a request of more than 256 pages). */
+static bool holds_dirty_span(st_pageheap_t *ph, size_t pages) {
+  if (st_load_relaxed(&ph->xdirty_first[DIRTY_LONG_WORD]) != 0) return true;
+  if (pages > ST_FREE_EXACT_PAGES) return false;
+  size_t first = pages - 1;
+  for (size_t w = first / 64; w < DIRTY_LONG_WORD; w++) {
+    uint64_t bits = st_load_relaxed(&ph->xdirty_first[w]);
+    if (w == first / 64) bits &= ~(uint64_t)0 << (first % 64);
+    if (bits != 0) return true;
   }
-  st_span_t *dirty = find_dirty(ph, pages, align);
-  if (dirty != NULL) return dirty;
-  pages += align / ST_PAGE_SIZE - 1;
+  return false;
+}
+
+/* The shortest free span of at least `pages` pages (alignment slack included), only a dirty
+ * one when `dirty`: the first span of the shortest list that has one (a list's dirty spans
+ * go first), else the shortest such span among the long ones. */
+static st_span_t *find_best_fit(st_pageheap_t *ph, size_t pages, bool dirty) {
   if (pages <= ST_FREE_EXACT_PAGES) {
     size_t first = pages - 1;
     for (size_t w = first / 64; w < ST_ARRAY_LEN(ph->nonempty); w++) {
-      uint64_t bits = ph->nonempty[w];
+      uint64_t bits = dirty ? st_load_relaxed(&ph->xdirty_first[w]) : ph->nonempty[w];
       if (w == first / 64) bits &= ~(uint64_t)0 << (first % 64);
       if (bits != 0) {
         st_list_t *list = &ph->free_exact[w * 64 + st_ctz64(bits)];
@@ -244,13 +281,38 @@ static st_span_t *find_free(st_pageheap_t *ph, size_t pages, size_t align) {
       }
     }
   }
+  if (dirty && ph->dirty_long == 0) return NULL;
   st_span_t *best = NULL;
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &ph->free_large) {
     st_span_t *s = ST_CONTAINER_OF(pos, st_span_t, link);
-    if (s->pages >= pages && (best == NULL || s->pages < best->pages)) best = s;
+    if (s->pages >= pages && (!dirty || s->dirty_pages != 0) && (best == NULL || s->pages < best->pages))
+      best = s;
   }
   return best;
+}
+
+/* A free span that may be resident and holds `pages` pages on an `align` boundary, or NULL:
+ * the shortest of the spans recently freed (no page fault to reuse them, no RSS), else the
+ * shortest dirty span with room for the alignment's slack. Taking a clean span while a dirty
+ * one fits grows RSS by the clean span's pages: a program cycling through 40 MiB ended at
+ * 67 MiB resident that way. The dirty spans that the recent ones leave out are holes between
+ * live spans, which would otherwise stay resident and unused while clean pages are taken. */
+static st_span_t *find_resident(st_pageheap_t *ph, size_t pages, size_t align) {
+  /* The most recently freed span of exactly this length, when still dirty, is the best fit
+   * among the resident ones: no need to walk the purge list for it. */
+  if (pages <= ST_FREE_EXACT_PAGES && !st_list_empty(&ph->free_exact[pages - 1])) {
+    st_span_t *exact = ST_CONTAINER_OF(ph->free_exact[pages - 1].next, st_span_t, link);
+    if (exact->dirty_pages != 0 && holds_aligned(exact, pages, align)) return exact;
+  }
+  st_span_t *dirty = find_dirty(ph, pages, align);
+  return dirty != NULL ? dirty : find_best_fit(ph, pages + align / ST_PAGE_SIZE - 1, true);
+}
+
+/* Resident memory first (find_resident), then the shortest free span at all. */
+static st_span_t *find_free(st_pageheap_t *ph, size_t pages, size_t align) {
+  st_span_t *resident = find_resident(ph, pages, align);
+  return resident != NULL ? resident : find_best_fit(ph, pages + align / ST_PAGE_SIZE - 1, false);
 }
 
 /* Cuts the free span s (already off the lists) after `pages` pages; returns the rest as
@@ -494,13 +556,39 @@ static void map_in_use(st_span_t *s) {
   else st__pagemap_set_one(s->start, s);
 }
 
+/* Where alloc_locked may take a span from. */
+typedef enum alloc_source {
+  FROM_RESIDENT,    /* only a free span that may be resident (lent to another shard) */
+  FROM_FREE,        /* any free span (for another shard when the kernel refuses memory) */
+  FROM_FREE_OR_NEW, /* any free span, else a region newly mapped for the shard */
+} alloc_source;
+
+/* Whether another shard holds a dirty span of at least `pages` pages. */
+static bool other_shard_lends(const st_pageheap_t *ph, size_t pages) {
+  for (unsigned i = 0; i < st__pageheap_shard_count(); i++) {
+    if (&shards[i] != ph && holds_dirty_span(&shards[i], pages)) return true;
+  }
+  return false;
+}
+
+/* With *borrow (not NULL, FROM_FREE_OR_NEW): nothing is taken and *borrow is set when the
+ * shard holds no resident span that fits and another shard does (st__pageheap_alloc). */
 static st_span_t *alloc_locked(st_pageheap_t *ph, size_t pages, size_t align, st_span_kind kind,
-                               bool may_grow) {
+                               alloc_source from, bool *borrow) {
   if (align < ST_PAGE_SIZE) align = ST_PAGE_SIZE;
   size_t need = pages + (align / ST_PAGE_SIZE - 1);
   if (pages == 0 || need < pages || need > ((size_t)1 << (47 - ST_PAGE_SHIFT))) return NULL;
-  st_span_t *s = find_free(ph, pages, align);
-  if (s == NULL && (!may_grow || (s = grow_locked(ph, need)) == NULL)) return NULL;
+  /* A lender hands out the shortest dirty span that fits: its own recent ones are as
+   * likely to be reused by its threads as any. */
+  st_span_t *s = from == FROM_RESIDENT ? find_best_fit(ph, need, true) : find_resident(ph, pages, align);
+  if (s == NULL && from != FROM_RESIDENT) {
+    if (borrow != NULL && st__pageheap_shard_count() > 1 && other_shard_lends(ph, need)) {
+      *borrow = true;
+      return NULL;
+    }
+    s = find_best_fit(ph, need, false);
+  }
+  if (s == NULL && (from != FROM_FREE_OR_NEW || (s = grow_locked(ph, need)) == NULL)) return NULL;
   free_list_remove(ph, s);
   unmap_free_bounds(s);
   size_t head = (st_align_up(s->start, align) - s->start) >> ST_PAGE_SHIFT;
@@ -533,25 +621,52 @@ no_descriptor:
 
 st_span_t *st__pageheap_alloc_locked(st_pageheap_t *ph, size_t pages, size_t align,
                                      st_span_kind kind) {
-  return alloc_locked(ph, pages, align, kind, true);
+  return alloc_locked(ph, pages, align, kind, FROM_FREE_OR_NEW, NULL);
+}
+
+/* Resident memory that another shard's threads freed, lent before this shard takes clean
+ * pages. Each shard otherwise reuses only what its own threads free, and a shard short of
+ * dirty spans of some length faults in fresh pages while another holds such spans resident
+ * and unused: with 4 threads over 2 shards, `threads 100 4` took 550 more clean pages
+ * (2.2 MiB) than with one shard (docs/memory.md, "Shards"). The lender's published bitmap of
+ * dirty spans (xdirty_first) says whether it holds one that fits, so a shard is asked only
+ * when the answer is likely yes; a busy one is skipped (trylock): no thread waits for
+ * another shard's lock here. The span stays its home shard's (xshard), where its free goes. */
+static st_span_t *alloc_resident_elsewhere(st_pageheap_t *ph, size_t pages, size_t align,
+                                           st_span_kind kind) {
+  size_t need = pages + (align > ST_PAGE_SIZE ? align / ST_PAGE_SIZE - 1 : 0);
+  st_span_t *s = NULL;
+  for (unsigned i = 0; s == NULL && i < st__pageheap_shard_count(); i++) {
+    st_pageheap_t *other = &shards[i];
+    if (other == ph || !holds_dirty_span(other, need) || !st_lock_try_acquire(&other->lock)) continue;
+    s = alloc_locked(other, pages, align, kind, FROM_RESIDENT, NULL);
+    st__pageheap_unlock(other);
+  }
+  return s;
 }
 
 st_span_t *st__pageheap_alloc(st_pageheap_t *ph, size_t pages, size_t align, st_span_kind kind) {
+  bool borrow = false;
   st__pageheap_lock(ph);
-  st_span_t *s = alloc_locked(ph, pages, align, kind, true);
+  st_span_t *s = alloc_locked(ph, pages, align, kind, FROM_FREE_OR_NEW, &borrow);
   st__pageheap_unlock(ph);
+  if (borrow && (s = alloc_resident_elsewhere(ph, pages, align, kind)) == NULL) {
+    st__pageheap_lock(ph);
+    s = alloc_locked(ph, pages, align, kind, FROM_FREE_OR_NEW, NULL);
+    st__pageheap_unlock(ph);
+  }
   /* The kernel refused this shard more memory: use what the other shards hold free, then
    * give all free address space back and try once more (RLIMIT_AS, overcommit limits). */
   for (unsigned i = 0; s == NULL && i < st__pageheap_shard_count(); i++) {
     st_pageheap_t *other = &shards[i];
     if (other == ph) continue;
     st__pageheap_lock(other);
-    s = alloc_locked(other, pages, align, kind, false);
+    s = alloc_locked(other, pages, align, kind, FROM_FREE, NULL);
     st__pageheap_unlock(other);
   }
   if (s == NULL && st__pageheap_unmap_free() > 0) {
     st__pageheap_lock(ph);
-    s = alloc_locked(ph, pages, align, kind, true);
+    s = alloc_locked(ph, pages, align, kind, FROM_FREE_OR_NEW, NULL);
     st__pageheap_unlock(ph);
   }
   return s;
@@ -745,22 +860,33 @@ bool st__pageheap_validate_locked(st_pageheap_t *ph) {
   size_t pages = 0, dirty = 0;
   st_list_t *pos, *tmp;
   for (size_t i = 0; i < ST_FREE_EXACT_PAGES; i++) {
-    bool listed = (ph->nonempty[i / 64] >> (i % 64)) & 1;
-    if (!check(listed == !st_list_empty(&ph->free_exact[i]), "free bitmap disagrees with list", ph))
+    bool listed = (ph->nonempty[i / 64] >> (i % 64)) & 1, clean_seen = false;
+    bool dirty_first = (st_load_relaxed(&ph->xdirty_first[i / 64]) >> (i % 64)) & 1;
+    if (!check(listed == !st_list_empty(&ph->free_exact[i]), "free bitmap disagrees with list", ph) ||
+        !check(dirty_first == (listed && ST_CONTAINER_OF(ph->free_exact[i].next, st_span_t, link)->dirty_pages != 0),
+               "dirty bitmap disagrees with list", ph))
       return false;
     st_list_for_each_safe(pos, tmp, &ph->free_exact[i]) {
       st_span_t *s = ST_CONTAINER_OF(pos, st_span_t, link);
       if (!check(s->pages == i + 1, "span on the wrong length list", s) ||
+          !check(!clean_seen || s->dirty_pages == 0, "dirty span after a clean one", s) ||
           !validate_free_span(ph, s, &pages, &dirty))
         return false;
+      clean_seen |= s->dirty_pages == 0;
     }
   }
+  size_t dirty_long = 0;
   st_list_for_each_safe(pos, tmp, &ph->free_large) {
     st_span_t *s = ST_CONTAINER_OF(pos, st_span_t, link);
     if (!check(s->pages > ST_FREE_EXACT_PAGES, "short span on the long list", s) ||
         !validate_free_span(ph, s, &pages, &dirty))
       return false;
+    dirty_long += s->dirty_pages != 0;
   }
+  if (!check(dirty_long == ph->dirty_long &&
+                 st_load_relaxed(&ph->xdirty_first[DIRTY_LONG_WORD]) == dirty_long,
+             "dirty long span count drifted", ph))
+    return false;
   return check(pages == ph->free_pages, "free page count drifted", ph) &&
          check(dirty == ph->dirty_pages, "dirty page count drifted", ph);
 }

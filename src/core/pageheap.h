@@ -9,6 +9,8 @@
  * CPUs keeps reusing the memory it freed (per-CPU shards split such a thread's free memory
  * between heaps, and its footprint grew by up to 60% under load). A span always returns to
  * its home shard (span->xshard), so memory freed by another thread finds its way back.
+ * A shard with no dirty free span that fits a request borrows one from another shard before
+ * it takes clean pages, so that the shards' holes do not add up (docs/memory.md, "Shards").
  *
  * Lock order: a shard lock is a leaf except for the pagemap's leaf lock below it; no code
  * holds two shard locks. Functions ending in _locked need the shard's lock.
@@ -34,8 +36,13 @@ typedef struct st_pageheap {
   bool initialized;                            /* lock: lists set up */
   uint8_t index;                               /* const: shard number */
   uint64_t nonempty[ST_FREE_EXACT_PAGES / 64]; /* lock: bit i set iff free_exact[i] non-empty */
-  st_list_t free_exact[ST_FREE_EXACT_PAGES];   /* lock: free spans of i + 1 pages */
+  _Atomic(uint64_t) xdirty_first[ST_FREE_EXACT_PAGES / 64 + 1]; /* written under lock, read
+                                                  without (other shards, to borrow): bit i set
+                                                  iff free_exact[i] starts with a dirty span;
+                                                  the last word is dirty_long */
+  st_list_t free_exact[ST_FREE_EXACT_PAGES];   /* lock: free spans of i + 1 pages, dirty first */
   st_list_t free_large;                        /* lock: longer free spans, unordered */
+  size_t dirty_long;                           /* lock: dirty spans on free_large */
   st_list_t dirty;                             /* lock: dirty free spans, oldest first */
   st_list_t abandoned[ST_NUM_CLASSES];         /* lock: slab spans whose owner exited */
   st_atomic_size xabandoned_count;             /* written under lock, read without: spans on
@@ -67,8 +74,10 @@ ST_INLINE void st__pageheap_unlock(st_pageheap_t *ph) { st_lock_release(&ph->loc
  * NULL when the kernel refuses memory. */
 ST_HIDDEN st_span_t *st__pageheap_alloc_locked(st_pageheap_t *ph, size_t pages, size_t align,
                                                st_span_kind kind);
-/* The same, taking the lock; when the kernel refuses the shard memory, falls back to the
- * free spans of other shards and then to unmapping all free spans and growing again. */
+/* The same, taking the lock; when the shard holds no dirty span that fits but another shard
+ * does, that shard lends it (the span stays its home's); when the kernel refuses the shard
+ * memory, falls back to the free spans of other shards and then to unmapping all free spans
+ * and growing again. */
 ST_HIDDEN st_span_t *st__pageheap_alloc(st_pageheap_t *ph, size_t pages, size_t align,
                                         st_span_kind kind);
 /* Locks the span's home shard and frees it there; if the heap as a whole collapsed (see

@@ -106,7 +106,9 @@ int st__debug_heap_dump(FILE *file, st_dump_format format) {
   dump_state d = {0};
   size_t spans_bytes = 0, text_bytes = 0;
   if (st__core_initialized()) {
-    d.self = st__thread_cache(); /* before the locks: a first call sets the cache up */
+    /* A thread without a cache owns no span; setting one up would also take a page-heap
+     * shard in the round-robin (pageheap.h) and move the other threads' shards. */
+    d.self = st__thread_cache_if_any();
     st__core_for_each_span(copy_span, &d);
     d.cap = d.count + d.count / 4 + 16; /* room for spans made between the two walks */
     spans_bytes = d.cap * sizeof(dumped_span);

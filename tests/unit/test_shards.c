@@ -1,7 +1,8 @@
-/* Unit tests of the page-heap shards' lazy set-up: a shard's lists are set up when a thread
- * cache is first given it, in index order, so a process that runs fewer threads than it
- * has shards (one per CPU) leaves the rest of the shard table untouched; walks over the
- * shards see exactly those set up. */
+/* Unit tests of the page-heap shards: their lazy set-up (a shard's lists are set up when a
+ * thread cache is first given it, in index order, so a process that runs fewer threads than
+ * it has shards (one per CPU) leaves the rest of the shard table untouched; walks over the
+ * shards see exactly those set up), and where a shard takes resident memory from: its own
+ * dirty spans, then another shard's, then clean pages. */
 #include <stdlib.h>
 
 #include "../check.h"
@@ -43,6 +44,68 @@ static void caches_set_up_shards_in_order_then_wrap(void) {
   CHECK(shard_valid(given[SHARDS - 1]));
 }
 
+/* A LARGE span of `pages` pages from ph; the fake kernel never refuses. */
+static st_span_t *take(st_pageheap_t *ph, size_t pages) {
+  st_span_t *s = st__pageheap_alloc(ph, pages, ST_PAGE_SIZE, ST_SPAN_LARGE);
+  if (s == NULL) abort();
+  return s;
+}
+
+/* A shard with no dirty span that fits takes one that another shard holds before clean
+ * pages; the span stays the lender's. A lender whose lock is held is not waited for. */
+static void a_shard_borrows_resident_pages_before_clean_ones(void) {
+  enum { PAGES = 5 };
+  st_pageheap_t *home = st__pageheap_of_cpu(0), *other = st__pageheap_of_cpu(1);
+  REQUIRE(home != other);
+  st_span_t *freed = take(other, PAGES);
+  uintptr_t start = freed->start;
+  st__pageheap_free(freed); /* dirty, in the other shard */
+  st_span_t *lent = take(home, PAGES);
+  CHECK_EQ(lent->start, start);
+  CHECK(st__pageheap_home(lent) == other);
+  CHECK(shard_valid(home) && shard_valid(other));
+  st__pageheap_free(lent); /* back to the lender */
+  CHECK(shard_valid(other));
+  st__pageheap_lock(other); /* busy: not waited for */
+  st_span_t *own = take(home, PAGES);
+  st__pageheap_unlock(other);
+  CHECK(st__pageheap_home(own) == home && own->start != start);
+  st__pageheap_free(own);
+  CHECK(shard_valid(home) && shard_valid(other));
+}
+
+/* A dirty span that the scan of the most recently freed spans does not reach (a hole freed
+ * before them), and longer than the request, is still taken before a shorter clean span of
+ * the shard, and before another shard's dirty span of exactly the length asked for. */
+static void a_shard_fills_its_own_holes_first(void) {
+  enum { RECENT = 20, PAGES = 5 };
+  st_pageheap_t *home = st__pageheap_of_cpu(2), *other = st__pageheap_of_cpu(3);
+  st_span_t *clean = take(home, 10), *sep = take(home, 1), *hole = take(home, 40), *sep2 = take(home, 1);
+  st_span_t *recent[RECENT], *keep[RECENT];
+  for (int i = 0; i < RECENT; i++) {
+    recent[i] = take(home, 1);
+    keep[i] = take(home, 1); /* keeps the recent spans from merging */
+  }
+  st__pageheap_free(clean);
+  st__pageheap_lock(home);
+  CHECK(st__pageheap_purge_locked(home, true) > 0); /* the 10 pages are clean now */
+  st__pageheap_unlock(home);
+  uintptr_t hole_start = hole->start;
+  st__pageheap_free(hole);
+  for (int i = 0; i < RECENT; i++) st__pageheap_free(recent[i]);
+  st__pageheap_free(take(other, PAGES)); /* the other shard holds an exact fit */
+  CHECK(shard_valid(home) && shard_valid(other));
+  st_span_t *got = take(home, PAGES);
+  CHECK_EQ(got->start, hole_start);
+  CHECK(st__pageheap_home(got) == home);
+  CHECK(shard_valid(home));
+  st__pageheap_free(got);
+  st__pageheap_free(sep);
+  st__pageheap_free(sep2);
+  for (int i = 0; i < RECENT; i++) st__pageheap_free(keep[i]);
+  CHECK(shard_valid(home) && shard_valid(other));
+}
+
 int main(void) {
   setenv("STRATA_SHARDS", "8", 1);
   fake_os_install();
@@ -50,5 +113,7 @@ int main(void) {
   st__pageheap_init();
   RUN_CASE(only_the_first_shard_is_set_up_at_start);
   RUN_CASE(caches_set_up_shards_in_order_then_wrap);
+  RUN_CASE(a_shard_borrows_resident_pages_before_clean_ones);
+  RUN_CASE(a_shard_fills_its_own_holes_first);
   return check_summary();
 }
