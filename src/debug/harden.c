@@ -111,6 +111,9 @@ typedef struct quarantine {
   held slot[QUARANTINE_SLOTS];
   uint32_t spare_count;
   size_t spare_bytes; /* the usable bytes of the spares */
+  /* spare[i]'s length in pages, guard included: take_spare finds a length with one memchr
+   * over these bytes instead of a loop over the entries. */
+  uint8_t spare_pages[SPARE_SLOTS];
   quarantined spare[SPARE_SLOTS]; /* LARGE blocks out of the quarantine, guard page kept */
 } quarantine;
 
@@ -119,6 +122,8 @@ _Static_assert(QUARANTINE_SLOTS % QUARANTINE_BATCH == 0 && QUARANTINE_BATCH * 8 
                "whole batches fill the ring; one random word shuffles a batch");
 _Static_assert(QUARANTINE_BYTES / QUARANTINE_LARGE_MAX >= (size_t)2 * QUARANTINE_BATCH,
                "the byte limit never releases a part of a batch");
+_Static_assert((QUARANTINE_LARGE_MAX >> ST_PAGE_SHIFT) + 2 <= UINT8_MAX,
+               "a spare's length in pages (with its guard and rounding) fits spare_pages");
 
 static uint64_t secret;           /* const after harden_init */
 /* How many bytes from a freed block's start are filled and checked (STRATA_HARDENED_FILL;
@@ -325,30 +330,30 @@ ST_INLINE bool canary_tail_intact(const uint8_t *b, size_t size, size_t from, si
 }
 
 /* LARGE and HUGE blocks, and aligned ones: through the core's general entry points. */
-/* A spare LARGE block of exactly `bytes` (guard included) on an `align` boundary (0 for
- * malloc's), or NULL. */
+/* A spare LARGE block of exactly `bytes` (guard included, whole pages of at most
+ * QUARANTINE_LARGE_MAX + 2 pages) on an `align` boundary (1 for malloc's), or NULL. */
 static void *take_spare(size_t bytes, size_t align) {
   quarantine *q = tls_quarantine;
-  /* The usable bytes kept in the entry tell most spares apart without reading their span
-   * (two lengths share them: 32 KiB without a guard and 36 KiB with one). */
-  size_t usable = usable_of(bytes);
-  for (uint32_t i = 0; q != NULL && i < q->spare_count; i++) {
-    if (q->spare[i].usable != usable || st__span_bytes(q->spare[i].span) != bytes ||
-        ((uintptr_t)q->spare[i].p & (align - 1)) != 0)
-      continue;
+  if (q == NULL) return NULL;
+  const uint8_t *first = q->spare_pages, *end = first + q->spare_count;
+  int pages = (int)(bytes >> ST_PAGE_SHIFT);
+  for (const uint8_t *at = first; at < end && (at = memchr(at, pages, (size_t)(end - at))) != NULL; at++) {
+    uint32_t i = (uint32_t)(at - first), last;
     void *p = q->spare[i].p;
+    if (((uintptr_t)p & (align - 1)) != 0) continue;
     q->spare_bytes -= q->spare[i].usable;
-    q->spare[i] = q->spare[--q->spare_count];
+    last = --q->spare_count;
+    q->spare[i] = q->spare[last];
+    q->spare_pages[i] = q->spare_pages[last];
     return p;
   }
   return NULL;
 }
 
-/* Gives block p of the core (core_size bytes) its guard page (on) or none; false when the kernel refuses a
- * guard. A LARGE span may come from the page heap with its guard still set (it keeps the
+/* Gives block p of span (core_size bytes) its guard page (on) or none; false when the
+ * kernel refuses a guard. A LARGE span may come from the page heap with its guard still set (it keeps the
  * guard of a span freed at the same length, core/pageheap.c), which then costs nothing. */
-static bool set_guard(void *p, size_t core_size, bool on) {
-  st_span_t *span = st__pagemap_lookup(p);
+static bool set_guard(void *p, st_span_t *span, size_t core_size, bool on) {
   if (span->kind == ST_SPAN_LARGE) return st__pageheap_guard(span, on);
   return !on || st__os_protect((char *)p + core_size - ST_PAGE_SIZE, ST_PAGE_SIZE, false);
 }
@@ -365,8 +370,9 @@ static void *harden_malloc_pages(size_t need, size_t size, size_t align, bool ze
   }
   p = align == 0 ? st__core_malloc(need, false) : st__core_malloc_aligned(need, align);
   if (p == NULL) return NULL;
-  size_t core_size = st__core_usable_size(p, "malloc");
-  if (!set_guard(p, core_size, core_size > GUARDED_MIN)) {
+  st_span_t *span = st__pagemap_lookup(p);
+  size_t core_size = st__core_usable_size_of(p, span, "malloc");
+  if (!set_guard(p, span, core_size, core_size > GUARDED_MIN)) {
     st__core_free(p, NULL, "malloc");
     return NULL;
   }
@@ -520,6 +526,7 @@ ST_NOINLINE static void large_leaves_quarantine(quarantined q) {
   if (mine != NULL && guarded_as_malloc_sets && mine->spare_count < SPARE_SLOTS &&
       mine->spare_bytes + q.usable <= SPARE_BYTES) {
     mine->spare_bytes += q.usable;
+    mine->spare_pages[mine->spare_count] = (uint8_t)q.span->pages;
     mine->spare[mine->spare_count++] = q;
     return;
   }
@@ -562,14 +569,12 @@ ST_NOINLINE static void release_unquarantined(void *p, st_span_t *span, size_t b
 
 ST_INLINE uint32_t quarantine_count(const quarantine *q) { return q->freed - q->released; }
 
-/* The usable bytes of a block in the ring, as its free found them: a LARGE block's (its
- * span unchanged while it is held) from the core, out of line. */
-ST_NOINLINE static size_t large_usable(const void *p) {
-  return usable_of(st__core_usable_size(p, "free"));
-}
-
+/* The usable bytes of a block in the ring, as its free found them: a LARGE block's from
+ * its span's length, which stays as it was while the block is held (the span is the
+ * thread's until the block leaves; only realloc resizes a span, and a held block is no
+ * longer the program's to pass in). */
 ST_INLINE size_t held_usable(held h) {
-  return ST_LIKELY(h.span->kind == ST_SPAN_SLAB) ? h.span->block_size : large_usable(h.p);
+  return ST_LIKELY(h.span->kind == ST_SPAN_SLAB) ? h.span->block_size : usable_of(st__span_bytes(h.span));
 }
 
 /* The oldest batch (or all blocks, if fewer) leaves the quarantine, checked and released
@@ -660,10 +665,9 @@ static void release_checked(void *p, st_span_t *span, uint64_t mix, size_t usabl
 /* A LARGE or HUGE block the program passes in, checked: its span, usable bytes and size. */
 static size_t pages_checked_size(const void *p, st_span_t **span, size_t *usable, uint64_t mix,
                                  const char *fn) {
-  *usable = usable_of(st__core_usable_size(p, fn)); /* invalid pointers end here */
-  size_t size = checked_size(p, *usable, mix, fn);
   if (*span == NULL) *span = st__pagemap_lookup(p);
-  return size;
+  *usable = usable_of(st__core_usable_size_of(p, *span, fn)); /* invalid pointers end here */
+  return checked_size(p, *usable, mix, fn);
 }
 
 ST_NOINLINE static void harden_free_pages(void *p, st_span_t *span, const char *fn) {
@@ -758,7 +762,6 @@ void *st__harden_realloc(void *p, size_t size) {
     usable = span->block_size;
     old = small_checked_size(p, span, mix, "realloc");
   } else {
-    span = NULL;
     old = pages_checked_size(p, &span, &usable, mix, "realloc");
   }
   size_t need = size + OVERHEAD;
