@@ -701,15 +701,23 @@ ST_NOINLINE static bool quarantine_long_slab_block(quarantine *q, void *p, st_sp
   return true;
 }
 
+/* A LARGE block freed by a thread that has a quarantine: free_small's tail call, so the
+ * api's free reaches harden_free_pages without the dispatch and a second free_small. */
+ST_NOINLINE static bool free_large(void *p, st_span_t *span, const char *fn) {
+  harden_free_pages(p, span, fn);
+  return true;
+}
+
 /* The common case, the free of a slab block that does not carry the free mark by a thread
  * that has a quarantine (so harden_init has run), calls nothing but what ends the program
  * unless it fills the ring or the block is long (so it needs no stack frame): the checks
  * of small_checked_size, the fill (stored inline up to inline_fill_max bytes), the block
- * put in the ring. False, nothing
+ * put in the ring. A LARGE block of such a thread goes to free_large. False, nothing
  * changed, for every other case; span may be &st__pagemap.none (whose kind is FREE). */
 ST_INLINE bool free_small(void *p, st_span_t *span, const char *fn) {
   quarantine *q = tls_quarantine;
-  if (ST_UNLIKELY(q == NULL || span->kind != ST_SPAN_SLAB)) return false;
+  if (ST_UNLIKELY(q == NULL || span->kind != ST_SPAN_SLAB))
+    return q != NULL && span->kind == ST_SPAN_LARGE && free_large(p, span, fn);
   if (ST_UNLIKELY(!st__span_is_block(span, (uintptr_t)p))) invalid_pointer(p, span, fn);
   if (ST_UNLIKELY(((const st_block_t *)p)->key == st__block_key(span))) return false;
   size_t usable = span->block_size;
