@@ -413,7 +413,21 @@ ST_INLINE void *malloc_small(size_t size) {
   return p;
 }
 
-void *st__harden_malloc_small(size_t size) { return malloc_small(size); }
+/* st__harden_malloc_small when malloc_small declines: a refill of the class's span, or a
+ * LARGE block of up to QUARANTINE_LARGE_MAX bytes (a spare, most of the time), for a
+ * thread that has its cache once harden_init has run, without the dispatch and a second
+ * malloc_small; NULL (the caller's full route then tries again) for every other case. */
+ST_NOINLINE static void *malloc_declined(size_t size) {
+  if (st__tls_hidden_tcache == NULL || size > QUARANTINE_LARGE_MAX ||
+      st_load_acquire(&xinit_state) != 2)
+    return NULL;
+  return harden_malloc_general(size, 0, false);
+}
+
+void *st__harden_malloc_small(size_t size) {
+  void *p = malloc_small(size);
+  return ST_LIKELY(p != NULL) ? p : malloc_declined(size);
+}
 
 void *st__harden_malloc(size_t size, size_t align, bool zero) {
   void *p = align == 0 && !zero ? malloc_small(size) : NULL;
