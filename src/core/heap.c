@@ -219,7 +219,19 @@ ST_COLD ST_NOINLINE static void invalid_pointer(const char *fn, const void *p, c
   st__fatal("%s(): invalid pointer %p (not allocated by strata)", fn, p);
 }
 
-/* The span of a block the program passed in, or a diagnostic. */
+/* span, the pagemap's entry for block p the program passed in (NULL: none), or a
+ * diagnostic. */
+static st_span_t *checked_span(const void *p, st_span_t *span, const char *fn) {
+  if (ST_UNLIKELY(span == NULL || span->kind == ST_SPAN_FREE)) invalid_pointer(fn, p, span);
+  if (span->kind != ST_SPAN_SLAB &&
+      ST_UNLIKELY(span->start != (uintptr_t)p || st__spancache_holds(span)))
+    invalid_pointer(fn, p, span);
+  return span;
+}
+
+/* The span of a block the program passed in, or a diagnostic: checked_span of its pagemap
+ * entry, written out again because gcc 12 compiles the inlined call one instruction longer
+ * (a separate NULL test). */
 static st_span_t *span_of_block(const void *p, const char *fn) {
   st_span_t *span = st__pagemap_lookup(p);
   if (ST_UNLIKELY(span == NULL || span->kind == ST_SPAN_FREE)) invalid_pointer(fn, p, span);
@@ -288,7 +300,11 @@ static size_t span_usable(const st_span_t *span) {
 
 size_t st__core_usable_size(const void *p, const char *fn) {
   if (p == NULL) return 0;
-  st_span_t *span = span_of_block(p, fn);
+  return st__core_usable_size_of(p, st__pagemap_lookup(p), fn);
+}
+
+size_t st__core_usable_size_of(const void *p, st_span_t *span, const char *fn) {
+  span = checked_span(p, span, fn);
   if (span->kind == ST_SPAN_SLAB)
     ST_CHECK(st__page_is_block_start(span, p), "%s(): invalid pointer %p (inside a %u-byte block)",
              fn, p, span->block_size);

@@ -87,6 +87,9 @@ ST_INLINE void *st__core_large_stock_alloc(size_t size) {
 }
 
 ST_HIDDEN size_t st__core_usable_size(const void *p, const char *fn);
+/* st__core_usable_size of non-NULL p whose pagemap entry the caller has just looked up
+ * (span, NULL for none): hardened mode's LARGE paths save the second lookup. */
+ST_HIDDEN size_t st__core_usable_size_of(const void *p, st_span_t *span, const char *fn);
 ST_HIDDEN int st__core_trim(void);
 ST_HIDDEN void st__core_counters(st_core_counters *out);
 ST_HIDDEN bool st__core_validate(void);

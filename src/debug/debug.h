@@ -44,11 +44,12 @@ ST_HIDDEN void *st__harden_malloc(size_t size, size_t align, bool zero);
 /* Checks the block (invalid pointer, double free, overflow), fills it and quarantines it. */
 ST_HIDDEN void st__harden_free(void *p, st_span_t *span, const char *fn);
 /* The common cases of the two above, which the api's slow paths try first when
- * st__thread_hardened_only() (one branch, no dispatch): a slab block from the current span
- * of the calling thread's cache, or NULL; the free of a slab block into the thread's
- * quarantine, or false (span: the pagemap's answer, &st__pagemap.none included; p may be
- * NULL). Either declines, having changed nothing, every case the general entry points
- * above must see: the caller then takes the full route. */
+ * st__thread_hardened_only() (one branch, no dispatch): a slab block or a LARGE block of
+ * up to 256 KiB for a thread that has its cache, or NULL (also when out of memory); the
+ * free of a slab or LARGE block into the thread's quarantine, or false (span: the
+ * pagemap's answer, &st__pagemap.none included; p may be NULL). Either declines, having
+ * changed nothing, every case the general entry points above must see: the caller then
+ * takes the full route (which also reports a malloc that failed here). */
 ST_HIDDEN void *st__harden_malloc_small(size_t size);
 ST_HIDDEN bool st__harden_free_small(void *p, st_span_t *span);
 /* The requested size of live block p, after the same checks as free. */

@@ -111,6 +111,9 @@ typedef struct quarantine {
   held slot[QUARANTINE_SLOTS];
   uint32_t spare_count;
   size_t spare_bytes; /* the usable bytes of the spares */
+  /* spare[i]'s length in pages, guard included: take_spare finds a length with one memchr
+   * over these bytes instead of a loop over the entries. */
+  uint8_t spare_pages[SPARE_SLOTS];
   quarantined spare[SPARE_SLOTS]; /* LARGE blocks out of the quarantine, guard page kept */
 } quarantine;
 
@@ -119,6 +122,8 @@ _Static_assert(QUARANTINE_SLOTS % QUARANTINE_BATCH == 0 && QUARANTINE_BATCH * 8 
                "whole batches fill the ring; one random word shuffles a batch");
 _Static_assert(QUARANTINE_BYTES / QUARANTINE_LARGE_MAX >= (size_t)2 * QUARANTINE_BATCH,
                "the byte limit never releases a part of a batch");
+_Static_assert((QUARANTINE_LARGE_MAX >> ST_PAGE_SHIFT) + 2 <= UINT8_MAX,
+               "a spare's length in pages (with its guard and rounding) fits spare_pages");
 
 static uint64_t secret;           /* const after harden_init */
 /* How many bytes from a freed block's start are filled and checked (STRATA_HARDENED_FILL;
@@ -325,30 +330,30 @@ ST_INLINE bool canary_tail_intact(const uint8_t *b, size_t size, size_t from, si
 }
 
 /* LARGE and HUGE blocks, and aligned ones: through the core's general entry points. */
-/* A spare LARGE block of exactly `bytes` (guard included) on an `align` boundary (0 for
- * malloc's), or NULL. */
+/* A spare LARGE block of exactly `bytes` (guard included, whole pages of at most
+ * QUARANTINE_LARGE_MAX + 2 pages) on an `align` boundary (1 for malloc's), or NULL. */
 static void *take_spare(size_t bytes, size_t align) {
   quarantine *q = tls_quarantine;
-  /* The usable bytes kept in the entry tell most spares apart without reading their span
-   * (two lengths share them: 32 KiB without a guard and 36 KiB with one). */
-  size_t usable = usable_of(bytes);
-  for (uint32_t i = 0; q != NULL && i < q->spare_count; i++) {
-    if (q->spare[i].usable != usable || st__span_bytes(q->spare[i].span) != bytes ||
-        ((uintptr_t)q->spare[i].p & (align - 1)) != 0)
-      continue;
+  if (q == NULL) return NULL;
+  const uint8_t *first = q->spare_pages, *end = first + q->spare_count;
+  int pages = (int)(bytes >> ST_PAGE_SHIFT);
+  for (const uint8_t *at = first; at < end && (at = memchr(at, pages, (size_t)(end - at))) != NULL; at++) {
+    uint32_t i = (uint32_t)(at - first), last;
     void *p = q->spare[i].p;
+    if (((uintptr_t)p & (align - 1)) != 0) continue;
     q->spare_bytes -= q->spare[i].usable;
-    q->spare[i] = q->spare[--q->spare_count];
+    last = --q->spare_count;
+    q->spare[i] = q->spare[last];
+    q->spare_pages[i] = q->spare_pages[last];
     return p;
   }
   return NULL;
 }
 
-/* Gives block p of the core (core_size bytes) its guard page (on) or none; false when the kernel refuses a
- * guard. A LARGE span may come from the page heap with its guard still set (it keeps the
+/* Gives block p of span (core_size bytes) its guard page (on) or none; false when the
+ * kernel refuses a guard. A LARGE span may come from the page heap with its guard still set (it keeps the
  * guard of a span freed at the same length, core/pageheap.c), which then costs nothing. */
-static bool set_guard(void *p, size_t core_size, bool on) {
-  st_span_t *span = st__pagemap_lookup(p);
+static bool set_guard(void *p, st_span_t *span, size_t core_size, bool on) {
   if (span->kind == ST_SPAN_LARGE) return st__pageheap_guard(span, on);
   return !on || st__os_protect((char *)p + core_size - ST_PAGE_SIZE, ST_PAGE_SIZE, false);
 }
@@ -365,8 +370,9 @@ static void *harden_malloc_pages(size_t need, size_t size, size_t align, bool ze
   }
   p = align == 0 ? st__core_malloc(need, false) : st__core_malloc_aligned(need, align);
   if (p == NULL) return NULL;
-  size_t core_size = st__core_usable_size(p, "malloc");
-  if (!set_guard(p, core_size, core_size > GUARDED_MIN)) {
+  st_span_t *span = st__pagemap_lookup(p);
+  size_t core_size = st__core_usable_size_of(p, span, "malloc");
+  if (!set_guard(p, span, core_size, core_size > GUARDED_MIN)) {
     st__core_free(p, NULL, "malloc");
     return NULL;
   }
@@ -407,7 +413,21 @@ ST_INLINE void *malloc_small(size_t size) {
   return p;
 }
 
-void *st__harden_malloc_small(size_t size) { return malloc_small(size); }
+/* st__harden_malloc_small when malloc_small declines: a refill of the class's span, or a
+ * LARGE block of up to QUARANTINE_LARGE_MAX bytes (a spare, most of the time), for a
+ * thread that has its cache once harden_init has run, without the dispatch and a second
+ * malloc_small; NULL (the caller's full route then tries again) for every other case. */
+ST_NOINLINE static void *malloc_declined(size_t size) {
+  if (st__tls_hidden_tcache == NULL || size > QUARANTINE_LARGE_MAX ||
+      st_load_acquire(&xinit_state) != 2)
+    return NULL;
+  return harden_malloc_general(size, 0, false);
+}
+
+void *st__harden_malloc_small(size_t size) {
+  void *p = malloc_small(size);
+  return ST_LIKELY(p != NULL) ? p : malloc_declined(size);
+}
 
 void *st__harden_malloc(size_t size, size_t align, bool zero) {
   void *p = align == 0 && !zero ? malloc_small(size) : NULL;
@@ -520,6 +540,7 @@ ST_NOINLINE static void large_leaves_quarantine(quarantined q) {
   if (mine != NULL && guarded_as_malloc_sets && mine->spare_count < SPARE_SLOTS &&
       mine->spare_bytes + q.usable <= SPARE_BYTES) {
     mine->spare_bytes += q.usable;
+    mine->spare_pages[mine->spare_count] = (uint8_t)q.span->pages;
     mine->spare[mine->spare_count++] = q;
     return;
   }
@@ -562,14 +583,12 @@ ST_NOINLINE static void release_unquarantined(void *p, st_span_t *span, size_t b
 
 ST_INLINE uint32_t quarantine_count(const quarantine *q) { return q->freed - q->released; }
 
-/* The usable bytes of a block in the ring, as its free found them: a LARGE block's (its
- * span unchanged while it is held) from the core, out of line. */
-ST_NOINLINE static size_t large_usable(const void *p) {
-  return usable_of(st__core_usable_size(p, "free"));
-}
-
+/* The usable bytes of a block in the ring, as its free found them: a LARGE block's from
+ * its span's length, which stays as it was while the block is held (the span is the
+ * thread's until the block leaves; only realloc resizes a span, and a held block is no
+ * longer the program's to pass in). */
 ST_INLINE size_t held_usable(held h) {
-  return ST_LIKELY(h.span->kind == ST_SPAN_SLAB) ? h.span->block_size : large_usable(h.p);
+  return ST_LIKELY(h.span->kind == ST_SPAN_SLAB) ? h.span->block_size : usable_of(st__span_bytes(h.span));
 }
 
 /* The oldest batch (or all blocks, if fewer) leaves the quarantine, checked and released
@@ -660,10 +679,9 @@ static void release_checked(void *p, st_span_t *span, uint64_t mix, size_t usabl
 /* A LARGE or HUGE block the program passes in, checked: its span, usable bytes and size. */
 static size_t pages_checked_size(const void *p, st_span_t **span, size_t *usable, uint64_t mix,
                                  const char *fn) {
-  *usable = usable_of(st__core_usable_size(p, fn)); /* invalid pointers end here */
-  size_t size = checked_size(p, *usable, mix, fn);
   if (*span == NULL) *span = st__pagemap_lookup(p);
-  return size;
+  *usable = usable_of(st__core_usable_size_of(p, *span, fn)); /* invalid pointers end here */
+  return checked_size(p, *usable, mix, fn);
 }
 
 ST_NOINLINE static void harden_free_pages(void *p, st_span_t *span, const char *fn) {
@@ -697,15 +715,23 @@ ST_NOINLINE static bool quarantine_long_slab_block(quarantine *q, void *p, st_sp
   return true;
 }
 
+/* A LARGE block freed by a thread that has a quarantine: free_small's tail call, so the
+ * api's free reaches harden_free_pages without the dispatch and a second free_small. */
+ST_NOINLINE static bool free_large(void *p, st_span_t *span, const char *fn) {
+  harden_free_pages(p, span, fn);
+  return true;
+}
+
 /* The common case, the free of a slab block that does not carry the free mark by a thread
  * that has a quarantine (so harden_init has run), calls nothing but what ends the program
  * unless it fills the ring or the block is long (so it needs no stack frame): the checks
  * of small_checked_size, the fill (stored inline up to inline_fill_max bytes), the block
- * put in the ring. False, nothing
+ * put in the ring. A LARGE block of such a thread goes to free_large. False, nothing
  * changed, for every other case; span may be &st__pagemap.none (whose kind is FREE). */
 ST_INLINE bool free_small(void *p, st_span_t *span, const char *fn) {
   quarantine *q = tls_quarantine;
-  if (ST_UNLIKELY(q == NULL || span->kind != ST_SPAN_SLAB)) return false;
+  if (ST_UNLIKELY(q == NULL || span->kind != ST_SPAN_SLAB))
+    return q != NULL && span->kind == ST_SPAN_LARGE && free_large(p, span, fn);
   if (ST_UNLIKELY(!st__span_is_block(span, (uintptr_t)p))) invalid_pointer(p, span, fn);
   if (ST_UNLIKELY(((const st_block_t *)p)->key == st__block_key(span))) return false;
   size_t usable = span->block_size;
@@ -758,7 +784,6 @@ void *st__harden_realloc(void *p, size_t size) {
     usable = span->block_size;
     old = small_checked_size(p, span, mix, "realloc");
   } else {
-    span = NULL;
     old = pages_checked_size(p, &span, &usable, mix, "realloc");
   }
   size_t need = size + OVERHEAD;
