@@ -4,8 +4,10 @@
  * Owns: N worker slots, each run by a chain of short-lived threads ("generations"), so
  * threads exit and new ones start while the others keep allocating. Every slot draws its
  * operations from its own seeded PRNG: malloc/calloc/realloc/aligned_alloc/posix_memalign of
- * small (8 B..1 KiB), medium (1..256 KiB) and a few huge (1..8 MiB) blocks. Every block is
- * filled with a pattern derived from its id and verified before it is freed or resized.
+ * small (8 B..1 KiB), medium (1..256 KiB) and a few big (1..16 MiB) blocks, two in five past
+ * the 8 MiB huge threshold (mapped on their own, reused from the cache of freed mappings,
+ * resized by mremap). Every block is filled with a pattern derived from its id and verified
+ * before it is freed or resized.
  * More than half of the releases go to another slot's mailbox (a mutex-protected array)
  * and are freed, or adopted and later resized, by that slot's thread: cross-thread frees.
  * At the end the main thread frees what is left (blocks whose owner threads have exited)
@@ -102,7 +104,7 @@ static size_t pick_size(slot *sl, uint64_t *rng) {
   if (r < 800) return rng_size(rng, 8, 1024);
   if (r < 997) return rng_size(rng, 1025, 256 * 1024);
   sl->huge++;
-  return rng_size(rng, 1 << 20, 8 << 20);
+  return rng_size(rng, 1 << 20, 16 << 20);
 }
 
 static uint64_t pattern_word(uint64_t id, size_t k) {
