@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -53,14 +54,21 @@ static size_t best_spans[MAX_SHARDS][KINDS];
 static size_t best_anon_bytes;              /* RssAnon at the kept snapshot */
 static unsigned best_shards;                /* shards seen in the dump */
 
+/* Reads a /proc file into buf (NUL-terminated) with open/read, which do not allocate;
+ * false when it cannot. */
+static bool read_proc(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, size - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return true;
+}
+
 static size_t resident_bytes(void) {
   char buf[128];
-  int fd = open("/proc/self/statm", O_RDONLY);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
+  if (!read_proc("/proc/self/statm", buf, sizeof buf)) return 0;
   unsigned long size = 0, resident = 0;
   if (sscanf(buf, "%lu %lu", &size, &resident) != 2) return 0;
   return resident * (size_t)sysconf(_SC_PAGESIZE);
@@ -68,12 +76,7 @@ static size_t resident_bytes(void) {
 
 static size_t anon_resident_bytes(void) {
   char buf[2048];
-  int fd = open("/proc/self/status", O_RDONLY);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
+  if (!read_proc("/proc/self/status", buf, sizeof buf)) return 0;
   const char *at = strstr(buf, "RssAnon:");
   unsigned long kib = 0;
   return at != NULL && sscanf(at, "RssAnon: %lu", &kib) == 1 ? (size_t)kib << 10 : 0;

@@ -40,6 +40,15 @@ static void write_pages(char *p, size_t size, char tag) {
   for (size_t i = 0; i < size; i += PAGE) p[i] = tag;
 }
 
+/* Allocates a block of `size` bytes, writes every page with tag and frees it (into the cache,
+ * when it may hold it). */
+static void free_written_block(size_t size, char tag) {
+  char *p = st_malloc(size);
+  REQUIRE(p != NULL);
+  write_pages(p, size, tag);
+  st_free(p);
+}
+
 /* Starts each case from an empty cache and purged page heaps, with the default options. */
 static void reset(void) {
   st__option_values[ST_OPTION_PURGE_DELAY_MS] = 250;
@@ -50,10 +59,7 @@ static void reset(void) {
 
 static void a_freed_block_is_reused_with_its_pages_resident(void) {
   reset();
-  char *p = st_malloc(24 * MiB);
-  REQUIRE(p != NULL);
-  write_pages(p, 24 * MiB, 'a');
-  st_free(p);
+  free_written_block(24 * MiB, 'a');
   CHECK_EQ(cached_bytes(), 24 * MiB);
   size_t maps = map_calls();
   char *q = st_malloc(24 * MiB);
@@ -89,10 +95,7 @@ static void a_shorter_request_gives_back_the_tail(void) {
 
 static void a_longer_request_grows_a_cached_mapping(void) {
   reset();
-  char *p = st_malloc(16 * MiB);
-  REQUIRE(p != NULL);
-  write_pages(p, 16 * MiB, 'a');
-  st_free(p);
+  free_written_block(16 * MiB, 'a');
   char *q = st_malloc(40 * MiB);
   REQUIRE(q != NULL);
   CHECK_EQ((uintptr_t)q % ST_OS_HUGE_PAGE_SIZE, 0);
@@ -105,10 +108,7 @@ static void a_longer_request_grows_a_cached_mapping(void) {
   /* A mapping that ends past a huge-page boundary keeps the pages up to the boundary: the
    * rest of that 2 MiB faults once, as a huge page. */
   st_trim(0);
-  p = st_malloc(17 * MiB + 100);
-  REQUIRE(p != NULL);
-  write_pages(p, 17 * MiB + 100, 'c');
-  st_free(p);
+  free_written_block(17 * MiB + 100, 'c');
   q = st_malloc(40 * MiB);
   REQUIRE(q != NULL);
   CHECK_EQ(resident_pages(q, 16 * MiB), 16 * MiB / PAGE);
@@ -121,10 +121,7 @@ static void a_longer_request_grows_a_cached_mapping(void) {
 static void nothing_stays_cached_beside_new_memory(void) {
   reset();
   /* calloc maps afresh (a cached block is not zero) and releases the cache first. */
-  char *p = st_malloc(24 * MiB);
-  REQUIRE(p != NULL);
-  write_pages(p, 24 * MiB, 'a');
-  st_free(p);
+  free_written_block(24 * MiB, 'a');
   CHECK_EQ(cached_bytes(), 24 * MiB);
   char *z = st_calloc(1, 24 * MiB);
   REQUIRE(z != NULL);
@@ -134,7 +131,7 @@ static void nothing_stays_cached_beside_new_memory(void) {
   st_free(z);
   /* A page-heap span whose pages are not resident (st_trim purged them all). */
   st_trim(0);
-  p = st_malloc(24 * MiB);
+  char *p = st_malloc(24 * MiB);
   REQUIRE(p != NULL);
   st_free(p);
   CHECK_EQ(cached_bytes(), 24 * MiB);
@@ -253,10 +250,7 @@ static void *churn(void *arg) {
 
 static void the_cache_survives_fork(void) {
   reset();
-  char *p = st_malloc(24 * MiB);
-  REQUIRE(p != NULL);
-  write_pages(p, 24 * MiB, 'a');
-  st_free(p);
+  free_written_block(24 * MiB, 'a');
   CHECK_EQ(cached_bytes(), 24 * MiB);
   fflush(NULL);
   pid_t pid = fork();
