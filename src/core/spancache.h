@@ -15,7 +15,12 @@
  * pages per thread; a free past them goes to the page heap. The bounds were raised from 16
  * spans and 128 pages when blocks of 8..16 KiB became pages: with the old ones a quarter of
  * their frees missed the stock, and the page heap's lock and search cost `threads 20 1`
- * 5.7% more instructions in all (docs/memory.md). The stock goes back to the page heap at
+ * 5.7% more instructions in all (docs/memory.md). A malloc whose page count the stock lacks
+ * takes a span one page longer, whole (the block's usable size is the span's): under random
+ * sizes each page count's stock runs dry on its own while the next one holds spans, and a
+ * page-heap round trip costs some 750 instructions. The longer blocks hold a page more at
+ * the peak, which the budget gives back: 224 pages rather than 256 (docs/benchmarks.md
+ * section 9). The stock goes back to the page heap at
  * st_trim (the calling thread's), when its thread exits, and in a forked child for every
  * thread that did not survive the fork; the child's own thread keeps its stock.
  *
@@ -36,7 +41,7 @@
 #define ST_SPANCACHE_MAX_PAGES ((size_t)8)
 #define ST_SPANCACHE_KINDS (ST_SPANCACHE_MAX_PAGES - ST_SPANCACHE_MIN_PAGES + 1)
 #define ST_SPANCACHE_DEPTH 32
-#define ST_SPANCACHE_BUDGET_PAGES 256 /* 1 MiB per thread */
+#define ST_SPANCACHE_BUDGET_PAGES 224 /* 896 KiB per thread */
 
 _Static_assert(ST_SPANCACHE_MAX_PAGES > ST_SMALL_MAX / ST_PAGE_SIZE, "plain malloc uses the stock");
 
@@ -60,10 +65,11 @@ ST_INLINE st_span_t *st__spancache_remove(st_spancache_t *sc, size_t k, unsigned
   return span;
 }
 
-/* A cached span of exactly `pages` pages (pages >= 1), or NULL. */
+/* A cached span of `pages` pages, else of pages + 1 (pages >= 1), or NULL. */
 ST_INLINE st_span_t *st__spancache_take(st_spancache_t *sc, size_t pages) {
   size_t k = pages - ST_SPANCACHE_MIN_PAGES;
-  if (k >= ST_SPANCACHE_KINDS || sc->count[k] == 0) return NULL;
+  if (k >= ST_SPANCACHE_KINDS) return NULL;
+  if (sc->count[k] == 0 && (++k == ST_SPANCACHE_KINDS || sc->count[k] == 0)) return NULL;
   return st__spancache_remove(sc, k, sc->count[k] - 1u);
 }
 

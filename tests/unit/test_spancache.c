@@ -107,6 +107,31 @@ static void stock_is_bounded(void) {
   st_trim(0);
 }
 
+/* A malloc whose page count the stock lacks takes a stocked span one page longer, whole:
+ * its usable size is that span's, it goes back to the stock at its own length, and a span
+ * two pages longer is left for the page heap's search. */
+static void miss_takes_a_span_one_page_longer(void) {
+  char *p = st_malloc(6 * ST_PAGE_SIZE);
+  REQUIRE(p != NULL);
+  st_free(p);
+  char *q = st_calloc(1, 5 * ST_PAGE_SIZE - 100);
+  CHECK(q == p);
+  CHECK_EQ(st_usable_size(q), (size_t)6 * ST_PAGE_SIZE);
+  size_t nonzero = 0;
+  for (size_t i = 0; i < 5 * ST_PAGE_SIZE - 100; i++) nonzero += q[i] != 0;
+  CHECK_EQ(nonzero, 0);
+  CHECK_EQ(cached_spans(), 0);
+  st_free(q);
+  st_spancache_t *sc = &st__tls_tcache->spans;
+  CHECK_EQ(sc->count[6 - ST_SPANCACHE_MIN_PAGES], 1);
+  char *r = st_malloc(4 * ST_PAGE_SIZE);
+  REQUIRE(r != NULL);
+  CHECK(r != p);
+  CHECK_EQ(sc->count[6 - ST_SPANCACHE_MIN_PAGES], 1);
+  st_free(r);
+  st_trim(0);
+}
+
 /* A block of a few pages aligned beyond a page comes back to a later request of its page
  * count whose boundary its start lies on, and stays in the stock for one it misses. */
 static void aligned_block_comes_back_when_its_start_fits(void) {
@@ -251,6 +276,7 @@ int main(void) {
   RUN_CASE(plain_malloc_and_free_use_the_stock);
   RUN_CASE(trim_empties_the_stock);
   RUN_CASE(stock_is_bounded);
+  RUN_CASE(miss_takes_a_span_one_page_longer);
   RUN_CASE(aligned_block_comes_back_when_its_start_fits);
   RUN_CASE(small_alignment_of_a_large_block_uses_the_stock);
   RUN_CASE(thread_exit_empties_the_stock);
