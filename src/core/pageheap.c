@@ -703,14 +703,23 @@ size_t st__pageheap_unmap_free(void) {
   return bytes;
 }
 
-void st__pageheap_purge_after_collapse(void) {
-  if (!st_load_relaxed(&xcollapse_seen) || !st_exchange_acq_rel(&xcollapse_seen, 0)) return;
+static void purge_every_shard_over_budget(void) {
   for (unsigned i = 0; i < st__pageheap_shard_count(); i++) {
     st_pageheap_t *ph = &shards[i];
     st__pageheap_lock(ph);
     if (ph->dirty_pages > dirty_budget_pages()) purge_locked(ph, PURGE_OVER_BUDGET);
     st__pageheap_unlock(ph);
   }
+}
+
+void st__pageheap_purge_after_collapse(void) {
+  if (!st_load_relaxed(&xcollapse_seen) || !st_exchange_acq_rel(&xcollapse_seen, 0)) return;
+  purge_every_shard_over_budget();
+}
+
+void st__pageheap_purge_if_collapsed(void) {
+  if (dirty_budget_pages() == SIZE_MAX) return; /* the heap has not collapsed: no lock taken */
+  purge_every_shard_over_budget();
 }
 
 void st__pageheap_free(st_span_t *span) {

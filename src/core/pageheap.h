@@ -87,6 +87,10 @@ ST_HIDDEN void st__pageheap_free(st_span_t *span);
  * the budget (callers that free spans with st__pageheap_free_locked call it after
  * unlocking). */
 ST_HIDDEN void st__pageheap_purge_after_collapse(void);
+/* The same whether or not a slab span's release saw the collapse: for a thread's exit, after
+ * which a program that shrank may not call the allocator again, and whose last frees may all
+ * have been large blocks (a hardened thread's quarantine empties in random order). */
+ST_HIDDEN void st__pageheap_purge_if_collapsed(void);
 /* Unmaps the free spans of every shard (out of address space); returns bytes released. */
 ST_HIDDEN size_t st__pageheap_unmap_free(void);
 /* Returns a SLAB or LARGE span to the free lists, coalescing it with free neighbours (a

@@ -360,7 +360,7 @@ void st__tcache_abandon(st_tcache_t *tc, bool forced) {
   if (forced) st_store_relaxed(&tc->owner.xreclaim, NULL);
   else st__page_take_reclaimed(&tc->owner);
   tcache_for_each_span(tc, span_abandon, forced);
-  st__pageheap_purge_after_collapse();
+  st__pageheap_purge_if_collapsed();
 }
 
 void st__tcache_release_empty(st_tcache_t *tc) {

@@ -90,8 +90,14 @@ static void cache_recycle_locked(st_tcache_t *tc) {
   live_count--;
 }
 
+static _Atomic(st_thread_exit_hook *) xexit_hook;
+
+void st__thread_set_exit_hook(st_thread_exit_hook *hook) { st_store_release(&xexit_hook, hook); }
+
 static void thread_exit(void *arg) {
   st_tcache_t *tc = arg;
+  st_thread_exit_hook *hook = st_load_acquire(&xexit_hook);
+  if (hook != NULL) hook();
   st__tls_tcache = &tcache_exited;
   st__tls_hidden_tcache = &tcache_exited;
   st__tcache_abandon(tc, false);

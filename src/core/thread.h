@@ -66,4 +66,11 @@ typedef struct st_fork_hooks {
 /* Sets the hooks (one set per process; *hooks must stay valid). Never allocates. */
 ST_HIDDEN void st__thread_set_fork_hooks(const st_fork_hooks *hooks);
 
+/* Called first when a thread with a cache exits, while that cache still serves it: a layer
+ * above gives back what it holds for the thread (hardened mode's quarantine), so those
+ * blocks go back as the owner's frees and the spans they empty are released with the cache,
+ * rather than as remote frees into spans the cache has abandoned. One hook per process. */
+typedef void st_thread_exit_hook(void);
+ST_HIDDEN void st__thread_set_exit_hook(st_thread_exit_hook *hook);
+
 #endif

@@ -49,6 +49,7 @@
 #include "core/page.h"
 #include "core/pageheap.h"
 #include "core/pagemap.h"
+#include "core/thread.h"
 #include "debug/debug.h"
 #include "os/os.h"
 
@@ -139,6 +140,7 @@ static pthread_key_t exit_key;    /* its destructor empties the exiting thread's
 static __thread quarantine *tls_quarantine __attribute__((tls_model("initial-exec")));
 
 static void quarantine_drain(void *arg);
+static void quarantine_drain_at_exit(void);
 
 /* Once, from the first hardened call. pthread_key_create does not allocate. */
 static void harden_init(void) {
@@ -152,6 +154,7 @@ static void harden_init(void) {
   fill_limit = fill == 0 ? SIZE_MAX : (size_t)fill;
   inline_fill_max = fill_limit < WHOLE_INLINE_MAX ? fill_limit : WHOLE_INLINE_MAX;
   pthread_key_create(&exit_key, quarantine_drain);
+  st__thread_set_exit_hook(quarantine_drain_at_exit);
   st_store_release(&xinit_state, 2);
 }
 
@@ -647,7 +650,7 @@ ST_INLINE void quarantine_put(void *p, st_span_t *span, size_t usable) {
   if (ST_UNLIKELY(quarantine_count(q) == QUARANTINE_SLOTS)) release_oldest(q);
 }
 
-/* Thread exit: every block goes back (as remote frees once the core dropped the cache). */
+/* Thread exit: every block goes back. */
 static void quarantine_drain(void *arg) {
   quarantine *q = arg;
   tls_quarantine = NULL;
@@ -655,6 +658,17 @@ static void quarantine_drain(void *arg) {
   for (uint32_t i = 0; i < q->spare_count; i++)
     large_release(q->spare[i].p, q->spare[i].span);
   st__core_small_free_checked(q, st__pagemap_lookup(q));
+}
+
+/* The core's thread exit, before it drops the thread's cache (st__thread_set_exit_hook): the
+ * quarantine drains through that cache, and its key's destructor then has nothing left to do.
+ * A thread whose cache went first (a quarantine made after the core's exit) drains in the
+ * destructor, its blocks then going back as remote frees. */
+static void quarantine_drain_at_exit(void) {
+  quarantine *q = tls_quarantine;
+  if (q == NULL) return;
+  pthread_setspecific(exit_key, NULL);
+  quarantine_drain(q);
 }
 
 /* ---- free ------------------------------------------------------------------------------ */

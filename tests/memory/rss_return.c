@@ -5,6 +5,10 @@
  *   rss_return huge    a freed 256 MiB block leaves RSS at once
  *   rss_return exited  blocks of a thread that exited, freed by another thread, do not stay
  *                      resident once that thread allocates again
+ *   rss_return worker  a thread allocates 128 MiB of small and 16 KiB blocks, frees them and
+ *                      exits: RSS is back within 10 MiB of the start when it has been joined,
+ *                      with no later allocation (also run hardened: its quarantine drains
+ *                      while the thread's cache still serves it)
  *   rss_return trim    with purging held back (STRATA_PURGE_DELAY_MS=-1 and a huge
  *                      STRATA_PURGE_RETAIN_KB), trim gives the memory back at once and
  *                      returns 1
@@ -136,6 +140,35 @@ static void blocks_of_exited_threads_come_back(void) {
   CHECK_LE(rss, base + 10 * MiB);
 }
 
+enum { WORKER_BLOCKS = 8192 }; /* of each size */
+static void *worker_blocks[2 * WORKER_BLOCKS];
+
+/* 8,192 blocks of 64 B and 8,192 of 16 KiB (128 MiB), all written, then all freed by the
+ * thread itself, which then exits. */
+static void *allocate_free_and_exit(void *arg) {
+  (void)arg;
+  for (long i = 0; i < 2 * WORKER_BLOCKS; i++) {
+    size_t size = i % 2 == 0 ? 64 : 16 << 10;
+    worker_blocks[i] = MALLOC(size);
+    if (worker_blocks[i] != NULL) memset(worker_blocks[i], 5, size);
+  }
+  for (long i = 0; i < 2 * WORKER_BLOCKS; i++) FREE(worker_blocks[i]);
+  return NULL;
+}
+
+static void a_finished_workers_memory_leaves_with_it(void) {
+  void *warm = MALLOC(64);
+  FREE(warm);
+  escape(worker_blocks);
+  size_t base = rss_bytes();
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, allocate_free_and_exit, NULL) == 0);
+  pthread_join(t, NULL); /* after the thread's key destructors, where strata lets go of it */
+  size_t rss = rss_bytes();
+  fprintf(stderr, "worker: base %zu MiB, after the worker exited %zu MiB\n", base / MiB, rss / MiB);
+  CHECK_LE(rss, base + 10 * MiB);
+}
+
 static void trim_gives_back_at_once(void) {
   enum { BLOCKS = 2000 };
   size_t base = rss_bytes();
@@ -185,6 +218,7 @@ int main(int argc, char **argv) {
   else if (strcmp(which, "huge") == 0) RUN_CASE(a_huge_block_leaves_at_once);
   else if (strcmp(which, "trim") == 0) RUN_CASE(trim_gives_back_at_once);
   else if (strcmp(which, "exited") == 0) RUN_CASE(blocks_of_exited_threads_come_back);
+  else if (strcmp(which, "worker") == 0) RUN_CASE(a_finished_workers_memory_leaves_with_it);
 #ifdef API_STRATA
   else if (strcmp(which, "stats") == 0) RUN_CASE(statistics_leave_the_pagemap_untouched);
 #endif
