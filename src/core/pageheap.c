@@ -171,12 +171,16 @@ static void exact_list_dirty_span_removed(st_pageheap_t *ph, size_t i) {
   st_store_relaxed(&ph->xdirty_first[i / 64], word & ~bit);
 }
 
-/* The word of xdirty_first after the exact lists' bits: dirty_long, published. */
+/* The word of xdirty_first after the exact lists' bits: the count of dirty spans on
+ * free_large (written under the lock, so a relaxed load and store update it). */
 #define DIRTY_LONG_WORD (ST_FREE_EXACT_PAGES / 64)
 
-static void long_list_count_dirty(st_pageheap_t *ph, long delta) {
-  ph->dirty_long += (size_t)delta;
-  st_store_relaxed(&ph->xdirty_first[DIRTY_LONG_WORD], (uint64_t)ph->dirty_long);
+static uint64_t dirty_long_spans(st_pageheap_t *ph) {
+  return st_load_relaxed(&ph->xdirty_first[DIRTY_LONG_WORD]);
+}
+
+static void long_list_count_dirty(st_pageheap_t *ph, int64_t delta) {
+  st_store_relaxed(&ph->xdirty_first[DIRTY_LONG_WORD], dirty_long_spans(ph) + (uint64_t)delta);
 }
 
 static void free_list_insert(st_pageheap_t *ph, st_span_t *s) {
@@ -255,7 +259,7 @@ static st_span_t *find_dirty(st_pageheap_t *ph, size_t pages, size_t align) {
  * shards ask without its lock, and an answer that is stale by then only costs a search; a
  * dirty span on free_large may be shorter than a request of more than 256 pages). */
 static bool holds_dirty_span(st_pageheap_t *ph, size_t pages) {
-  if (st_load_relaxed(&ph->xdirty_first[DIRTY_LONG_WORD]) != 0) return true;
+  if (dirty_long_spans(ph) != 0) return true;
   if (pages > ST_FREE_EXACT_PAGES) return false;
   size_t first = pages - 1;
   for (size_t w = first / 64; w < DIRTY_LONG_WORD; w++) {
@@ -281,7 +285,7 @@ static st_span_t *find_best_fit(st_pageheap_t *ph, size_t pages, bool dirty) {
       }
     }
   }
-  if (dirty && ph->dirty_long == 0) return NULL;
+  if (dirty && dirty_long_spans(ph) == 0) return NULL;
   st_span_t *best = NULL;
   st_list_t *pos, *tmp;
   st_list_for_each_safe(pos, tmp, &ph->free_large) {
@@ -892,9 +896,7 @@ bool st__pageheap_validate_locked(st_pageheap_t *ph) {
       return false;
     dirty_long += s->dirty_pages != 0;
   }
-  if (!check(dirty_long == ph->dirty_long &&
-                 st_load_relaxed(&ph->xdirty_first[DIRTY_LONG_WORD]) == dirty_long,
-             "dirty long span count drifted", ph))
+  if (!check(dirty_long_spans(ph) == dirty_long, "dirty long span count drifted", ph))
     return false;
   return check(pages == ph->free_pages, "free page count drifted", ph) &&
          check(dirty == ph->dirty_pages, "dirty page count drifted", ph);

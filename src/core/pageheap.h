@@ -39,10 +39,10 @@ typedef struct st_pageheap {
   _Atomic(uint64_t) xdirty_first[ST_FREE_EXACT_PAGES / 64 + 1]; /* written under lock, read
                                                   without (other shards, to borrow): bit i set
                                                   iff free_exact[i] starts with a dirty span;
-                                                  the last word is dirty_long */
+                                                  the last word counts the dirty spans
+                                                  on free_large */
   st_list_t free_exact[ST_FREE_EXACT_PAGES];   /* lock: free spans of i + 1 pages, dirty first */
   st_list_t free_large;                        /* lock: longer free spans, unordered */
-  size_t dirty_long;                           /* lock: dirty spans on free_large */
   st_list_t dirty;                             /* lock: dirty free spans, oldest first */
   st_list_t abandoned[ST_NUM_CLASSES];         /* lock: slab spans whose owner exited */
   st_atomic_size xabandoned_count;             /* written under lock, read without: spans on
